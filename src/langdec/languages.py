@@ -1,0 +1,82 @@
+"""The one place language codes are normalised and per-language tables are loaded.
+
+Each `languages/<code>.yaml` holds everything language-specific: codes and
+aliases (ISO 639-1, FLORES-200), the transpiler's Python vocabulary, the
+instruction prompts and the native answer words. Adding a language is adding a file.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import LangdecError, did_you_mean
+from .paths import project_root
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    name: str
+    flores: str
+    aliases: tuple[str, ...]
+    path: Path
+    table: dict[str, Any] = field(repr=False, compare=False, hash=False)
+
+
+def languages_dir() -> Path:
+    return project_root() / "languages"
+
+
+@functools.lru_cache(maxsize=1)
+def all_languages() -> dict[str, Language]:
+    out: dict[str, Language] = {}
+    for path in sorted(languages_dir().glob("*.yaml")):
+        try:
+            table = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise LangdecError(f"{path}: not valid YAML ({exc}); fix the file") from exc
+        for key in ("code", "name", "flores"):
+            if not isinstance(table.get(key), str):
+                raise LangdecError(f"{path}: missing string key {key!r}")
+        if table["code"] != path.stem:
+            raise LangdecError(f"{path}: code {table['code']!r} must match the file name {path.stem!r}")
+        out[table["code"]] = Language(
+            code=table["code"],
+            name=table["name"],
+            flores=table["flores"],
+            aliases=tuple(str(a) for a in table.get("aliases", [])),
+            path=path,
+            table=table,
+        )
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _alias_index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for lang in all_languages().values():
+        for alias in (lang.code, lang.flores, *lang.aliases):
+            index[alias.lower().replace("-", "_")] = lang.code
+    return index
+
+
+def normalise(code: str) -> str:
+    """'zh', 'zho_Hans', 'ZH-hans' -> 'zh'. Unknown codes fail listing the valid ones."""
+    key = str(code).strip().lower().replace("-", "_")
+    found = _alias_index().get(key)
+    if found is None:
+        raise did_you_mean("language", str(code), all_languages())
+    return found
+
+
+def get(code: str) -> Language:
+    return all_languages()[normalise(code)]
+
+
+def flores(code: str) -> str:
+    return get(code).flores

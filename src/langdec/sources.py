@@ -1,0 +1,131 @@
+"""Streams source files from a file, a directory tree, Parquet/JSONL, or a Hugging Face dataset.
+
+Every source yields `SourceRow`s one at a time; nothing is materialised whole, so
+a 100k-file corpus or a streamed hub dataset costs the memory of one batch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import LangdecError
+
+CODE_COLUMNS = ("code", "content", "text")
+
+
+@dataclass
+class SourceRow:
+    file_path: str
+    data: bytes | str  # bytes from disk (decoding is checked later), str from tables
+    license: str | None = None
+    idx: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        if isinstance(self.data, str):
+            return self.data
+        return self.data.decode("utf-8")  # UnicodeDecodeError is reported by the caller
+
+
+def iter_rows(src: str | Path, *, code_column: str | None = None, limit: int | None = None) -> Iterator[SourceRow]:
+    spec = str(src)
+    if spec.startswith("hf:"):
+        rows = _hub(spec[3:], code_column)
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise LangdecError(f"{path}: no such file or directory (sources: a .py file, a folder, .parquet, .jsonl, or hf:ID[:config])")
+        if path.is_dir():
+            rows = _tree(path)
+        elif path.suffix == ".parquet":
+            rows = _parquet(path, code_column)
+        elif path.suffix in (".jsonl", ".json"):
+            rows = _jsonl(path, code_column)
+        else:
+            rows = iter([SourceRow(path.name, path.read_bytes())])
+    for count, row in enumerate(rows):
+        if limit is not None and count >= limit:
+            return
+        yield row
+
+
+def _tree(root: Path) -> Iterator[SourceRow]:
+    for path in sorted(p for p in root.rglob("*.py") if p.is_file()):
+        yield SourceRow(path.relative_to(root).as_posix(), path.read_bytes())
+
+
+def _pick_column(columns, wanted: str | None, where: str) -> str:
+    if wanted:
+        if wanted not in columns:
+            raise LangdecError(f"{where}: no column {wanted!r}; columns are {sorted(columns)}")
+        return wanted
+    for name in CODE_COLUMNS:
+        if name in columns:
+            return name
+    raise LangdecError(f"{where}: no code column (looked for {', '.join(CODE_COLUMNS)}); pass --code-column")
+
+
+def _from_record(record: dict[str, Any], column: str, number: int) -> SourceRow:
+    path = record.get("file_path") or record.get("path") or record.get("max_stars_repo_path") or f"row-{number}"
+    idx = record.get("idx")
+    return SourceRow(
+        file_path=str(path),
+        data=record[column] if record[column] is not None else "",
+        license=record.get("license") or _first(record.get("licenses") or record.get("max_stars_repo_licenses")),
+        idx=int(idx) if idx is not None else None,
+        extra={k: v for k, v in record.items() if k in ("stars", "max_stars_count", "repo_name", "code_en")},
+    )
+
+
+def _first(value):
+    if isinstance(value, (list, tuple)) and value:
+        return str(value[0])
+    return value if isinstance(value, str) else None
+
+
+def _parquet(path: Path, column: str | None) -> Iterator[SourceRow]:
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise LangdecError(f"{path}: not a readable Parquet file ({exc}); re-export it or pass another source") from None
+    column = _pick_column(handle.schema_arrow.names, column, str(path))
+    number = 0
+    for batch in handle.iter_batches(batch_size=256):
+        for record in batch.to_pylist():
+            yield _from_record(record, column, number)
+            number += 1
+
+
+def _jsonl(path: Path, column: str | None) -> Iterator[SourceRow]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise LangdecError(f"{path}:{number + 1}: not valid JSON ({exc.msg}); fix or remove the line") from None
+            yield _from_record(record, _pick_column(record, column, f"{path}:{number + 1}"), number)
+
+
+def _hub(spec: str, column: str | None) -> Iterator[SourceRow]:
+    import datasets
+
+    name, _, config = spec.partition(":")
+    try:
+        stream = datasets.load_dataset(name, config or None, split="train", streaming=True)
+    except Exception as exc:
+        raise LangdecError(
+            f"hf:{spec}: cannot open the dataset ({type(exc).__name__}: {str(exc)[:200]}). Offline? "
+            "Pre-download it with `huggingface-cli download --repo-type dataset` and set HF_HUB_OFFLINE=1, "
+            "or export it to Parquet and pass the file."
+        ) from None
+    chosen = None
+    for number, record in enumerate(stream):
+        chosen = chosen or _pick_column(record, column, f"hf:{spec}")
+        yield _from_record(record, chosen, number)

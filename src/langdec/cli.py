@@ -1,0 +1,420 @@
+"""`langdec`: one command per stage of the study. Every MLproject entry point calls this.
+
+Errors a user can fix print one line naming the file/row/key and what to do, and
+exit with status 2; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import LangdecError
+
+DEFAULT_LADDER = "experiments/ladders/smoke.yaml"
+
+
+# --------------------------------------------------------------------------- shared arguments
+def _job_args(p: argparse.ArgumentParser, *, lang_required: bool = False) -> None:
+    p.add_argument("--condition", default="1", help="baseline, 1, 2, 3, 5 (experiments/conditions.yaml)")
+    p.add_argument("--lang", default=None, required=lang_required, help="trained language for conditions 2/3/5 (zh, es, ur, ...)")
+    p.add_argument("--tier", default="5k", help="file tier: 5k, 20k, 103k (sizes per profile)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--profile", default="smoke", help="smoke (offline default) or paper (experiments/profiles/)")
+    p.add_argument("--phase", default="phase-3", help="phase-3 (paper) or phase-2 (preliminary)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile value for this run, e.g. --set training.lr=1e-3 (repeatable)")
+
+
+def _job(args):
+    from . import config, languages
+
+    cond = config.condition(args.condition)
+    lang = languages.normalise(args.lang) if args.lang else None
+    if cond.name == "1" and lang not in (None, "en"):
+        raise LangdecError(f"condition 1 is English code; drop --lang {args.lang}")
+    if cond.data in ("transpiled", "llm-translated", "native", "community") and lang is None:
+        raise LangdecError(f"condition {cond.name} needs --lang (one of {', '.join(cond.languages)})")
+    if lang and cond.languages and lang not in cond.languages:
+        raise LangdecError(f"condition {cond.name} has no language {lang!r}; valid: {', '.join(cond.languages)}")
+    profile = config.load_profile(args.profile, args.overrides)
+    profile.tier_files(args.tier)  # validates the tier name
+    job = config.Job(cond.name, None if cond.name in ("1", "baseline") else lang, args.tier, args.seed)
+    return profile, cond, job
+
+
+def _experiment(profile, phase: str) -> str:
+    from . import tracking
+
+    tracking.configure()
+    return tracking.experiment_name(profile.name, phase)
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_transpile(args) -> int:
+    if args.src is None:
+        return _transpile_stage(args)
+    from .transpiler import batch, packs
+    from .transpiler.output import write_outputs
+    from .sources import iter_rows
+
+    if not args.lang:
+        raise LangdecError("--lang is required (one of " + ", ".join(packs.available()) + ")")
+    direction = "reverse" if args.reverse else "forward"
+    rows = iter_rows(args.src, code_column=args.code_column)
+    outcomes = batch.run(rows, args.lang, direction=direction, workers=args.workers, progress=not args.quiet)
+    summary = write_outputs(outcomes, args.src, args.out, args.lang, direction)
+    print(json.dumps(summary.as_dict() if args.json else _short(summary.as_dict()), indent=2, ensure_ascii=False))
+    return 0 if summary.exact or not summary.files else 1
+
+
+def _short(summary: dict) -> dict:
+    out = {k: v for k, v in summary.items() if k != "failures"}
+    out["failures"] = summary["failures"][:20]
+    return out
+
+
+def _transpile_stage(args) -> int:
+    from . import data
+
+    profile, cond, job = _job(args)
+    experiment = _experiment(profile, args.phase)
+    cdata, run_id = data.run_stage(profile, cond, job, experiment, progress=not args.quiet)
+    print(json.dumps({"data": str(cdata.path), "digest": cdata.digest, "rows": cdata.manifest["rows"],
+                      "lost_files": len(cdata.manifest["lost_files"]), "run_id": run_id}, indent=2))
+    return 0
+
+
+def cmd_roundtrip(args) -> int:
+    from .sources import iter_rows
+    from .transpiler import batch
+
+    outcomes = batch.run(iter_rows(args.src, code_column=args.code_column), args.lang, workers=args.workers, progress=not args.quiet)
+    summary, _ = batch.summarise(outcomes, args.lang, "forward")
+    data = summary.as_dict()
+    print(json.dumps(data if args.json else _short(data), indent=2, ensure_ascii=False))
+    return 1 if summary.failed.get("roundtrip") else 0
+
+
+def cmd_packs(args) -> int:
+    from .transpiler import packs
+
+    codes = args.langs or packs.available()
+    bad = 0
+    for code in codes:
+        problems = packs.validate(code)
+        bad += bool(problems)
+        if args.action == "validate":
+            print(f"{code}: " + ("ok" if not problems else f"{len(problems)} problem(s)"))
+            for problem in problems:
+                print(f"  - {problem}")
+        else:
+            pack = packs.load(code)
+            print(json.dumps({"code": code, "digest": pack.digest, "digits": pack.digits,
+                              "words": {c: len(t) for c, t in pack.categories.items()}}, ensure_ascii=False))
+    return 1 if bad else 0
+
+
+def cmd_check(args) -> int:
+    from . import checks, data
+
+    profile, cond, job = _job(args)
+    experiment = _experiment(profile, args.phase)
+    if args.data:
+        frame_dir = Path(args.data)
+        frame = checks.load_data_frame(frame_dir)
+        digest = data.data_digest(frame[frame.split == "train"], frame[frame.split == "validation"])
+        cdata = data.ConditionData(frame_dir, digest, {})
+        tier_idx = None
+    else:
+        cdata, _ = data.run_stage(profile, cond, job, experiment, progress=not args.quiet)
+        tier_idx = set(data.build_tier_idx(profile, job))
+    tags = {**data.job_tags(profile, job), "phase": args.phase, "run_name": job.run_name}
+    result, run_id = checks.run_stage(cdata, cond, experiment, tags, tier_idx=tier_idx)
+    if result is None:
+        status, _, failed = checks.latest_status(experiment, cdata.digest)
+        print(json.dumps({"status": status, "reused_run": run_id, "failed": failed}, indent=2))
+        return 0 if status == "passed" else 1
+    print(checks.markdown_report(result, str(cdata.path)))
+    print(f"check run: {run_id}")
+    return 0 if result.success else 1
+
+
+def cmd_train(args) -> int:
+    from . import checks, data, tracking, train
+
+    profile, cond, job = _job(args)
+    experiment = _experiment(profile, args.phase)
+    data_run = None
+    if not args.no_check and job.trains and cond.available:
+        # The command runs the pipeline up to training; the recipe itself still refuses unchecked data.
+        data_run = data.run_stage(profile, cond, job, experiment, progress=not args.quiet)
+        tags = {**data.job_tags(profile, job), "phase": args.phase, "run_name": job.run_name}
+        checks.run_stage(data_run[0], cond, experiment, tags, tier_idx=set(data.build_tier_idx(profile, job)))
+    result = train.run(profile, cond, job, phase=args.phase, experiment=experiment, quantization=args.quantization,
+                       backend=args.backend, allow_unchecked=args.allow_unchecked, resume=not args.no_resume,
+                       supersede=args.supersede, data_run=data_run, progress=not args.quiet)
+    print(json.dumps({"run_id": result.run_id, "reused": result.reused, "registered_version": result.version,
+                      "adapter": result.adapter_uri, "browse": tracking.ui_command()}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import mlflow
+
+    from . import tracking, train
+    from .evaluation import stage
+
+    profile, cond, job = _job(args)
+    experiment = _experiment(profile, args.phase)
+    adapter_run = args.adapter_run
+    if job.trains and adapter_run is None:
+        found = tracking.latest_run(experiment, train.TRAIN_STAGE, {"langdec.run_key": _train_key(profile, cond, job, args, experiment)})
+        if found is None:
+            raise LangdecError(f"no finished training run for {job.run_name} in {experiment}; run `langdec train` with the same arguments first, or pass --adapter-run RUN_ID")
+        adapter_run = found.info.run_id
+    ladder_langs = args.data_languages.split(",") if args.data_languages else ["en", "zh", "es", "ur"]
+    benches = args.benchmarks.split(",") if args.benchmarks else None
+    result = stage.run(profile, cond, job, phase=args.phase, experiment=experiment, data_languages=ladder_langs,
+                       adapter_uri=f"runs:/{adapter_run}/adapter" if adapter_run else None, train_run_id=adapter_run,
+                       benchmarks_override=benches, source=args.source, progress=not args.quiet)
+    accs = {k: v for k, v in result.metrics.items() if k.endswith(".acc")}
+    print(json.dumps({"run_id": result.run_id, "reused": result.reused, "cells": len([k for k in accs if k.startswith("gen.refined")]),
+                      "mean_refined_acc": round(sum(v for k, v in accs.items() if k.startswith("gen.refined")) / max(1, len([k for k in accs if k.startswith("gen.refined")])), 4),
+                      "browse": tracking.ui_command()}, indent=2))
+    return 0
+
+
+def _train_key(profile, cond, job, args, experiment) -> str:
+    from . import data, tracking, train
+
+    cdata = data.prepare(profile, cond, job, progress=False)
+    backend = train.choose_backend(profile.training.backend)
+    return tracking.run_key(train.TRAIN_STAGE, train.train_params(profile, job, profile.training.quantization, backend), cdata.digest)
+
+
+def cmd_extract(args) -> int:
+    from .evaluation import extractors
+
+    ex = extractors.get(args.extractor)
+    for number, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            output = record["output"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise LangdecError(f"stdin line {number}: expected a JSON object with an \"output\" string") from None
+        print(json.dumps({"label": ex(args.benchmark, str(output))}, ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_reparse(args) -> int:
+    from . import tracking
+    from .evaluation import stage
+
+    tracking.configure()
+    metrics = stage.reparse(args.run, args.extractor)
+    accs = [v for k, v in metrics.items() if k.endswith(".acc")]
+    print(json.dumps({"run_id": args.run, "extractor": args.extractor, "cells": len(accs),
+                      "mean_acc": round(sum(accs) / max(len(accs), 1), 4)}, indent=2))
+    return 0
+
+
+def cmd_benchmarks(args) -> int:
+    from .evaluation import benchmarks
+
+    if args.action == "list":
+        for name in benchmarks.benchmark_names():
+            b = benchmarks.get(name)
+            print(f"{name}: {b.task}, languages {', '.join(b.languages)}, hub {b.hub.id}")
+        return 0
+    if not args.name or not args.lang:
+        raise LangdecError("usage: langdec benchmarks show BENCH --lang L [--source PATH]")
+    items = benchmarks.load(args.name, args.lang, source=args.source)
+    print(json.dumps({"benchmark": args.name, "lang": args.lang, "source": args.source, "rows": len(items),
+                      "labels": benchmarks.label_distribution(items)}, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_promote(args) -> int:
+    from . import config, registry, tracking
+
+    tracking.configure()
+    profile = config.load_profile(args.profile)
+    refused = registry.promote(profile.registered_model, args.alias, versions=args.version)
+    print(json.dumps({"registered_model": profile.registered_model, "alias": args.alias, "refused": refused}, indent=2))
+    return 0
+
+
+def cmd_ladder(args) -> int:
+    from . import ladder, tracking
+
+    result = ladder.run(args.file, supersede=True if args.supersede else None, progress=not args.quiet)
+    print()
+    print(result.table)
+    print()
+    print(f"report: {result.report_path}")
+    print(f"{len(result.outcomes) - len(result.failed)} of {len(result.outcomes)} jobs ok in {result.seconds:.0f}s")
+    for failed in result.failed:
+        print(f"FAILED {failed.job.run_name}: {failed.detail.splitlines()[0]}")
+    print(f"browse the runs: {tracking.ui_command()}")
+    return 1 if result.failed else 0
+
+
+def cmd_report(args) -> int:
+    from . import config, report, tracking
+    from .paths import work_dir
+
+    tracking.configure()
+    profile = config.load_profile(args.profile)
+    experiment = tracking.experiment_name(profile.name, args.phase)
+    out = Path(args.out) if args.out else work_dir() / "reports" / experiment
+    rep, path = report.run_stage(experiment, out, extractor=args.extractor, tier=args.tier)
+    print(report.print_table(rep))
+    print(f"\nreport: {path}\nbrowse the runs: {tracking.ui_command()}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="langdec", description="The Language Decoded study, stage by stage.")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand without --quiet must not reset `langdec --quiet CMD`
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add(*a, parents=[common], **k)  # every command takes --quiet
+
+    s = sub.add_parser("transpile", help="translate Python's reserved vocabulary (a file/folder/table), or build a condition's data")
+    s.add_argument("src", nargs="?", help="a .py file, a folder, a .parquet/.jsonl with a code column, or hf:ID[:config]; omit to build the stage data")
+    s.add_argument("--out", help="output: a folder (mirrors the input tree), or .parquet / .jsonl rows")
+    s.add_argument("--reverse", action="store_true", help="translate back to English")
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--code-column", default=None)
+    s.add_argument("--json", action="store_true", help="print the full summary, every failure included")
+    _job_args(s)
+    s.set_defaults(func=cmd_transpile)
+
+    s = sub.add_parser("roundtrip", help="prove reverse(forward(file)) == file for every file; exit 1 otherwise")
+    s.add_argument("src")
+    s.add_argument("--lang", required=True)
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--code-column", default=None)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_roundtrip)
+
+    s = sub.add_parser("packs", help="list or validate the language packs in languages/")
+    s.add_argument("action", choices=["list", "validate"])
+    s.add_argument("langs", nargs="*")
+    s.set_defaults(func=cmd_packs)
+
+    s = sub.add_parser("check", help="run the great_expectations data checks on a condition's data")
+    s.add_argument("data", nargs="?", help="a folder with train.parquet and validation.parquet; omit for the stage's own data")
+    _job_args(s)
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("train", help="train one adapter (LoRA/QLoRA) and register it")
+    _job_args(s)
+    s.add_argument("--backend", default="auto", choices=["auto", "hf", "unsloth"])
+    s.add_argument("--quantization", default=None, choices=["nf4", "none"])
+    s.add_argument("--allow-unchecked", action="store_true", help="train even if data checks failed or are missing (recorded as a tag)")
+    s.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming an interrupted run")
+    s.add_argument("--no-check", action="store_true", help="do not run the data checks first (training then needs a passed check run)")
+    s.add_argument("--supersede", action="store_true", help="replace an existing registered version for the same cell")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="score the base model or an adapter on its evaluation matrix")
+    _job_args(s)
+    s.add_argument("--adapter-run", default=None, help="MLflow run id of the training run (default: the matching finished one)")
+    s.add_argument("--benchmarks", default=None, help="comma-separated subset of the profile's benchmarks")
+    s.add_argument("--data-languages", default=None, help="comma-separated, default en,zh,es,ur")
+    s.add_argument("--source", default=None, help="fixtures, hub, or a folder laid out like the original files")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("extract", help='read {"output": ...} JSON lines on stdin, write {"label": ...} lines')
+    s.add_argument("--benchmark", required=True)
+    s.add_argument("--extractor", default="refined")
+    s.set_defaults(func=cmd_extract)
+
+    s = sub.add_parser("reparse", help="re-score an evaluation run's stored generations with another extractor")
+    s.add_argument("run")
+    s.add_argument("--extractor", required=True)
+    s.set_defaults(func=cmd_reparse)
+
+    s = sub.add_parser("benchmarks", help="list benchmarks, or show one language's rows and label distribution")
+    s.add_argument("action", choices=["list", "show"])
+    s.add_argument("name", nargs="?")
+    s.add_argument("--lang")
+    s.add_argument("--source", default="fixtures", help="fixtures, hub, or a file/folder in the original format")
+    s.set_defaults(func=cmd_benchmarks)
+
+    s = sub.add_parser("promote", help="set an alias (e.g. paper) on the versions that pass registry/<policy>.yaml")
+    s.add_argument("--alias", default="paper")
+    s.add_argument("--profile", default="smoke")
+    s.add_argument("--version", action="append", default=None, help="only these versions (repeatable)")
+    s.set_defaults(func=cmd_promote)
+
+    s = sub.add_parser("ladder", help="run a whole ladder: transpile, check, train, evaluate, report")
+    s.add_argument("file", nargs="?", default=DEFAULT_LADDER)
+    s.add_argument("--supersede", action="store_true", help="re-registered cells replace their old versions")
+    s.set_defaults(func=cmd_ladder)
+
+    s = sub.add_parser("report", help="compare every condition with the baseline; writes Markdown, JSON and a heat-map")
+    s.add_argument("--profile", default="smoke")
+    s.add_argument("--phase", default="phase-3")
+    s.add_argument("--tier", default=None)
+    s.add_argument("--extractor", default="refined")
+    s.add_argument("--out", default=None)
+    s.set_defaults(func=cmd_report)
+    return p
+
+
+@contextlib.contextmanager
+def _mlflow_project_parent():
+    """Under `mlflow run`, MLFLOW_RUN_ID names the entry point's run: make it the parent of our stage runs."""
+    run_id = os.environ.pop("MLFLOW_RUN_ID", None)
+    if not run_id:
+        yield
+        return
+    import mlflow
+
+    from . import tracking
+
+    tracking.configure()
+    with mlflow.start_run(run_id=run_id):
+        yield
+
+
+def _quiet_libraries() -> None:
+    """Library progress bars (dataset maps, artifact downloads, weight loading) drown the
+    stage output; langdec shows its own progress per job instead."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
+    args = parser().parse_args(argv)
+    try:
+        with _mlflow_project_parent():
+            return args.func(args)
+    except LangdecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""Experiment files (profiles, conditions, ladders) mapped onto typed, validated dataclasses.
+
+Everything is checked when the file is loaded, before any model is touched: an
+unknown or mistyped key fails naming the file, the key and the valid choices.
+Per-run overrides use dotted keys (`training.lr=1e-3`) and go through the same checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import languages
+from .errors import LangdecError, did_you_mean
+from .paths import project_root
+
+TIER_PATTERN = re.compile(r"^(\d+)(k?)$")
+
+
+# --------------------------------------------------------------------------- schema
+@dataclass
+class ModelConfig:
+    id: str  # hub id or local path; "smoke" builds the tiny offline model
+    revision: str | None = None
+    smoke: dict[str, Any] = field(default_factory=dict)  # Cohere2Config overrides for the tiny model
+    tokenizer_vocab: int = 4096
+    trust_remote_code: bool = False
+
+
+@dataclass
+class CorpusConfig:
+    source: str  # "stdlib", a folder, a .parquet/.jsonl, or hf:ID[:config]
+    tiers: dict[str, int]
+    min_lines: int = 10
+    max_lines: int = 1000
+    licenses: list[str] = field(default_factory=lambda: ["mit", "apache-2.0", "bsd-2-clause", "bsd-3-clause", "isc", "unlicense"])
+    require_license: bool = True
+    validation_ratio: float = 0.1
+    max_bytes: int = 200_000
+
+
+@dataclass
+class TrainingConfig:
+    max_length: int = 1024
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    lr: float = 2e-4
+    scheduler: str = "cosine"
+    warmup_ratio: float = 0.05
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 8
+    grad_accum: int = 1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    optimizer: str = "paged_adamw_8bit"
+    precision: str = "fp16"  # fp16 | bf16 | fp32
+    quantization: str = "nf4"  # nf4 | none
+    backend: str = "auto"  # auto | hf | unsloth
+    packing: bool = False
+    gradient_checkpointing: bool = True
+    logging_steps: int = 1
+    save_steps: int = 200
+    seed_data_order: bool = True
+
+
+@dataclass
+class EvaluationConfig:
+    benchmarks: list[str]
+    source: str = "hub"  # hub | fixtures
+    templates: list[str] = field(default_factory=lambda: ["template1", "template2"])
+    max_items: int | None = None
+    max_new_tokens: int = 10
+    batch_size: int = 32
+    max_prompt_tokens: int = 1024
+    loglikelihood: bool = True
+
+
+@dataclass
+class Profile:
+    name: str
+    model: ModelConfig
+    corpus: CorpusConfig
+    training: TrainingConfig
+    evaluation: EvaluationConfig
+    registered_model: str
+    path: Path | None = None
+
+    def tier_files(self, tier: str) -> int:
+        if tier in self.corpus.tiers:
+            return self.corpus.tiers[tier]
+        raise did_you_mean("tier", tier, self.corpus.tiers)
+
+
+@dataclass
+class Condition:
+    name: str
+    description: str
+    data: str | None  # None (no adapter) | english | transpiled | native | llm-translated
+    languages: list[str] = field(default_factory=list)
+    instruction_languages: str = "all"  # all | trained
+    available: bool = True
+    unavailable_reason: str = ""
+
+
+@dataclass
+class LadderEntry:
+    condition: str
+    langs: list[str] = field(default_factory=list)
+    tiers: list[str] | None = None
+    seeds: list[int] | None = None
+
+
+@dataclass
+class Ladder:
+    name: str
+    profile: str
+    phase: str
+    tiers: list[str]
+    seeds: list[int]
+    runs: list[LadderEntry]
+    data_languages: list[str] = field(default_factory=lambda: ["en", "zh", "es", "ur"])
+    supersede: bool = False  # re-registering a (phase, condition, lang, tier, seed) replaces the old version
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One adapter of the ladder: (condition, language, tier, seed); baseline has no language."""
+
+    condition: str
+    lang: str | None
+    tier: str
+    seed: int
+
+    @property
+    def run_name(self) -> str:
+        if self.condition == "baseline":
+            return "baseline"
+        lang = f"-{self.lang}" if self.lang else ""
+        return f"cond{self.condition}{lang}-{self.tier}-s{self.seed}"
+
+    @property
+    def trains(self) -> bool:
+        return self.condition != "baseline"
+
+
+# --------------------------------------------------------------------------- loading
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _coerce(value: Any, tp, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, where)
+            except LangdecError as exc:
+                errors.append(str(exc))
+        raise LangdecError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise LangdecError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise LangdecError(f"{where}: expected a mapping, got {value!r}")
+        key_tp, value_tp = typing.get_args(tp)
+        return {_coerce(k, key_tp, where): _coerce(v, value_tp, f"{where}.{k}") for k, v in value.items()}
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif tp is Path:
+        return Path(value)
+    raise LangdecError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+
+
+def build(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise LangdecError(f"{where}: expected a mapping for {cls.__name__}, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise LangdecError(f"{where}: unknown key {key!r}; valid keys: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], f"{where}.{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            raise LangdecError(f"{where}: missing required key {name!r}")
+    return cls(**kwargs)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LangdecError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise LangdecError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise LangdecError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str] | None, where: str) -> dict:
+    """`section.key=value` pairs; values are parsed as YAML scalars (1e-3, true, [a, b])."""
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise LangdecError(f"override {item!r}: expected KEY=VALUE, e.g. training.lr=1e-3")
+        target = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if not isinstance(target.get(part), dict):
+                raise LangdecError(f"{where}: override {key!r}: {part!r} is not a section; sections: {', '.join(k for k, v in data.items() if isinstance(v, dict))}")
+            target = target[part]
+        value = yaml.safe_load(raw)
+        # "1e-3" is a string to YAML 1.1; keep the raw text and let the field type decide.
+        target[parts[-1]] = raw if isinstance(value, str) else value
+    return data
+
+
+def experiments_dir() -> Path:
+    return project_root() / "experiments"
+
+
+def _named_yaml(folder: str, name: str) -> Path:
+    base = experiments_dir() / folder
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        return candidate
+    path = base / f"{name}.yaml"
+    if not path.exists():
+        raise did_you_mean(folder.rstrip("s"), name, [p.stem for p in base.glob("*.yaml")])
+    return path
+
+
+def load_profile(name: str, overrides: list[str] | None = None) -> Profile:
+    path = _named_yaml("profiles", name)
+    data = apply_overrides(_read_yaml(path), overrides, str(path))
+    profile = build(Profile, data, str(path))
+    profile.path = path
+    _validate_profile(profile, str(path))
+    return profile
+
+
+def _validate_profile(profile: Profile, where: str) -> None:
+    t = profile.training
+    choices = {
+        "training.precision": (t.precision, ("fp16", "bf16", "fp32")),
+        "training.quantization": (t.quantization, ("nf4", "none")),
+        "training.backend": (t.backend, ("auto", "hf", "unsloth")),
+        "training.scheduler": (t.scheduler, ("cosine", "linear", "constant", "constant_with_warmup")),
+        "evaluation.source": (profile.evaluation.source, ("hub", "fixtures")),
+    }
+    for key, (value, valid) in choices.items():
+        if value not in valid:
+            raise LangdecError(f"{where}: {key} = {value!r}; valid values: {', '.join(valid)}")
+    for key, value in (("training.lr", t.lr), ("training.batch_size", t.batch_size), ("training.max_length", t.max_length), ("training.lora_r", t.lora_r)):
+        if value <= 0:
+            raise LangdecError(f"{where}: {key} must be positive, got {value}")
+    if not 0 <= t.warmup_ratio < 1:
+        raise LangdecError(f"{where}: training.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
+    for tier in profile.corpus.tiers:
+        if not TIER_PATTERN.match(tier):
+            raise LangdecError(f"{where}: corpus.tiers key {tier!r} must look like 5k, 20k or 500")
+    from .evaluation.benchmarks import benchmark_names
+
+    for bench in profile.evaluation.benchmarks:
+        if bench not in benchmark_names():
+            raise did_you_mean("benchmark", bench, benchmark_names())
+
+
+@functools.lru_cache(maxsize=1)
+def conditions() -> dict[str, Condition]:
+    path = experiments_dir() / "conditions.yaml"
+    data = _read_yaml(path)
+    out = {}
+    for key, body in data.items():
+        body = dict(body or {})
+        body.setdefault("name", str(key))
+        out[str(key)] = build(Condition, body, f"{path}:{key}")
+    return out
+
+
+def condition(name: str | int) -> Condition:
+    key = str(name).removeprefix("cond").removeprefix("condition-")
+    found = conditions().get(key)
+    if found is None:
+        raise did_you_mean("condition", str(name), conditions())
+    return found
+
+
+def load_ladder(path: str | Path) -> Ladder:
+    path = Path(path)
+    if not path.exists():
+        path = _named_yaml("ladders", str(path))
+    data = _read_yaml(path)
+    ladder = build(Ladder, data, str(path))
+    ladder.path = path
+    load_profile(ladder.profile)  # validates the profile it names
+    for entry in ladder.runs:
+        cond = condition(entry.condition)
+        entry.condition = cond.name
+        entry.langs = [languages.normalise(l) for l in entry.langs]
+        for lang in entry.langs:
+            if cond.languages and lang not in cond.languages:
+                raise LangdecError(f"{path}: condition {cond.name} has no language {lang!r}; valid: {', '.join(cond.languages)}")
+        if cond.data in ("transpiled", "llm-translated", "native") and not entry.langs:
+            raise LangdecError(f"{path}: condition {cond.name} needs langs (one of {', '.join(cond.languages)})")
+    ladder.data_languages = [languages.normalise(l) for l in ladder.data_languages]
+    return ladder
+
+
+def ladder_jobs(ladder: Ladder) -> list[Job]:
+    jobs: list[Job] = []
+    for entry in ladder.runs:
+        tiers = entry.tiers or ladder.tiers
+        seeds = entry.seeds or ladder.seeds
+        if entry.condition == "baseline":
+            jobs.append(Job("baseline", None, tiers[0], seeds[0]))
+            continue
+        for tier in tiers:
+            for seed in seeds:
+                for lang in entry.langs or [None]:
+                    jobs.append(Job(entry.condition, lang, tier, seed))
+    return jobs
+
+
+def tier_size(tier: str) -> int:
+    match = TIER_PATTERN.match(tier)
+    if not match:
+        raise LangdecError(f"tier {tier!r} must look like 5k, 20k or 500")
+    return int(match.group(1)) * (1000 if match.group(2) else 1)

@@ -1,0 +1,196 @@
+"""Answer extractors: registered steps chained per task, versioned by their code and tables.
+
+A chain runs its steps left to right; a step takes the previous value (text) and
+returns new text, or the final label (None = no answer). Chains are declared in
+experiments/extractors.yaml.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable
+
+import yaml
+
+from ..config import experiments_dir
+from ..errors import LangdecError, did_you_mean
+from . import benchmarks
+from .prompts import and_words, answer_words
+
+Step = Callable[[str, "Context"], "str | None"]
+STEPS: dict[str, Step] = {}
+
+
+@dataclass(frozen=True)
+class Context:
+    benchmark: str
+    labels: tuple[str, ...]
+
+
+def step(fn: Step) -> Step:
+    STEPS[fn.__name__] = fn
+    return fn
+
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower().strip()
+    return re.sub(r"^[\s\"'`*_(\[]+|[\s\"'`*_)\].。:：!！?？،۔]+$", "", text)
+
+
+@step
+def first_line(text: str, ctx: Context) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _strict_terms(ctx: Context) -> dict[str, str]:
+    terms = {label.lower(): label for label in ctx.labels}
+    for table in answer_words(ctx.benchmark).values():
+        for label, words in table.items():
+            if words:
+                terms.setdefault(_norm(words[0]), label)
+    return terms
+
+
+@step
+def strict_label(text: str, ctx: Context) -> str | None:
+    norm = _norm(text)
+    terms = _strict_terms(ctx)
+    if norm in terms:
+        return terms[norm]
+    for term in sorted(terms, key=len, reverse=True):  # "neutral." / "sports news"
+        if norm.startswith(term) and (len(norm) == len(term) or not norm[len(term)].isalnum()):
+            return terms[term]
+    return None
+
+
+def _all_terms(ctx: Context) -> dict[str, str]:
+    terms = {label.lower(): label for label in ctx.labels}
+    for table in answer_words(ctx.benchmark).values():
+        for label, words in table.items():
+            for word in words:
+                terms.setdefault(_norm(word), label)
+    return terms
+
+
+def _split(text: str) -> list[str]:
+    joiners = "|".join(re.escape(w) for w in sorted(and_words(), key=len, reverse=True))
+    parts = re.split(rf"\s*(?:[/,&+;、，；]|\s(?:{joiners})\s)\s*", text)
+    return [p for p in (_norm(p) for p in parts) if p]
+
+
+@step
+def refined_label(text: str, ctx: Context) -> str | None:
+    terms = _all_terms(ctx)
+    norm = _norm(text)
+    if norm in terms:
+        return terms[norm]
+    found = {terms[p] for p in _split(norm) if p in terms}
+    if not found:
+        # No part is a label on its own: look for label terms inside the answer.
+        for term, label in terms.items():
+            pattern = rf"(?<![\w]){re.escape(term)}(?![\w])" if term.isascii() else re.escape(term)
+            if re.search(pattern, norm):
+                found.add(label)
+    return found.pop() if len(found) == 1 else None  # two or more labels is a hedge
+
+
+@step
+def leading_letter(text: str, ctx: Context) -> str | None:
+    letters = "".join(ctx.labels)
+    match = re.match(rf"^\s*[(\[]?([{letters}])(?:[)\].:,\s]|$)", text)
+    return match.group(1) if match else None
+
+
+@step
+def refined_letter(text: str, ctx: Context) -> str | None:
+    text = unicodedata.normalize("NFKC", text)
+    letters = "".join(ctx.labels)
+    lead = leading_letter(text, ctx)
+    if lead:
+        return lead
+    standalone = set(re.findall(rf"(?<![A-Za-z])([{letters}])(?![A-Za-z])", text))
+    return standalone.pop() if len(standalone) == 1 else None
+
+
+def _numbers(text: str) -> list[str]:
+    digits = "".join(str(unicodedata.decimal(c)) if unicodedata.decimal(c, None) is not None else c for c in unicodedata.normalize("NFKC", text))
+    found = re.findall(r"-?\d[\d,]*(?:\.\d+)?", digits)
+    out = []
+    for number in found:
+        number = number.replace(",", "").rstrip(".")
+        if number.endswith(".0"):
+            number = number[:-2]
+        out.append(number)
+    return out
+
+
+@step
+def first_number(text: str, ctx: Context) -> str | None:
+    numbers = _numbers(text)
+    return numbers[0] if numbers else None
+
+
+@step
+def last_number(text: str, ctx: Context) -> str | None:
+    numbers = _numbers(text)
+    return numbers[-1] if numbers else None
+
+
+# --------------------------------------------------------------------------- chains
+@dataclass(frozen=True)
+class Extractor:
+    name: str
+    chains: dict[str, tuple[str, ...]]
+    version: str
+
+    def __call__(self, benchmark: str, output: str) -> str | None:
+        bench = benchmarks.get(benchmark)
+        ctx = Context(benchmark, tuple(bench.labels))
+        value: str | None = output
+        for name in self.chains[bench.task]:
+            if value is None:
+                return None
+            value = STEPS[name](value, ctx)
+        return value if value != "" else None
+
+
+@functools.lru_cache(maxsize=1)
+def extractors() -> dict[str, Extractor]:
+    path = experiments_dir() / "extractors.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    out = {}
+    tables = {b: answer_words(b) for b in benchmarks.benchmark_names()}
+    for name, spec in data.items():
+        chains = {}
+        for task in benchmarks.TASKS:
+            steps = spec.get(task)
+            if not steps:
+                raise LangdecError(f"{path}: extractor {name!r} has no chain for task {task!r}")
+            for s in steps:
+                if s not in STEPS:
+                    raise did_you_mean("extractor step", s, STEPS)
+            chains[task] = tuple(steps)
+        used = sorted({s for chain in chains.values() for s in chain})
+        material = json.dumps(
+            {"chains": chains, "code": [inspect.getsource(STEPS[s]) for s in used], "tables": tables, "and": and_words(),
+             "helpers": [inspect.getsource(f) for f in (_norm, _split, _numbers, _strict_terms, _all_terms)]},
+            sort_keys=True, ensure_ascii=False,
+        )
+        out[name] = Extractor(name, chains, hashlib.sha256(material.encode()).hexdigest()[:10])
+    return out
+
+
+def get(name: str) -> Extractor:
+    found = extractors().get(name)
+    if found is None:
+        raise did_you_mean("extractor", name, extractors())
+    return found

@@ -1,0 +1,181 @@
+"""The `evaluate` stage and `reparse`: score a model on its matrix, keep every raw generation.
+
+Every generation is stored as an artifact (cell, item, prompt hash, output), so
+any extractor can re-score a run later without the model (`reparse`). Each
+generative score is logged under its extractor's name, with the extractor's
+version in a tag; log-likelihood scores need no extractor at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import registry, tracking
+from ..config import Condition, Job, Profile
+from ..errors import LangdecError
+from . import benchmarks, extractors
+from .inference import choose_options, generate
+from .matrix import Cell, cells, gen_key, ll_key, score
+from .prompts import prompt_hash, render
+
+EVAL_STAGE = "evaluate"
+GENERATIONS = "generations.jsonl"
+
+
+@dataclass
+class EvalResult:
+    run_id: str
+    reused: bool
+    metrics: dict[str, float]
+
+
+def _load_model(profile: Profile, adapter_uri: str | None):
+    import torch
+
+    from ..model import load_base_model, load_tokenizer
+
+    quantization = profile.training.quantization if torch.cuda.is_available() else "none"
+    model = load_base_model(profile, quantization=quantization, precision="bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None)
+    if adapter_uri:
+        import mlflow
+        from peft import PeftModel
+
+        local = mlflow.artifacts.download_artifacts(adapter_uri)
+        model = PeftModel.from_pretrained(model, local)
+    model.eval()
+    return model, load_tokenizer(profile, padding_side="left")
+
+
+def _score_generations(records: list[dict[str, Any]], extractor_names: list[str]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Metrics and table rows for every cell and extractor from stored generations."""
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_cell.setdefault(rec["cell"], []).append(rec)
+    metrics: dict[str, float] = {}
+    rows: list[dict[str, Any]] = []
+    for name in extractor_names:
+        ex = extractors.get(name)
+        for cell_name, recs in sorted(by_cell.items()):
+            first = recs[0]
+            cell = Cell(first["template"], first["benchmark"], first["data"], first["instr"])
+            preds = [ex(cell.benchmark, r["output"]) for r in recs]
+            s = score(preds, [r["gold"] for r in recs])
+            metrics[gen_key(name, cell)] = s.acc
+            metrics[gen_key(name, cell, "unparsed")] = s.unparsed
+            metrics[gen_key(name, cell, "top_label_share")] = s.top_label_share
+            rows.append({"extractor": name, "extractor_version": ex.version, **asdict(cell), "n": s.n, "acc": s.acc,
+                         "unparsed": s.unparsed, "top_label_share": s.top_label_share,
+                         "predicted": json.dumps(s.predicted, ensure_ascii=False), "gold": json.dumps(s.gold, ensure_ascii=False)})
+    return metrics, rows
+
+
+def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: str, data_languages: list[str],
+        adapter_uri: str | None = None, train_run_id: str | None = None, benchmarks_override: list[str] | None = None,
+        source: str | None = None, progress: bool = True) -> EvalResult:
+    import mlflow
+
+    ev = profile.evaluation
+    bench_names = benchmarks_override or ev.benchmarks
+    source = source or ev.source
+    matrix = cells(cond, job.lang, data_languages, bench_names, ev.templates)
+    if not matrix:
+        raise LangdecError(f"{job.run_name}: the evaluation matrix is empty (benchmarks {bench_names}, data languages {data_languages})")
+    extractor_names = sorted(extractors.extractors())
+    params = {"condition": job.condition, "lang": job.lang or "", "tier": job.tier, "seed": job.seed, "profile": profile.name,
+              "benchmarks": bench_names, "templates": ev.templates, "data_languages": data_languages, "source": source,
+              "max_items": ev.max_items, "max_new_tokens": ev.max_new_tokens, "max_prompt_tokens": ev.max_prompt_tokens,
+              "adapter_run": train_run_id or "none", "loglikelihood": ev.loglikelihood}
+    tags = {"condition": job.condition, "lang": job.lang or "", "tier": job.tier, "seed": str(job.seed), "phase": phase,
+            "profile": profile.name, "model_id": profile.model.id, "run_name": job.run_name, "adapter_run": train_run_id or ""}
+    with tracking.stage_run(experiment, EVAL_STAGE, f"{job.run_name}-eval", params=params, tags=tags,
+                            data_digest=train_run_id or "base-model") as srun:
+        if srun.reused:
+            return EvalResult(srun.run_id, True, mlflow.get_run(srun.run_id).data.metrics)
+        start = time.perf_counter()
+        items = {(b, d): benchmarks.load(b, d, source=source, limit=ev.max_items)
+                 for b in bench_names for d in data_languages if d in benchmarks.get(b).languages}
+        model, tokenizer = _load_model(profile, adapter_uri)
+        records, prompts = [], []
+        for cell in matrix:
+            for item in items[(cell.benchmark, cell.data)]:
+                prompt = render(cell.template, cell.benchmark, cell.instr, item)
+                prompts.append(prompt)
+                records.append({"cell": cell.name, **asdict(cell), "item_id": item.id, "prompt_hash": prompt_hash(prompt), "gold": item.label})
+        outputs = generate(model, tokenizer, prompts, max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
+                           max_prompt_tokens=ev.max_prompt_tokens, progress=progress)
+        for rec, out in zip(records, outputs):
+            rec["output"] = out
+        gen_seconds = time.perf_counter() - start
+        metrics, rows = _score_generations(records, extractor_names)
+        if ev.loglikelihood:
+            metrics.update(_loglikelihood(model, tokenizer, items, ev, progress))
+        seconds = time.perf_counter() - start
+        metrics["eval.items"] = float(len(records))
+        metrics["eval.items_per_s"] = len(records) / max(gen_seconds, 1e-9)
+        metrics["eval.seconds"] = seconds
+        tracking.MlflowMetricLogger(srun.run_id).log(metrics)
+        mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), GENERATIONS)
+        mlflow.log_table(_table(rows), "cells.json")
+        versions = {name: extractors.get(name).version for name in extractor_names}
+        mlflow.set_tags({f"langdec.extractor.{k}": v for k, v in versions.items()})
+        mlflow.set_tag("langdec.evaluated_benchmarks", ",".join(bench_names))
+        if train_run_id:
+            version = registry.version_for_run(profile.registered_model, train_run_id)
+            if version:
+                registry.record_evaluation(profile.registered_model, version, bench_names, versions, len(matrix))
+    return EvalResult(srun.run_id, False, metrics)
+
+
+def _table(rows: list[dict[str, Any]]) -> dict[str, list]:
+    columns = list(rows[0]) if rows else []
+    return {c: [r[c] for r in rows] for c in columns}
+
+
+def _loglikelihood(model, tokenizer, items: dict, ev, progress: bool) -> dict[str, float]:
+    """Extractor-free accuracy: template1 in English, the option with the highest log-likelihood."""
+    metrics: dict[str, float] = {}
+    for (bench_name, data), its in items.items():
+        closed = [it for it in its if it.options]
+        if not closed:
+            continue
+        prompts = [render("template1", bench_name, "en", it) for it in closed]
+        chosen = choose_options(model, tokenizer, prompts, [it.options for it in closed], batch_size=ev.batch_size,
+                                max_prompt_tokens=ev.max_prompt_tokens, progress=progress)
+        preds = [it.options[c] for it, c in zip(closed, chosen)]
+        s = score(preds, [it.label for it in closed])
+        metrics[ll_key(bench_name, data)] = s.acc
+        metrics[ll_key(bench_name, data, "top_label_share")] = s.top_label_share
+    return metrics
+
+
+def reparse(run_id: str, extractor_name: str) -> dict[str, float]:
+    """Re-score a finished evaluation run's stored generations with another extractor.
+
+    Scores land under `gen.<name>...`; if that name already holds scores from a
+    different version, under `gen.<name>-<version>...`, so nothing is overwritten.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    ex = extractors.get(extractor_name)
+    run = mlflow.get_run(run_id)
+    if run.data.tags.get("langdec.stage") != EVAL_STAGE:
+        raise LangdecError(f"run {run_id} is not an evaluation run (stage {run.data.tags.get('langdec.stage')!r})")
+    try:
+        path = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=GENERATIONS))
+    except Exception as exc:
+        raise LangdecError(f"run {run_id} has no {GENERATIONS} artifact ({exc}); it cannot be re-scored without re-running the model") from None
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    recorded = run.data.tags.get(f"langdec.extractor.{extractor_name}")
+    label = extractor_name if recorded in (None, ex.version) else f"{extractor_name}-{ex.version}"
+    metrics, rows = _score_generations(records, [extractor_name])
+    renamed = {k.replace(f"gen.{extractor_name}.", f"gen.{label}.", 1): v for k, v in metrics.items()}
+    tracking.MlflowMetricLogger(run_id).log(renamed)
+    client = MlflowClient()
+    client.set_tag(run_id, f"langdec.extractor.{label}", ex.version)
+    client.log_table(run_id, _table(rows), f"cells-{label}.json")
+    return renamed

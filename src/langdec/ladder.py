@@ -1,0 +1,101 @@
+"""The `ladder` stage: every job of a ladder file, stage by stage, under one parent run.
+
+For each job: transpile -> check -> train (which registers the adapter) ->
+evaluate; the baseline is only evaluated. Finished stages whose key matches are
+reused, so re-running a ladder after an interruption redoes only what is
+missing. A job that fails is reported and the others still run.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import checks, config, data, tracking, train
+from .errors import LangdecError
+from .evaluation import stage as evaluation
+from .paths import work_dir
+
+
+@dataclass
+class JobOutcome:
+    job: config.Job
+    status: str  # done | reused | failed
+    seconds: float
+    detail: str = ""
+    train_run: str | None = None
+    eval_run: str | None = None
+    version: str | None = None
+
+
+@dataclass
+class LadderResult:
+    experiment: str
+    outcomes: list[JobOutcome] = field(default_factory=list)
+    report_path: Path | None = None
+    table: str = ""
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[JobOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def run_job(profile: config.Profile, ladder: config.Ladder, job: config.Job, experiment: str, *, supersede: bool,
+            progress: bool) -> JobOutcome:
+    start = time.perf_counter()
+    cond = config.condition(job.condition)
+    train_result = None
+    if job.trains:
+        data_run = data.run_stage(profile, cond, job, experiment, progress=progress)
+        cdata, _ = data_run
+        tier_idx = set(data.build_tier_idx(profile, job))
+        tags = {**data.job_tags(profile, job), "phase": ladder.phase, "run_name": job.run_name}
+        checks.run_stage(cdata, cond, experiment, tags, tier_idx=tier_idx)
+        train_result = train.run(profile, cond, job, phase=ladder.phase, experiment=experiment, supersede=supersede,
+                                 data_run=data_run, progress=progress)
+    ev = evaluation.run(profile, cond, job, phase=ladder.phase, experiment=experiment, data_languages=ladder.data_languages,
+                        adapter_uri=train_result.adapter_uri if train_result else None,
+                        train_run_id=train_result.run_id if train_result else None, progress=progress)
+    reused = ev.reused and (train_result is None or train_result.reused)
+    return JobOutcome(job, "reused" if reused else "done", time.perf_counter() - start,
+                      train_run=train_result.run_id if train_result else None, eval_run=ev.run_id,
+                      version=train_result.version if train_result else None)
+
+
+def run(path: str | Path, *, supersede: bool | None = None, progress: bool = True, echo=print) -> LadderResult:
+    import mlflow
+
+    from . import report
+
+    ladder = config.load_ladder(path)
+    profile = config.load_profile(ladder.profile)
+    uri = tracking.configure()
+    experiment = tracking.experiment_name(profile.name, ladder.phase)
+    jobs = config.ladder_jobs(ladder)
+    supersede = ladder.supersede if supersede is None else supersede
+    result = LadderResult(experiment)
+    start = time.perf_counter()
+    echo(f"ladder {ladder.name}: {len(jobs)} jobs on profile {profile.name} -> MLflow experiment {experiment!r} at {uri}")
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"ladder-{ladder.name}", nested=mlflow.active_run() is not None,
+                          tags={"langdec.stage": "ladder", "langdec.code_version": tracking.code_version()}):
+        mlflow.log_params({"ladder": str(ladder.path), "profile": profile.name, "phase": ladder.phase, "jobs": len(jobs)})
+        for number, job in enumerate(jobs, 1):
+            echo(f"[{number}/{len(jobs)}] {job.run_name} ...")
+            try:
+                outcome = run_job(profile, ladder, job, experiment, supersede=supersede, progress=progress)
+            except LangdecError as exc:
+                outcome = JobOutcome(job, "failed", 0.0, str(exc))
+            except Exception as exc:  # one broken job must not lose the others' results
+                outcome = JobOutcome(job, "failed", 0.0, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+            result.outcomes.append(outcome)
+            echo(f"      {outcome.status} in {outcome.seconds:.1f}s" + (f": {outcome.detail}" if outcome.detail else ""))
+        rep, md_path = report.run_stage(experiment, work_dir() / "reports" / experiment, tier=ladder.tiers[0])
+        result.report_path = md_path
+        result.table = report.print_table(rep) + "\n\n" + report.print_table(rep, "ll")
+        mlflow.log_metric("failed_jobs", len(result.failed))
+    result.seconds = time.perf_counter() - start
+    return result

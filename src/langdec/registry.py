@@ -1,0 +1,190 @@
+"""The study's registered model: one version per (phase, condition, lang, tier, seed).
+
+Versions carry the tags a reviewer needs to trust a number. A second version for
+the same key is refused unless it explicitly supersedes the first, which is
+recorded on both. Promotion follows a policy written as data in registry/.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import Job, Profile
+from .errors import LangdecError
+from .paths import project_root
+
+
+def _client():
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def version_key(phase: str, job: Job) -> dict[str, str]:
+    return {"phase": phase, "condition": job.condition, "lang": job.lang or "en", "tier": job.tier, "seed": str(job.seed)}
+
+
+def _ensure_model(name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="Language Decoded adapters (LoRA on Tiny Aya), one version per phase/condition/lang/tier/seed")
+
+
+def live_versions(name: str, key: dict[str, str]):
+    from mlflow.exceptions import MlflowException
+
+    clauses = [f"name = '{name}'"] + [f"tags.`{k}` = '{v}'" for k, v in key.items()]
+    try:
+        found = _client().search_model_versions(" and ".join(clauses))
+    except MlflowException:
+        return []
+    return [v for v in found if v.tags.get("superseded_by") is None]
+
+
+def ensure_can_register(name: str, phase: str, job: Job, *, supersede: bool) -> None:
+    existing = live_versions(name, version_key(phase, job))
+    if existing and not supersede:
+        v = existing[0]
+        raise LangdecError(
+            f"{name} version {v.version} already holds {phase} {job.run_name} (run {v.run_id}); "
+            "pass --supersede to register a new version that replaces it (recorded on both versions)"
+        )
+
+
+def register(name: str, run_id: str, source: str, *, phase: str, job: Job, profile: Profile, data_digest: str,
+             check_status: str, tags: dict[str, str], supersede: bool) -> str:
+    import mlflow
+
+    _ensure_model(name)
+    key = version_key(phase, job)
+    previous = live_versions(name, key)
+    if previous and not supersede:
+        ensure_can_register(name, phase, job, supersede=False)
+    all_tags = {
+        **key,
+        "run_name": job.run_name,
+        "corpus": profile.corpus.source,
+        "base_model": profile.model.id,
+        "transpiler_version": tags.get("transpiler_version", "n/a"),
+        "data_digest": data_digest,
+        "data_check_status": check_status,
+        "evaluation_status": "not-evaluated",
+        "profile": profile.name,
+    }
+    client = _client()
+    artifact_source = mlflow.get_run(run_id).info.artifact_uri.rstrip("/") + "/adapter"
+    version = client.create_model_version(name, source=artifact_source, run_id=run_id, tags=all_tags,
+                                          description=f"{phase} {job.run_name}")
+    for old in previous:
+        client.set_model_version_tag(name, old.version, "superseded_by", version.version)
+        client.set_model_version_tag(name, version.version, "supersedes", old.version)
+    return version.version
+
+
+def version_for_run(name: str, run_id: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = _client().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException:
+        return None
+    return found[0].version if found else None
+
+
+def record_evaluation(name: str, version: str, benchmarks: list[str], extractor_versions: dict[str, str], cells: int) -> None:
+    client = _client()
+    client.set_model_version_tag(name, version, "evaluation_status", "evaluated")
+    client.set_model_version_tag(name, version, "evaluated_benchmarks", ",".join(sorted(benchmarks)))
+    client.set_model_version_tag(name, version, "extractor_versions", json.dumps(extractor_versions, sort_keys=True))
+    client.set_model_version_tag(name, version, "evaluated_cells", str(cells))
+
+
+# --------------------------------------------------------------------------- promotion
+@dataclass
+class Policy:
+    name: str
+    alias: str
+    rules: dict[str, Any]
+    path: Path
+
+
+def load_policy(alias: str) -> Policy:
+    folder = project_root() / "registry"
+    for path in sorted(folder.glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if spec.get("alias") == alias:
+            return Policy(path.stem, alias, spec.get("rules", {}), path)
+    valid = [yaml.safe_load(p.read_text()).get("alias") for p in folder.glob("*.yaml")]
+    raise LangdecError(f"no promotion policy for alias {alias!r} in {folder}; policies exist for: {', '.join(sorted(map(str, valid)))}")
+
+
+def check_policy(policy: Policy, version) -> list[str]:
+    """Reasons the version fails the policy; empty means it may be promoted."""
+    from .evaluation.extractors import get as get_extractor
+
+    reasons = []
+    tags = version.tags
+    rules = policy.rules
+    if "phase" in rules and tags.get("phase") != rules["phase"]:
+        reasons.append(f"phase is {tags.get('phase')!r}, policy requires {rules['phase']!r}")
+    if rules.get("data_checks_passed") and tags.get("data_check_status") != "passed":
+        reasons.append(f"data checks are {tags.get('data_check_status', 'missing')!r}, not 'passed'")
+    if tags.get("superseded_by"):
+        reasons.append(f"superseded by version {tags['superseded_by']}")
+    required = rules.get("benchmarks") or []
+    evaluated = set(filter(None, tags.get("evaluated_benchmarks", "").split(",")))
+    missing = sorted(set(required) - evaluated)
+    if missing:
+        reasons.append(f"not evaluated on {', '.join(missing)}")
+    extractor = rules.get("current_extractor")
+    if extractor:
+        recorded = json.loads(tags.get("extractor_versions", "{}") or "{}")
+        current = get_extractor(extractor).version
+        if recorded.get(extractor) != current:
+            reasons.append(f"not scored with the current {extractor} extractor ({current}); recorded {recorded.get(extractor)!r}. Run `langdec reparse`")
+    return reasons
+
+
+def promote(name: str, alias: str, *, versions: list[str] | None = None) -> dict[str, list[str]]:
+    """Set `alias` on every (or the given) version that passes the policy; returns refusals."""
+    policy = load_policy(alias)
+    client = _client()
+    candidates = client.search_model_versions(f"name = '{name}'")
+    if versions:
+        candidates = [v for v in candidates if v.version in set(versions)]
+    refused: dict[str, list[str]] = {}
+    accepted = []
+    for version in candidates:
+        reasons = check_policy(policy, version)
+        if reasons:
+            refused[version.version] = reasons
+        else:
+            accepted.append(version)
+    min_seeds = policy.rules.get("min_seeds")
+    if min_seeds:
+        groups: dict[tuple, set[str]] = {}
+        for v in accepted:
+            groups.setdefault((v.tags.get("phase"), v.tags.get("condition"), v.tags.get("lang"), v.tags.get("tier")), set()).add(v.tags.get("seed"))
+        kept = []
+        for v in accepted:
+            seeds = groups[(v.tags.get("phase"), v.tags.get("condition"), v.tags.get("lang"), v.tags.get("tier"))]
+            if len(seeds) < min_seeds:
+                refused[v.version] = [f"only {len(seeds)} seed(s) for this cell; policy requires {min_seeds}"]
+            else:
+                kept.append(v)
+        accepted = kept
+    for v in accepted:
+        # MLflow aliases name one version each; keep one alias per adapter cell so
+        # every promoted version is addressable, plus a version tag for filtering.
+        client.set_registered_model_alias(name, f"{alias}-{v.tags.get('run_name', v.version)}", v.version)
+        client.set_model_version_tag(name, v.version, alias, "true")
+    return refused

@@ -1,0 +1,182 @@
+"""MLflow conventions: experiments per phase, run tags, reuse of finished runs, metric loggers.
+
+A stage run is identified by a key: sha256 of (stage, params, code version, data
+digest). Re-running a stage whose key matches a FINISHED run reuses that run
+instead of redoing the work (the MLflow multistep pattern).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+from . import __version__
+from .paths import default_tracking_uri, project_root
+
+TAG = "langdec"
+
+
+def configure() -> str:
+    import mlflow
+
+    uri = default_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment_name(profile_name: str, phase: str) -> str:
+    # Smoke runs get their own experiments so they never mix with the paper's.
+    return phase if profile_name == "paper" else f"{phase}-{profile_name}"
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Git commit of the checkout, with a digest of uncommitted changes to code and configs."""
+    root = project_root()
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        diff = subprocess.run(
+            ["git", "diff", "HEAD", "--", "src", "experiments", "languages", "data_checks", "registry"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return f"langdec-{__version__}"
+    return f"{sha[:12]}+dirty.{hashlib.sha256(diff.encode()).hexdigest()[:8]}" if diff else sha[:12]
+
+
+def run_key(stage: str, params: dict[str, Any], data_digest: str | None) -> str:
+    material = json.dumps({"stage": stage, "params": params, "code": code_version(), "data": data_digest}, sort_keys=True, default=str)
+    return hashlib.sha256(material.encode()).hexdigest()[:20]
+
+
+def experiment_id(name: str) -> str:
+    import mlflow
+
+    exp = mlflow.get_experiment_by_name(name)
+    return exp.experiment_id if exp else mlflow.create_experiment(name)
+
+
+def find_finished(experiment: str, stage: str, key: str):
+    """The newest FINISHED run of `stage` with this key, or None."""
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient().search_runs(
+        [experiment_id(experiment)],
+        filter_string=f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def latest_run(experiment: str, stage: str, tags: dict[str, str], statuses: tuple[str, ...] = ("FINISHED",)):
+    from mlflow.tracking import MlflowClient
+
+    clauses = [f"tags.`{TAG}.stage` = '{stage}'"] + [f"tags.`{k}` = '{v}'" for k, v in tags.items()]
+    runs = MlflowClient().search_runs([experiment_id(experiment)], filter_string=" and ".join(clauses), order_by=["attributes.start_time DESC"], max_results=20)
+    for run in runs:
+        if run.info.status in statuses:
+            return run
+    return None
+
+
+@dataclass
+class StageRun:
+    run_id: str
+    reused: bool
+    experiment: str
+
+
+@contextlib.contextmanager
+def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, Any], tags: dict[str, str],
+              data_digest: str | None = None, reuse: bool = True, run_id: str | None = None) -> Iterator[StageRun]:
+    """Start (or reuse, or resume `run_id`) a tracked stage run; failure marks the run FAILED."""
+    import mlflow
+
+    key = run_key(stage, params, data_digest)
+    if reuse and run_id is None:
+        found = find_finished(experiment, stage, key)
+        if found is not None:
+            yield StageRun(found.info.run_id, True, experiment)
+            return
+    mlflow.set_experiment(experiment)
+    nested = mlflow.active_run() is not None
+    all_tags = {f"{TAG}.stage": stage, f"{TAG}.run_key": key, f"{TAG}.code_version": code_version(), **tags}
+    if data_digest:
+        all_tags[f"{TAG}.data_digest"] = data_digest
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested, tags=all_tags) as run:
+        if run_id is None:
+            mlflow.log_params({k: _param(v) for k, v in params.items()})
+        yield StageRun(run.info.run_id, False, experiment)
+
+
+def _param(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list, tuple)) else str(value)
+    return text[:6000]
+
+
+# --------------------------------------------------------------------------- metric loggers
+class MetricLogger(Protocol):
+    """Where stages send metrics; tests can read them back without a server."""
+
+    def log(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+
+
+@dataclass
+class MlflowMetricLogger:
+    run_id: str
+
+    def log(self, metrics: dict[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+        from mlflow.tracking import MlflowClient
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None]
+        for start in range(0, len(batch), 900):  # MLflow's batch limit is 1000 metrics
+            MlflowClient().log_batch(self.run_id, metrics=batch[start : start + 900])
+
+
+@dataclass
+class MemoryMetricLogger:
+    history: list[tuple[int | None, dict[str, float]]] = field(default_factory=list)
+
+    def log(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.history.append((step, dict(metrics)))
+
+    def series(self, key: str) -> list[float]:
+        return [m[key] for _, m in self.history if key in m]
+
+
+@dataclass
+class TeeMetricLogger:
+    loggers: list[MetricLogger]
+
+    def log(self, metrics: dict[str, float], step: int | None = None) -> None:
+        for logger in self.loggers:
+            logger.log(metrics, step)
+
+
+def ui_command() -> str:
+    uri = default_tracking_uri()
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+def artifact_dir(run_id: str, path: str = "") -> Path:
+    import mlflow
+
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path or None))
+
+
+def secret_free_env() -> dict[str, str]:
+    """Environment facts worth logging, never values of variables that may hold secrets."""
+    keys = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "LANGDEC_HOME")
+    return {k: os.environ[k] for k in keys if k in os.environ}

@@ -85,9 +85,9 @@ def register(name: str, run_id: str, source: str, *, phase: str, job: Job, profi
     version = client.create_model_version(name, source=artifact_source, run_id=run_id, tags=all_tags,
                                           description=f"{phase} {job.run_name}")
     for old in previous:
-        client.set_model_version_tag(name, old.version, "superseded_by", version.version)
-        client.set_model_version_tag(name, version.version, "supersedes", old.version)
-    return version.version
+        client.set_model_version_tag(name, old.version, "superseded_by", str(version.version))
+        client.set_model_version_tag(name, version.version, "supersedes", str(old.version))
+    return str(version.version)
 
 
 def version_for_run(name: str, run_id: str) -> str | None:
@@ -97,7 +97,7 @@ def version_for_run(name: str, run_id: str) -> str | None:
         found = _client().search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     except MlflowException:
         return None
-    return found[0].version if found else None
+    return str(found[0].version) if found else None
 
 
 def record_evaluation(name: str, version: str, benchmarks: list[str], extractor_versions: dict[str, str], cells: int) -> None:

@@ -1,0 +1,168 @@
+"""The smoke ladder end to end through the CLI, into a real MLflow store; then reuse,
+reparse, promotion, report and the MLproject entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from langdec import cli, config, registry, tracking
+from langdec.evaluation import matrix, stage
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENT = "phase-3-smoke"
+
+
+def _runs(stage_name: str):
+    return MlflowClient().search_runs([tracking.experiment_id(EXPERIMENT)], f"tags.`langdec.stage` = '{stage_name}'", max_results=500)
+
+
+@pytest.fixture(scope="module")
+def ladder(module_store, smoke_profile, capsys_module=None):
+    import io
+    from contextlib import redirect_stdout
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = cli.main(["--quiet", "ladder", str(ROOT / "experiments/ladders/smoke.yaml")])
+    return code, out.getvalue()
+
+
+def test_ladder_runs_every_stage(ladder):
+    code, output = ladder
+    assert code == 0, output
+    assert "5 of 5 jobs ok" in output
+    assert "mlflow ui --backend-store-uri sqlite:///" in output
+    assert "gen.refined accuracy" in output and "ll accuracy" in output
+    for group in ("baseline", "cond1", "cond2-zh", "cond2-es", "cond2-ur"):
+        assert group in output
+    counts = {s: len(_runs(s)) for s in ("transpile", "check", "train", "evaluate", "ladder", "report")}
+    assert counts == {"transpile": 4, "check": 4, "train": 4, "evaluate": 5, "ladder": 1, "report": 1}
+    parent = _runs("ladder")[0].info.run_id
+    assert all(r.data.tags.get("mlflow.parentRunId") == parent for r in _runs("train") + _runs("evaluate"))
+    names = sorted(r.info.run_name for r in _runs("train"))
+    assert names == ["cond1-5k-s42", "cond2-es-5k-s42", "cond2-ur-5k-s42", "cond2-zh-5k-s42"]
+
+
+def test_every_matrix_cell_is_logged(ladder):
+    langs = ["en", "zh", "es", "ur"]
+    profile = config.load_profile("smoke")
+    for run in _runs("evaluate"):
+        tags = run.data.tags
+        cond = config.condition(tags["condition"])
+        expected = matrix.cells(cond, tags["lang"] or None, langs, profile.evaluation.benchmarks, profile.evaluation.templates)
+        for extractor in ("strict", "refined"):
+            logged = {k for k in run.data.metrics if k.startswith(f"gen.{extractor}.") and k.endswith(".acc")}
+            assert logged == {matrix.gen_key(extractor, c) for c in expected}
+        assert len(expected) == (152 if tags["condition"] in ("baseline", "1") else 76)
+        assert {k for k in run.data.metrics if k.startswith("ll.") and k.endswith(".acc")} == {
+            matrix.ll_key(b, d) for b in ("xnli", "sib200", "belebele", "xcsqa") for d in langs}
+        path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=stage.GENERATIONS)
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        assert len(lines) == run.data.metrics["eval.items"]
+        assert {"cell", "item_id", "prompt_hash", "output", "gold"} <= set(json.loads(lines[0]))
+        assert tags["langdec.extractor.refined"] and tags["langdec.extractor.strict"]
+
+
+def test_versions_registered_and_marked_evaluated(ladder):
+    versions = MlflowClient().search_model_versions("name = 'langdec-smoke-adapters'")
+    assert len(versions) == 4
+    assert {v.tags["evaluation_status"] for v in versions} == {"evaluated"}
+    assert {(v.tags["condition"], v.tags["lang"]) for v in versions} == {("1", "en"), ("2", "zh"), ("2", "es"), ("2", "ur")}
+
+
+def test_rerun_reuses_finished_work(ladder):
+    import io
+    from contextlib import redirect_stdout
+
+    before = {s: len(_runs(s)) for s in ("transpile", "check", "train", "evaluate")}
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert cli.main(["--quiet", "ladder", str(ROOT / "experiments/ladders/smoke.yaml")]) == 0
+    assert {s: len(_runs(s)) for s in before} == before
+    assert out.getvalue().count("reused in") == 5
+
+
+def test_reparse_rescoring_without_the_model(ladder, monkeypatch):
+    """Store realistic generations in an evaluation run, then re-score them with each extractor."""
+    base = [r for r in _runs("evaluate") if r.data.tags["condition"] == "baseline"][0]
+    path = mlflow.artifacts.download_artifacts(run_id=base.info.run_id, artifact_path=stage.GENERATIONS)
+    records = [json.loads(l) for l in Path(path).read_text(encoding="utf-8").splitlines()]
+    sib = [r for r in records if r["benchmark"] == "sib200"]
+    answers = {"science/technology": "science and technology", "sports": "体育", "politics": "Politics.",
+               "travel": "It is about travel", "health": "صحت", "entertainment": "entertainment", "geography": "geography / travel"}
+    for r in sib:
+        r["output"] = answers[r["gold"]]
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name="stored-generations", tags={"langdec.stage": "evaluate", "condition": "baseline"}) as run:
+        mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sib), stage.GENERATIONS)
+
+    def no_model(*a, **k):
+        raise AssertionError("reparse must not load a model")
+
+    monkeypatch.setattr(stage, "_load_model", no_model)
+    strict = stage.reparse(run.info.run_id, "strict")
+    refined = stage.reparse(run.info.run_id, "refined")
+    key = "template1.sib200.data:en.instr:en.acc"
+    gold = [r["gold"] for r in sib if r["cell"] == "template1.sib200.data:en.instr:en"]
+    # strict: English words and the first native word per label, read as a prefix ("geography / travel" -> geography);
+    # refined: splits "science and technology", finds "travel" inside a sentence, and calls "geography / travel" a hedge
+    strict_ok = {"sports", "politics", "entertainment", "health", "geography"}
+    refined_ok = {"science/technology", "sports", "politics", "travel", "health", "entertainment"}
+    expect_strict = sum(g in strict_ok for g in gold) / len(gold)
+    expect_refined = sum(g in refined_ok for g in gold) / len(gold)
+    assert expect_strict != expect_refined
+    assert strict[f"gen.strict.{key}"] == pytest.approx(expect_strict)
+    assert refined[f"gen.refined.{key}"] == pytest.approx(expect_refined)
+    metrics = mlflow.get_run(run.info.run_id).data.metrics
+    assert metrics[f"gen.strict.{key}"] == pytest.approx(expect_strict)
+    assert metrics[f"gen.refined.{key}"] == pytest.approx(expect_refined)
+
+
+def test_promotion_by_policy(ladder):
+    client = MlflowClient()
+    versions = sorted(client.search_model_versions("name = 'langdec-smoke-adapters'"), key=lambda v: int(v.version))
+    client.set_model_version_tag("langdec-smoke-adapters", versions[0].version, "data_check_status", "failed")
+    refused = registry.promote("langdec-smoke-adapters", "paper")
+    assert list(refused) == [versions[0].version]
+    assert "data checks are 'failed'" in refused[versions[0].version][0]
+    model = client.get_registered_model("langdec-smoke-adapters")
+    assert set(model.aliases) == {f"paper-{v.tags['run_name']}" for v in versions[1:]}
+    assert client.get_model_version("langdec-smoke-adapters", versions[1].version).tags["paper"] == "true"
+
+
+def test_report_written_with_plot(ladder, module_store):
+    from langdec.paths import work_dir
+
+    folder = work_dir() / "reports" / EXPERIMENT
+    text = (folder / "report.md").read_text()
+    assert "| condition |" in text and "cond2-ur" in text
+    assert (folder / "delta_heatmap.png").stat().st_size > 1000
+    cells = json.loads((folder / "report.json").read_text())
+    groups = {c["group"] for c in cells}
+    assert groups == {"baseline", "cond1", "cond2-zh", "cond2-es", "cond2-ur"}
+    # each (group, benchmark, data language, kind) is counted once, whatever the templates and instruction languages
+    keys = [(c["group"], c["benchmark"], c["data"], c["kind"]) for c in cells]
+    assert len(keys) == len(set(keys))
+
+
+def _mlflow_run(*args: str, uri: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local", *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+
+
+def test_mlflow_run_entry_points(ladder, module_store):
+    cond5 = _mlflow_run("-e", "train", "-P", "condition=5", "-P", "lang=ur", uri=module_store)
+    assert cond5.returncode != 0
+    assert "condition-5 data needs `langdec translate`" in cond5.stderr + cond5.stdout
+    check = _mlflow_run("-e", "check", "-P", "condition=2", "-P", "lang=zh", uri=module_store)
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert '"status": "passed"' in check.stdout

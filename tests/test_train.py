@@ -1,0 +1,132 @@
+"""Training on the smoke model: real TRL/peft runs, tracked, reproducible, resumable, no truncation."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from langdec import checks, config, data, tracking, train
+from langdec.errors import LangdecError
+
+JOB = config.Job("2", "es", "5k", 42)
+
+
+def test_windows_keep_every_token():
+    ids = list(range(23))
+    parts = train.windows(ids, 8)
+    assert all(len(p) <= 8 for p in parts)
+    targets = [t for p in parts for t in p[1:]]  # the first token of a window is context only
+    assert targets == ids[1:]  # every token after the first is a target exactly once
+    assert train.windows(ids[:5], 8) == [ids[:5]]
+
+
+def test_tokenize_windows_counts(smoke_profile):
+    from langdec.model import load_tokenizer
+
+    tok = load_tokenizer(smoke_profile)
+    codes = ["def f():\n    return 1\n" * 40, "x = 1\n"]
+    windows, stats = train.tokenize_windows(codes, tok, 32)
+    assert stats.files == 2 and stats.windows == len(windows) > 2
+    assert stats.target_tokens == stats.tokens - stats.files
+    assert max(len(w) for w in windows) <= 32
+
+
+def _prepare(profile, experiment):
+    cond = config.condition(JOB.condition)
+    data_run = data.run_stage(profile, cond, JOB, experiment, progress=False)
+    checks.run_stage(data_run[0], cond, experiment, {"run_name": JOB.run_name}, tier_idx=set(data.build_tier_idx(profile, JOB)))
+    return cond, data_run
+
+
+def _train(profile, **kwargs):
+    experiment = "phase-3-smoke"
+    tracking.configure()
+    cond, data_run = _prepare(profile, experiment)
+    return train.run(profile, cond, JOB, phase="phase-3", experiment=experiment, data_run=data_run, progress=False, **kwargs)
+
+
+def test_training_run_logs_and_registers(store, smoke_profile):
+    profile = config.load_profile("smoke", ["training.max_steps=6"])
+    memory = tracking.MemoryMetricLogger()
+    result = _train(profile, extra_loggers=[memory])
+    run = mlflow.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["train.lora_r"] == "8" and params["train.lr"] == "0.01" and params["condition"] == "2" and params["lang"] == "es"
+    metrics = run.data.metrics
+    for key in ("loss", "learning_rate", "grad_norm", "tokens_per_s", "peak_memory_mb", "trainable_parameters",
+                "tokens_total", "windows", "files", "padding_fraction", "tokens_trained"):
+        assert key in metrics, key
+    assert len(MlflowClient().get_metric_history(result.run_id, "loss")) == 6
+    assert memory.series("loss") == [m.value for m in MlflowClient().get_metric_history(result.run_id, "loss")]
+    tags = run.data.tags
+    assert tags["langdec.stage"] == "train" and tags["data_check_status"] == "passed" and tags["transpiler_version"]
+    artifacts = {a.path for a in MlflowClient().list_artifacts(result.run_id, "adapter")}
+    assert {"adapter/adapter_model.safetensors", "adapter/adapter_config.json", "adapter/tokenizer.json"} <= artifacts
+    version = MlflowClient().get_model_version(profile.registered_model, result.version)
+    assert {k: version.tags[k] for k in ("phase", "condition", "lang", "tier", "seed", "base_model", "data_check_status")} == {
+        "phase": "phase-3", "condition": "2", "lang": "es", "tier": "5k", "seed": "42", "base_model": "smoke", "data_check_status": "passed"}
+
+    again = _train(profile)  # same stage, params, code and data: reused, not retrained
+    assert again.reused and again.run_id == result.run_id and again.version == result.version
+
+    other = config.load_profile("smoke", ["training.max_steps=5"])
+    with pytest.raises(LangdecError, match="already holds phase-3 cond2-es-5k-s42.*--supersede"):
+        _train(other)
+    replaced = _train(other, supersede=True)
+    old = MlflowClient().get_model_version(profile.registered_model, result.version)
+    assert old.tags["superseded_by"] == replaced.version
+
+
+def test_same_seed_same_loss_curve(tmp_path, monkeypatch, smoke_profile):
+    profile = config.load_profile("smoke", ["training.max_steps=5"])
+    curves = []
+    for attempt in range(2):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/seed{attempt}.db")
+        memory = tracking.MemoryMetricLogger()
+        _train(profile, extra_loggers=[memory])
+        curves.append(memory.series("loss"))
+    assert len(curves[0]) == 5 and curves[0] == curves[1]
+
+
+def test_resume_after_interruption(store, smoke_profile):
+    profile = config.load_profile("smoke", ["training.max_steps=6", "training.save_steps=2"])
+    with pytest.raises(SystemExit):
+        _train(profile, stop_after_steps=2)
+    client = MlflowClient()
+    failed = client.search_runs([tracking.experiment_id("phase-3-smoke")], "tags.`langdec.stage` = 'train'")
+    assert len(failed) == 1 and failed[0].info.status == "FAILED"  # marked failed, not left running
+    result = _train(profile)  # the same command again resumes
+    run = mlflow.get_run(result.run_id)
+    assert result.run_id == failed[0].info.run_id and run.info.status == "FINISHED"
+    assert run.data.tags["langdec.resumed_from"] == "checkpoint-2"
+    steps = [m.step for m in client.get_metric_history(result.run_id, "loss")]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="bitsandbytes not installed")
+def test_nf4_quantised_training_runs_on_cpu(store, smoke_profile):
+    profile = config.load_profile("smoke", ["training.max_steps=2", "training.quantization=nf4"])
+    memory = tracking.MemoryMetricLogger()
+    result = _train(profile, extra_loggers=[memory])
+    assert mlflow.get_run(result.run_id).data.params["quantization"] == "nf4"
+    losses = memory.series("loss")
+    assert len(losses) == 2 and all(l == l and l > 0 for l in losses)
+
+
+def test_unavailable_condition_fails_clearly(store, smoke_profile):
+    with pytest.raises(LangdecError, match="condition 5: condition-5 data needs `langdec translate`"):
+        train.run(smoke_profile, config.condition("5"), config.Job("5", "ur", "5k", 42), phase="phase-3",
+                  experiment="phase-3-smoke", progress=False)
+
+
+def test_gpu_only_backend_fails_clearly_without_cuda():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(LangdecError, match="needs a CUDA GPU"):
+        train.choose_backend("unsloth")

@@ -98,3 +98,29 @@ def test_check_cli_on_corrupt_parquet(tmp_path):
     assert result.returncode == 2
     assert "train.parquet: not a readable Parquet file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_file_lost_in_one_language_is_dropped_from_every_aligned_condition(smoke_profile, monkeypatch, tmp_path):
+    """Source-file control: inject one transpile failure (Urdu only) and watch both conditions lose the file."""
+    from langdec.transpiler import batch, engine
+
+    monkeypatch.setenv("LANGDEC_HOME", str(tmp_path))  # fresh caches for this test only
+    tier = data.build_tier(smoke_profile, "5k", 42, progress=False)
+    victim = tier.frame.iloc[3]
+    real = engine.translate
+
+    def flaky(text, pack, direction="forward"):
+        if pack.code == "ur" and text == victim.code_en:
+            raise engine.TranspileError("roundtrip", "injected failure")
+        return real(text, pack, direction=direction)
+
+    monkeypatch.setattr(batch, "translate", flaky)
+    english = data.prepare(smoke_profile, config.condition("1"), config.Job("1", None, "5k", 42), progress=False)
+    chinese = data.prepare(smoke_profile, config.condition("2"), config.Job("2", "zh", "5k", 42), progress=False)
+    for cdata in (english, chinese):
+        train_frame, val_frame = cdata.frames()
+        assert victim.idx not in set(train_frame.idx) | set(val_frame.idx)
+        assert cdata.manifest["aligned_files"] == len(tier.frame) - 1
+        assert cdata.manifest["lost_by_alignment"] == [{"idx": int(victim.idx), "file_path": victim.file_path, "language": "ur",
+                                                        "reason": "roundtrip", "detail": "injected failure"}]
+    assert set(english.frames()[0].idx) == set(chinese.frames()[0].idx)

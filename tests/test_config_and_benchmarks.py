@@ -167,3 +167,14 @@ def test_extract_cli_contract(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "langdec.cli", "extract", "--benchmark", "sib200"], input="not json\n",
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "stdin line 1" in bad.stderr
+
+
+def test_parquet_benchmark_files_load(tmp_path):
+    import pandas as pd
+
+    rows = [{"premise": "A man sleeps.", "hypothesis": "A man rests.", "label": 0},
+            {"premise": "A man sleeps.", "hypothesis": "A man runs.", "label": 2}]
+    path = tmp_path / "xnli-en.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    items = benchmarks.load("xnli", "en", source=str(path))
+    assert [i.label for i in items] == ["entailment", "contradiction"]  # the hub's integer labels

@@ -154,7 +154,9 @@ def test_report_written_with_plot(ladder, module_store):
 
 
 def _mlflow_run(*args: str, uri: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # `mlflow run` calls `langdec` by name, as a user with the venv activated would
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true", "PATH": path}
     return subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "--env-manager", "local", *args],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
 

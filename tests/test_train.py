@@ -130,3 +130,33 @@ def test_gpu_only_backend_fails_clearly_without_cuda():
         pytest.skip("a GPU is present")
     with pytest.raises(LangdecError, match="needs a CUDA GPU"):
         train.choose_backend("unsloth")
+
+
+def test_disk_full_while_saving_leaves_no_adapter(store, smoke_profile, monkeypatch):
+    import errno
+
+    from peft import PeftModel
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(PeftModel, "save_pretrained", full)
+    # save_steps beyond max_steps: the trainer writes no checkpoint, so the adapter save is what hits the full disk
+    profile = config.load_profile("smoke", ["training.max_steps=2", "training.save_steps=100"])
+    with pytest.raises(LangdecError, match="could not write .*free disk space"):
+        _train(profile)
+    client = MlflowClient()
+    run = client.search_runs([tracking.experiment_id("phase-3-smoke")], "tags.`langdec.stage` = 'train'")[0]
+    assert run.info.status == "FAILED"
+    assert client.list_artifacts(run.info.run_id, "adapter") == []
+    assert client.search_model_versions(f"name = '{profile.registered_model}'") == []
+
+
+def test_packing_is_refused_where_it_would_leak_across_files(store, smoke_profile):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    profile = config.load_profile("smoke", ["training.packing=true"])
+    with pytest.raises(LangdecError, match="packing=true needs a CUDA GPU with flash-attention"):
+        _train(profile)

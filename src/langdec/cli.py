@@ -67,7 +67,14 @@ def cmd_transpile(args) -> int:
     direction = "reverse" if args.reverse else "forward"
     rows = iter_rows(args.src, code_column=args.code_column)
     outcomes = batch.run(rows, args.lang, direction=direction, workers=args.workers, progress=not args.quiet)
-    summary = write_outputs(outcomes, args.src, args.out, args.lang, direction)
+    count_tokens = None
+    if args.out and Path(args.out).suffix in (".parquet", ".jsonl"):
+        from . import config
+        from .model import load_tokenizer
+
+        tokenizer = load_tokenizer(config.load_profile(args.profile, args.overrides))
+        count_tokens = lambda codes: [len(ids) for ids in tokenizer(codes, add_special_tokens=False)["input_ids"]]  # noqa: E731
+    summary = write_outputs(outcomes, args.src, args.out, args.lang, direction, count_tokens)
     print(json.dumps(summary.as_dict() if args.json else _short(summary.as_dict()), indent=2, ensure_ascii=False))
     return 0 if summary.exact or not summary.files else 1
 

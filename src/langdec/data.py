@@ -74,6 +74,52 @@ def _rows(tier: Tier, cond: Condition, lang: str | None, *, progress: bool) -> t
     )
 
 
+def alignment_languages() -> list[str]:
+    """Languages whose condition-2 data must share one idx set with condition 1 (source-file control)."""
+    from .config import conditions
+
+    langs: set[str] = set()
+    for cond in conditions().values():
+        if cond.available and cond.data == "transpiled":
+            langs.update(cond.languages)
+    return sorted(langs)
+
+
+def _alignment_key() -> str:
+    from .transpiler import batch
+    from .transpiler.packs import load
+
+    return hashlib.sha256(json.dumps([batch.VERSION, [(l, load(l).digest) for l in alignment_languages()]]).encode()).hexdigest()[:12]
+
+
+def aligned_idx(tier: Tier, *, progress: bool = False) -> tuple[set[int], list[dict]]:
+    """The tier's files every aligned condition can use, and what each language lost.
+
+    A file that fails to transpile in any language is dropped from conditions 1 and 2
+    alike, so they keep exactly the same source files; the loss is listed, never silent.
+    Cached beside the tier, keyed by the transpiler version and every pack's digest.
+    """
+    from .atomic import write_text
+    from .sources import SourceRow
+    from .transpiler import batch
+
+    key = _alignment_key()
+    cache = tier.path / f"alignment-{key}.json"
+    if cache.exists():
+        saved = json.loads(cache.read_text())
+        return set(saved["aligned"]), saved["lost"]
+    rows = [SourceRow(r.file_path, r.code_en, r.license, int(r.idx)) for r in tier.frame.itertuples()]
+    lost: list[dict] = []
+    for lang in alignment_languages():
+        for o in batch.run(rows, lang, progress=progress, total=len(rows)):
+            if not o.ok:
+                lost.append({"idx": o.idx, "file_path": o.file_path, "language": lang, "reason": o.reason, "detail": o.detail})
+    dropped = {entry["idx"] for entry in lost}
+    aligned = sorted(set(tier.frame["idx"].tolist()) - dropped)
+    write_text(cache, json.dumps({"aligned": aligned, "lost": lost, "languages": alignment_languages()}, indent=2))
+    return set(aligned), lost
+
+
 def data_digest(train: pd.DataFrame, validation: pd.DataFrame) -> str:
     h = hashlib.sha256()
     for split, frame in (("train", train), ("validation", validation)):
@@ -90,12 +136,15 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
     tier = build_tier(profile, job.tier, job.seed, progress=progress)
     from .paths import work_dir
 
-    key = hashlib.sha256(json.dumps([tier.manifest["digest"], cond.name, job.lang, _processing_version(cond, job.lang)]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([tier.manifest["digest"], cond.name, job.lang, _processing_version(cond, job.lang),
+                                     _alignment_key()]).encode()).hexdigest()[:12]
     out = work_dir() / "data" / profile.name / f"{job.run_name}-{key}"
     if (out / "manifest.json").exists():
         manifest = json.loads((out / "manifest.json").read_text())
         return ConditionData(out, manifest["digest"], manifest)
     frame, processing = _rows(tier, cond, job.lang, progress=progress)
+    aligned, lost_anywhere = aligned_idx(tier, progress=progress)
+    frame = frame[frame["idx"].isin(aligned)]
     if frame.empty:
         raise LangdecError(f"{job.run_name}: every file of the tier was dropped ({processing['dropped'][:3]} ...)")
     if tokenizer is None:
@@ -117,6 +166,8 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
         "rows": {"train": len(train), "validation": len(validation)},
         "tier_files": len(tier.frame),
         "lost_files": processing.pop("dropped"),
+        "aligned_files": len(aligned),
+        "lost_by_alignment": lost_anywhere,
         "digest": digest,
         "tokens": int(frame["token_count"].sum()),
         **processing,

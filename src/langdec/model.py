@@ -125,7 +125,8 @@ def compute_dtype(precision: str):
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
 
 
-def load_base_model(profile: Profile, *, quantization: str | None = None, precision: str | None = None, device: str | None = None):
+def load_base_model(profile: Profile, *, quantization: str | None = None, precision: str | None = None,
+                    device: str | None = None, attn_implementation: str | None = None):
     """The base causal LM, NF4-quantised when asked (bitsandbytes; also runs on CPU)."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -153,6 +154,8 @@ def load_base_model(profile: Profile, *, quantization: str | None = None, precis
         )
     if device or cuda:
         kwargs["device_map"] = {"": device or 0}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:

@@ -98,7 +98,8 @@ class StageRun:
 
 @contextlib.contextmanager
 def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, Any], tags: dict[str, str],
-              data_digest: str | None = None, reuse: bool = True, run_id: str | None = None) -> Iterator[StageRun]:
+              data_digest: str | None = None, reuse: bool = True, run_id: str | None = None,
+              system_metrics: bool = False) -> Iterator[StageRun]:
     """Start (or reuse, or resume `run_id`) a tracked stage run; failure marks the run FAILED."""
     import mlflow
 
@@ -113,7 +114,8 @@ def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, A
     all_tags = {f"{TAG}.stage": stage, f"{TAG}.run_key": key, f"{TAG}.code_version": code_version(), **tags}
     if data_digest:
         all_tags[f"{TAG}.data_digest"] = data_digest
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested, tags=all_tags) as run:
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested, tags=all_tags,
+                          log_system_metrics=system_metrics or None) as run:
         if run_id is None:
             mlflow.log_params({k: _param(v) for k, v in params.items()})
         yield StageRun(run.info.run_id, False, experiment)

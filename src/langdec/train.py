@@ -7,6 +7,7 @@ version). The CPU smoke profile runs the same code path as the GPU paper profile
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
@@ -132,6 +133,8 @@ def choose_backend(requested: str) -> str:
 
 
 def _model_and_peft_config(profile: Profile, backend: str, quantization: str):
+    import importlib.util
+
     from peft import LoraConfig
 
     t = profile.training
@@ -148,7 +151,13 @@ def _model_and_peft_config(profile: Profile, backend: str, quantization: str):
         return model, None
     from .model import load_base_model
 
-    model = load_base_model(profile, quantization=quantization)
+    attention = None
+    if t.packing:
+        if importlib.util.find_spec("flash_attn") is None:
+            raise LangdecError("training.packing=true needs flash-attention (pip install flash-attn) so packed files "
+                               "cannot attend to each other; or set training.packing=false (windowing)")
+        attention = "flash_attention_2"
+    model = load_base_model(profile, quantization=quantization, attn_implementation=attention)
     if quantization == "nf4":
         from peft import prepare_model_for_kbit_training
 
@@ -165,11 +174,20 @@ class TrainResult:
     adapter_uri: str
 
 
+def effective_optimizer(name: str) -> str:
+    """Paged optimizers live in CUDA memory; on CPU the same recipe uses plain AdamW."""
+    import torch
+
+    return name if torch.cuda.is_available() or not name.startswith("paged") else "adamw_torch"
+
+
 def train_params(profile: Profile, job: Job, quantization: str, backend: str) -> dict[str, Any]:
+    settings = asdict(profile.training)
+    settings["optimizer"] = effective_optimizer(settings["optimizer"])
     return {
         "condition": job.condition, "lang": job.lang or "en", "tier": job.tier, "seed": job.seed, "profile": profile.name,
         "model_id": profile.model.id, "quantization": quantization, "backend": backend,
-        **{f"train.{k}": v for k, v in asdict(profile.training).items() if k not in ("quantization", "backend")},
+        **{f"train.{k}": v for k, v in settings.items() if k not in ("quantization", "backend")},
     }
 
 
@@ -218,8 +236,11 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
 
     if quantization == "nf4" and not torch.cuda.is_available() and profile.name == "paper":
         raise LangdecError("the paper profile trains NF4 on a CUDA GPU; none is visible. Use a GPU machine or --profile smoke")
-    if profile.training.precision in ("fp16", "bf16") and not torch.cuda.is_available() and profile.training.optimizer.startswith("paged"):
-        raise LangdecError(f"training.optimizer={profile.training.optimizer} needs CUDA; set training.optimizer=adamw_torch on CPU")
+    if profile.training.packing and not torch.cuda.is_available():
+        # Packed rows need flash-attention's varlen kernels to keep documents from attending
+        # to each other; without them packing would leak across files, so we refuse.
+        raise LangdecError("training.packing=true needs a CUDA GPU with flash-attention; on CPU the windowed path "
+                           "(training.packing=false) already trains every token without truncation")
     cdata, data_run_id = data_run or data.run_stage(profile, cond, job, experiment, progress=progress)
     status, check_run_id, failed = checks.latest_status(experiment, cdata.digest)
     if status != "passed" and not allow_unchecked:
@@ -261,7 +282,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         tags["pack_digest"] = cdata.manifest["pack_digest"]
     _raise_on_sigterm()
     with tracking.stage_run(experiment, TRAIN_STAGE, job.run_name, params=params, tags=tags, data_digest=cdata.digest,
-                            reuse=False, run_id=previous.info.run_id if resume_from else None) as srun:
+                            reuse=False, run_id=previous.info.run_id if resume_from else None, system_metrics=True) as srun:
         if resume_from is not None:
             mlflow.set_tag("langdec.resumed_from", resume_from.name)
         logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *(extra_loggers or [])])
@@ -272,7 +293,13 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         mlflow.log_metric("trainable_parameters", trainable)
         start = time.perf_counter()
-        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        try:
+            output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise LangdecError(f"could not write a checkpoint to {ckpt_dir} ({exc.strerror}); free disk space "
+                                   "and re-run the same command to resume from the last complete checkpoint") from None
+            raise
         seconds = time.perf_counter() - start
         padding = counter.padded / max(counter.real + counter.padded, 1)
         logger.log({"train_seconds": seconds, "padding_fraction": padding, "train_loss": float(output.training_loss),
@@ -321,7 +348,7 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         max_steps=t.max_steps,
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
-        optim=t.optimizer if cuda or not t.optimizer.startswith("paged") else "adamw_torch",
+        optim=effective_optimizer(t.optimizer),
         fp16=cuda and t.precision == "fp16",
         bf16=cuda and t.precision == "bf16",
         use_cpu=not cuda,
@@ -333,6 +360,7 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         gradient_checkpointing=t.gradient_checkpointing,
         max_length=t.max_length,
         packing=t.packing,
+        padding_free=t.packing,  # packed rows carry position_ids, so no cross-document attention
         report_to="none",
         disable_tqdm=not progress,
         dataloader_num_workers=0,

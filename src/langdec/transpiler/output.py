@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..atomic import atomic_dir, atomic_path, write_text
 from . import packs
@@ -27,8 +27,11 @@ def _row(o: Outcome, lang: str, direction: str, pack_digest: str) -> dict:
     }
 
 
-def write_outputs(outcomes: Iterable[Outcome], src: str, out: str | None, lang: str, direction: str) -> Summary:
-    """Consume outcomes, write the kept files, and return the summary (also saved beside DEST)."""
+def write_outputs(outcomes: Iterable[Outcome], src: str, out: str | None, lang: str, direction: str,
+                  count_tokens: Callable[[list[str]], list[int]] | None = None) -> Summary:
+    """Consume outcomes, write the kept files, and return the summary (also saved beside DEST).
+
+    Table outputs get `token_count` from `count_tokens` (the profile's tokenizer) when given."""
     summary, kept = summarise(outcomes, lang, direction)
     if out is None:
         return summary
@@ -36,6 +39,9 @@ def write_outputs(outcomes: Iterable[Outcome], src: str, out: str | None, lang: 
     digest = packs.load(lang).digest
     if dest.suffix in (".parquet", ".jsonl"):
         rows = [_row(o, lang, direction, digest) for o in kept]
+        if count_tokens is not None and rows:
+            for row, count in zip(rows, count_tokens([r["code"] for r in rows])):
+                row["token_count"] = count
         with atomic_path(dest) as tmp:
             if dest.suffix == ".parquet":
                 import pandas as pd

@@ -124,3 +124,19 @@ def test_a_file_lost_in_one_language_is_dropped_from_every_aligned_condition(smo
         assert cdata.manifest["lost_by_alignment"] == [{"idx": int(victim.idx), "file_path": victim.file_path, "language": "ur",
                                                         "reason": "roundtrip", "detail": "injected failure"}]
     assert set(english.frames()[0].idx) == set(chinese.frames()[0].idx)
+
+
+def test_condition5_suite_checks_target_script_share(zh_data):
+    """The condition-5 suite runs on LLM-translated rows; untranslated English fails the script share."""
+    cdata, _ = zh_data
+    frame = _frame(cdata).head(6).copy()
+    frame["language"] = "ur"
+    frame["code"] = ["تعریف جمع_کریں(عدد):\n    واپس عدد + ۱  # عدد میں ایک جمع کریں\n"] * 5 + ["def add(n):\n    return n + 1  # add one\n"]
+    frame["idx"] = range(6)
+    frame["code"] = [c + f"# {i}\n" for i, c in enumerate(frame["code"])]
+    cond5 = config.condition("5")
+    ok = checks.run_checks(frame.head(5), cond5, None)
+    assert ok.success, ok.failed
+    bad = checks.run_checks(frame.assign(code=[frame["code"].iloc[5]] * 3 + list(frame["code"].iloc[:3])), cond5, None)
+    assert ("expect_column_values_to_be_between", "target_script_share") in {(r["expectation"], r["column"]) for r in bad.failed}
+    assert checks.target_script_share("واپس x", "ur") == pytest.approx(4 / 5)

@@ -72,21 +72,44 @@ def _parses(code: str) -> bool:
         return False
 
 
+_SCRIPT_NAMES = {"Arab": "ARABIC", "Hans": "CJK", "Hant": "CJK", "Latn": "LATIN", "Deva": "DEVANAGARI", "Cyrl": "CYRILLIC",
+                 "Grek": "GREEK", "Hebr": "HEBREW", "Beng": "BENGALI", "Jpan": "CJK", "Hang": "HANGUL", "Thai": "THAI"}
+
+
+def target_script_share(text: str, lang: str) -> float:
+    """Share of letters written in the language's script (taken from its FLORES code)."""
+    import unicodedata
+
+    from . import languages
+
+    script = _SCRIPT_NAMES.get(languages.flores(lang).split("_")[-1], "")
+    letters = [c for c in text if c.isalpha()]
+    if not letters or not script:
+        return 0.0
+    return sum(unicodedata.name(c, "").startswith(script) for c in letters) / len(letters)
+
+
+def _reverse_keywords(code: str, lang: str) -> str:
+    from .transpiler.engine import reverse
+    from .transpiler.packs import load
+
+    try:
+        return reverse(code, load(lang))
+    except LangdecError:
+        return ""  # unknown language: the row fails the reversal checks
+
+
 def derive(frame: pd.DataFrame, cond: Condition, tier_idx: set[int] | None) -> pd.DataFrame:
-    """Columns the suites check that need code: reversibility, keywords left, hashes."""
-    from .transpiler.engine import english_keywords_left, reverse
+    """Columns the suites check that need code: reversibility, keywords left, script share, hashes."""
+    from .transpiler.engine import english_keywords_left
 
     out = frame.copy()
     out["code_sha256"] = [hashlib.sha256(str(c).encode()).hexdigest() for c in out["code"]]
-    if cond.data == "transpiled":
-        from .transpiler.packs import load
-
-        reversed_code = []
-        for code, lang in zip(out["code"], out["language"]):
-            try:
-                reversed_code.append(reverse(str(code), load(lang)))
-            except LangdecError:
-                reversed_code.append("")  # unknown language: the row fails the reversal checks
+    if cond.data == "llm-translated":
+        out["reverse_parses"] = [_parses(_reverse_keywords(str(c), l)) for c, l in zip(out["code"], out["language"])]
+        out["target_script_share"] = [target_script_share(str(c), l) for c, l in zip(out["code"], out["language"])]
+    elif cond.data == "transpiled":
+        reversed_code = [_reverse_keywords(str(c), l) for c, l in zip(out["code"], out["language"])]
         out["reverses_to_source"] = [r == e for r, e in zip(reversed_code, out["code_en"])]
         out["reverse_parses"] = [_parses(r) for r in reversed_code]
         out["english_keywords_left"] = [english_keywords_left(str(c)) for c in out["code"]]

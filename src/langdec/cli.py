@@ -96,6 +96,17 @@ def _transpile_stage(args) -> int:
     return 0
 
 
+def cmd_corpus(args) -> int:
+    from . import config, corpus
+
+    profile = config.load_profile(args.profile, args.overrides + ([f"corpus.source={args.source}"] if args.source else []))
+    tier = corpus.build_tier(profile, args.tier, args.seed, progress=not args.quiet)
+    m = tier.manifest
+    print(json.dumps({"path": str(tier.path), "source": m["source"], "tier": m["tier"], "size": m["size"], "requested": m["requested"],
+                      "seed": m["seed"], "digest": m["digest"], "filters": m["filters"]}, indent=2))
+    return 0
+
+
 def cmd_roundtrip(args) -> int:
     from .sources import iter_rows
     from .transpiler import batch
@@ -308,6 +319,11 @@ def parser() -> argparse.ArgumentParser:
     _job_args(s)
     s.set_defaults(func=cmd_transpile)
 
+    s = sub.add_parser("corpus", help="build an English source tier through the study's filters (seeded sample + manifest)")
+    s.add_argument("--source", default=None, help="override the profile's corpus source (folder, .parquet/.jsonl, hf:ID, stdlib)")
+    _job_args(s)
+    s.set_defaults(func=cmd_corpus)
+
     s = sub.add_parser("roundtrip", help="prove reverse(forward(file)) == file for every file; exit 1 otherwise")
     s.add_argument("src")
     s.add_argument("--lang", required=True)
@@ -407,6 +423,9 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    import logging
+
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:

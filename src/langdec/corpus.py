@@ -191,6 +191,11 @@ def build_tier(profile: Profile, tier: str, seed: int, *, progress: bool = True)
             "sha256": [c.sha256 for c in chosen],
         }
     )
+    if len(chosen) < n:
+        import warnings
+
+        warnings.warn(f"tier {tier}: only {len(chosen)} of {n} requested files survived the filters of {profile.corpus.source!r} "
+                      "(see the manifest's filter report)", stacklevel=2)
     manifest = {
         "source": profile.corpus.source,
         "configs": asdict(profile.corpus),

@@ -209,7 +209,7 @@ def run_stage(profile: Profile, cond: Condition, job: Job, experiment: str, *, p
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # mlflow's schema-inference hints
                     dataset = mlflow.data.from_pandas(frame, source=str(data.path / f"{split}.parquet"), name=f"{job.run_name}-{split}", digest=data.digest)
-                mlflow.log_input(dataset, context=split)
+                    mlflow.log_input(dataset, context=split)
             mlflow.log_metrics({"rows_train": len(train), "rows_validation": len(validation), "lost_files": len(data.manifest["lost_files"]),
                                 "tokens": data.manifest["tokens"]})
             mlflow.log_dict(data.manifest, "manifest.json")

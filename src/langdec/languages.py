@@ -32,10 +32,20 @@ def languages_dir() -> Path:
     return project_root() / "languages"
 
 
+CODES_FILE = "codes.yaml"
+
+
 @functools.lru_cache(maxsize=1)
 def all_languages() -> dict[str, Language]:
+    """Every language: full tables from languages/<code>.yaml, bare codes from codes.yaml."""
     out: dict[str, Language] = {}
+    codes_path = languages_dir() / CODES_FILE
+    if codes_path.exists():
+        for code, flores_code in (yaml.safe_load(codes_path.read_text(encoding="utf-8")) or {}).items():
+            out[str(code)] = Language(str(code), str(code), str(flores_code), (), codes_path, {})
     for path in sorted(languages_dir().glob("*.yaml")):
+        if path.name == CODES_FILE:
+            continue
         try:
             table = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:

@@ -124,18 +124,9 @@ def markdown(report: Report) -> str:
     return "\n".join(out)
 
 
-def heatmap(report: Report, path: Path) -> Path | None:
-    """Delta vs baseline per condition x (benchmark, data language)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kind = f"gen.{report.extractor}"
+def _delta_grid(report: Report, kind: str) -> tuple[list[str], list[tuple[str, str]], list[list[float]]]:
     groups = sorted({c.group for c in report.cells if c.kind == kind and c.group != "baseline"})
     columns = sorted({(c.benchmark, c.data) for c in report.cells if c.kind == kind})
-    if not groups or not columns:
-        return None
     grid = []
     for g in groups:
         row = []
@@ -143,19 +134,36 @@ def heatmap(report: Report, path: Path) -> Path | None:
             cell, base = report.value(g, b, d, kind), report.value("baseline", b, d, kind)
             row.append(cell.mean - base.mean if cell and base else float("nan"))
         grid.append(row)
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(columns)), 1 + 0.5 * len(groups)))
-    image = ax.imshow(grid, cmap="RdBu", vmin=-0.5, vmax=0.5, aspect="auto")
-    ax.set_xticks(range(len(columns)), [f"{b}\n{d}" for b, d in columns], fontsize=7)
-    ax.set_yticks(range(len(groups)), groups)
-    for i, row in enumerate(grid):
-        for j, v in enumerate(row):
-            if v == v:
-                ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=6)
-    fig.colorbar(image, ax=ax, label="accuracy delta vs baseline")
-    ax.set_title(f"Delta vs baseline ({report.extractor} extractor)")
-    fig.tight_layout()
+    return groups, columns, grid
+
+
+def heatmap(report: Report, path: Path) -> Path | None:
+    """Delta vs baseline per condition x (benchmark, data language): generative and log-likelihood panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(k, t) for k, t in ((f"gen.{report.extractor}", f"generative ({report.extractor} extractor)"), ("ll", "log-likelihood (no extractor)"))
+              if _delta_grid(report, k)[0]]
+    if not panels:
+        return None
+    width = max(6, 0.6 * max(len(_delta_grid(report, k)[1]) for k, _ in panels))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 1.6 + 1.1 * len(panels) * max(2, len(_delta_grid(report, panels[0][0])[0])) / 2 + 0.8 * len(panels)), squeeze=False, layout="constrained")
+    image = None
+    for ax, (kind, title) in zip(axes[:, 0], panels):
+        groups, columns, grid = _delta_grid(report, kind)
+        image = ax.imshow(grid, cmap="RdBu", vmin=-0.5, vmax=0.5, aspect="auto")
+        ax.set_xticks(range(len(columns)), [f"{b}\n{d}" for b, d in columns], fontsize=7)
+        ax.set_yticks(range(len(groups)), groups)
+        for i, row in enumerate(grid):
+            for j, v in enumerate(row):
+                if v == v:
+                    ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=6)
+        ax.set_title(f"Accuracy delta vs baseline: {title}", fontsize=9)
+    fig.colorbar(image, ax=axes[:, 0].tolist(), label="delta vs baseline")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

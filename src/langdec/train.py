@@ -369,10 +369,17 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=lora, data_collator=collator)
     trainer.add_callback(_callback(logger, collator))
-    if not progress:
-        from transformers.trainer_callback import PrinterCallback
+    # Metrics go to MLflow; the terminal keeps a bare progress bar instead of a dict per step.
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-        trainer.remove_callback(PrinterCallback)  # metrics go to MLflow; keep stdout for the summary
+    trainer.remove_callback(PrinterCallback)
+    if progress:
+        class BarOnly(ProgressCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                return None
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(BarOnly())
     if stop_after_steps is not None:
         class Stop(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):

@@ -112,7 +112,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         gen_seconds = time.perf_counter() - start
         metrics, rows = _score_generations(records, extractor_names)
         if ev.loglikelihood:
-            metrics.update(_loglikelihood(model, tokenizer, items, ev, progress))
+            metrics.update(_loglikelihood(model, tokenizer, items, ev))
         seconds = time.perf_counter() - start
         metrics["eval.items"] = float(len(records))
         metrics["eval.items_per_s"] = len(records) / max(gen_seconds, 1e-9)
@@ -135,7 +135,7 @@ def _table(rows: list[dict[str, Any]]) -> dict[str, list]:
     return {c: [r[c] for r in rows] for c in columns}
 
 
-def _loglikelihood(model, tokenizer, items: dict, ev, progress: bool) -> dict[str, float]:
+def _loglikelihood(model, tokenizer, items: dict, ev) -> dict[str, float]:
     """Extractor-free accuracy: template1 in English, the option with the highest log-likelihood."""
     metrics: dict[str, float] = {}
     for (bench_name, data), its in items.items():
@@ -144,7 +144,7 @@ def _loglikelihood(model, tokenizer, items: dict, ev, progress: bool) -> dict[st
             continue
         prompts = [render("template1", bench_name, "en", it) for it in closed]
         chosen = choose_options(model, tokenizer, prompts, [it.options for it in closed], batch_size=ev.batch_size,
-                                max_prompt_tokens=ev.max_prompt_tokens, progress=progress)
+                                max_prompt_tokens=ev.max_prompt_tokens)
         preds = [it.options[c] for it, c in zip(closed, chosen)]
         s = score(preds, [it.label for it in closed])
         metrics[ll_key(bench_name, data)] = s.acc

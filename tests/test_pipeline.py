@@ -144,8 +144,9 @@ def test_report_written_with_plot(ladder, module_store):
     folder = work_dir() / "reports" / EXPERIMENT
     text = (folder / "report.md").read_text()
     assert "| condition |" in text and "cond2-ur" in text
-    assert (folder / "delta_heatmap.png").stat().st_size > 1000
-    cells = json.loads((folder / "report.json").read_text())
+    for figure in ("delta_heatmap.png", "delta_by_instruction.png", "seed_spread.png"):
+        assert (folder / figure).stat().st_size > 1000
+    cells = json.loads((folder / "report.json").read_text())["cells"]
     groups = {c["group"] for c in cells}
     assert groups == {"baseline", "cond1", "cond2-zh", "cond2-es", "cond2-ur"}
     # each (group, benchmark, data language, kind) is counted once, whatever the templates and instruction languages
@@ -168,3 +169,28 @@ def test_mlflow_run_entry_points(ladder, module_store):
     check = _mlflow_run("-e", "check", "-P", "condition=2", "-P", "lang=zh", uri=module_store)
     assert check.returncode == 0, check.stderr[-2000:]
     assert '"status": "passed"' in check.stdout
+
+
+def test_manifest_and_export_in_the_published_layout(ladder, tmp_path):
+    from peft import PeftModel
+
+    from langdec.model import load_base_model
+
+    client = MlflowClient()
+    for v in client.search_model_versions("name = 'langdec-smoke-adapters'"):
+        client.set_model_version_tag("langdec-smoke-adapters", v.version, "data_check_status", "passed")
+    registry.promote("langdec-smoke-adapters", "paper")
+    dest = tmp_path / "published"
+    manifest = registry.export("langdec-smoke-adapters", "paper", dest)
+    assert sorted(manifest) == ["smoke/condition-1-5k-seed42/", "smoke/condition-2-es-5k-seed42/",
+                                "smoke/condition-2-ur-5k-seed42/", "smoke/condition-2-zh-5k-seed42/"]
+    entry = manifest["smoke/condition-2-zh-5k-seed42/"]
+    assert entry["phase"] == "phase-3" and entry["condition"] == "2" and len(entry["digests"]["adapter_sha256"]) == 64
+    assert json.loads((dest / "manifest.json").read_text()) == manifest
+    assert "`smoke/condition-2-ur-5k-seed42/`" in (dest / "MANIFEST.md").read_text()
+    base = load_base_model(config.load_profile("smoke"), quantization="none")
+    model = PeftModel.from_pretrained(base, str(dest), subfolder="smoke/condition-2-zh-5k-seed42")
+    assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
+    assert registry.published_path({"phase": "phase-2", "condition": "2", "lang": "zh", "tier": "32k", "seed": "42"}) == "condition-2-zh-32k/"
+    assert registry.published_path({"phase": "phase-3", "condition": "2", "lang": "zh", "tier": "5k", "seed": "42",
+                                    "base_model": "CohereLabs/tiny-aya-base"}) == "tiny-aya-base/condition-2-zh-5k-seed42/"

@@ -269,6 +269,37 @@ def cmd_promote(args) -> int:
     return 0
 
 
+def cmd_manifest(args) -> int:
+    import tempfile
+
+    from . import config, registry, tracking
+    from .atomic import write_text
+
+    tracking.configure()
+    profile = config.load_profile(args.profile)
+    alias = args.alias or None
+    with tempfile.TemporaryDirectory() as tmp:
+        # adapter digests need the files; the export path downloads them once
+        manifest = registry.export(profile.registered_model, alias, Path(tmp) / "export")
+    out = Path(args.out)
+    write_text(out / "manifest.json", json.dumps(manifest, indent=2))
+    write_text(out / "MANIFEST.md", registry.manifest_markdown(manifest, profile.registered_model, alias))
+    print(f"{len(manifest)} adapters -> {out / 'MANIFEST.md'}, {out / 'manifest.json'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from . import config, registry, tracking
+
+    tracking.configure()
+    profile = config.load_profile(args.profile)
+    manifest = registry.export(profile.registered_model, args.alias or None, Path(args.dest))
+    for path in sorted(manifest):
+        print(f"{args.dest}/{path}")
+    print(f"load one with: PeftModel.from_pretrained(base, {args.dest!r}, subfolder={sorted(manifest)[0].rstrip('/')!r})")
+    return 0
+
+
 def cmd_ladder(args) -> int:
     from . import ladder, tracking
 
@@ -382,6 +413,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default="smoke")
     s.add_argument("--version", action="append", default=None, help="only these versions (repeatable)")
     s.set_defaults(func=cmd_promote)
+
+    s = sub.add_parser("manifest", help="write MANIFEST.md and manifest.json from the registry (never by hand)")
+    s.add_argument("--alias", default="paper", help="only versions carrying this alias tag; '' for every live version")
+    s.add_argument("--profile", default="smoke")
+    s.add_argument("--out", default=".")
+    s.set_defaults(func=cmd_manifest)
+
+    s = sub.add_parser("export", help="write the promoted adapters in the published folder layout")
+    s.add_argument("dest")
+    s.add_argument("--alias", default="paper")
+    s.add_argument("--profile", default="smoke")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("ladder", help="run a whole ladder: transpile, check, train, evaluate, report")
     s.add_argument("file", nargs="?", default=DEFAULT_LADDER)

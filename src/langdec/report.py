@@ -1,14 +1,24 @@
-"""The comparison report: each condition against the baseline, per benchmark and data language.
+"""The comparison report: each condition against the baseline, cell by cell, honestly.
 
-A row is one (condition, language) adapter group; a column one (benchmark, data
-language). A cell's value is the mean accuracy over templates and instruction
-languages for each seed, then the mean (and standard deviation) over seeds, so
-seeds and templates are never counted as separate cells. The delta is against
-the baseline's value for the same cell and the same averaging.
+Built from per-item records (the stored generations and log-likelihood choices of
+every finished evaluation run), not from pre-averaged metrics, so that:
+
+* a report cell is one (condition group, benchmark, data language, score kind); its
+  value is the accuracy over the templates and instruction languages the condition was
+  evaluated on, per seed, then mean and standard deviation over seeds. Seeds and
+  templates are never counted as separate cells.
+* the baseline reference uses exactly the same (template, instruction language) cells,
+  so a condition evaluated only in {en, trained language} is not compared with a
+  baseline averaged over four instruction languages.
+* the delta gets a paired bootstrap 95% interval over items; win/loss only when the
+  interval excludes zero, tie otherwise.
+* a conclusion whose sign differs between the strict and refined extractors is
+  flagged, and so is a cell whose answers are mostly one label.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -16,16 +26,41 @@ from pathlib import Path
 
 from . import tracking
 from .atomic import write_text
-from .evaluation.stage import EVAL_STAGE
+from .evaluation import extractors
+from .evaluation.stage import EVAL_STAGE, GENERATIONS, LOGLIKELIHOOD
+
+EXTRACTORS = ("strict", "refined")
+CONSTANT_LABEL_SHARE = 0.8
+BOOTSTRAP = 2000
+
+
+@dataclass(frozen=True)
+class Record:
+    group: str
+    seed: str
+    kind: str  # gen.<extractor> | ll
+    benchmark: str
+    data: str
+    template: str
+    instr: str
+    item_id: str
+    correct: bool
+    pred: str | None
 
 
 @dataclass
 class ReportCell:
-    group: str  # "baseline", "cond1", "cond2-zh"
+    group: str
     benchmark: str
     data: str
+    kind: str
     per_seed: dict[str, float]
-    kind: str  # gen.<extractor> | ll
+    n_items: int
+    top_label_share: float
+    baseline: float | None = None
+    ci: tuple[float, float] | None = None
+    outcome: str = ""  # win | loss | tie ("" for the baseline)
+    flags: list[str] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -35,11 +70,16 @@ class ReportCell:
     def std(self) -> float:
         return statistics.stdev(self.per_seed.values()) if len(self.per_seed) > 1 else 0.0
 
+    @property
+    def delta(self) -> float | None:
+        return None if self.baseline is None else self.mean - self.baseline
+
 
 @dataclass
 class Report:
     cells: list[ReportCell] = field(default_factory=list)
     extractor: str = "refined"
+    extractor_versions: dict[str, str] = field(default_factory=dict)
 
     def value(self, group: str, benchmark: str, data: str, kind: str) -> ReportCell | None:
         for c in self.cells:
@@ -47,94 +87,190 @@ class Report:
                 return c
         return None
 
+    def summary(self) -> dict[str, int]:
+        compared = [c for c in self.cells if c.group != "baseline"]
+        count = collections.Counter(c.outcome for c in compared)
+        return {"cells": len(compared), "win": count["win"], "loss": count["loss"], "tie": count["tie"],
+                "sign_flips": sum(any(f.startswith("sign flips") for f in c.flags) for c in compared),
+                "mostly_one_label": sum(any(f.startswith("mostly one label") for f in c.flags) for c in self.cells)}
 
-def _group(tags: dict[str, str]) -> str:
+
+def group_of(tags: dict[str, str]) -> str:
     cond = tags.get("condition", "?")
     if cond == "baseline":
         return "baseline"
     lang = tags.get("lang")
-    return f"cond{cond}-{lang}" if lang and cond not in ("1",) else f"cond{cond}"
+    return f"cond{cond}-{lang}" if lang and cond != "1" else f"cond{cond}"
 
 
-def collect(experiment: str, extractor: str = "refined", tier: str | None = None) -> Report:
-    """Read every finished evaluation run of an experiment into report cells."""
+# --------------------------------------------------------------------------- records
+def records_from_run(group: str, seed: str, generations: list[dict], loglikelihood: list[dict]) -> list[Record]:
+    out: list[Record] = []
+    for name in EXTRACTORS:
+        ex = extractors.get(name)
+        for r in generations:
+            pred = ex(r["benchmark"], r["output"])
+            out.append(Record(group, seed, f"gen.{name}", r["benchmark"], r["data"], r["template"], r["instr"],
+                              str(r["item_id"]), pred == r["gold"], pred))
+    for r in loglikelihood:
+        out.append(Record(group, seed, "ll", r["benchmark"], r["data"], "template1", "en", str(r["item_id"]), r["pred"] == r["gold"], r["pred"]))
+    return out
+
+
+def _artifact_lines(run_id: str, name: str) -> list[dict]:
+    import mlflow
+
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name)
+    except Exception:
+        return []
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def collect_records(experiment: str, tier: str | None = None) -> list[Record]:
+    """Per-item records of the newest finished evaluation run of every (group, tier, seed)."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
-    flt = f"tags.`langdec.stage` = '{EVAL_STAGE}' and attributes.status = 'FINISHED'"
-    runs = client.search_runs([tracking.experiment_id(experiment)], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=5000)
+    runs = MlflowClient().search_runs([tracking.experiment_id(experiment)],
+                                      f"tags.`langdec.stage` = '{EVAL_STAGE}' and attributes.status = 'FINISHED'",
+                                      order_by=["attributes.start_time DESC"], max_results=5000)
     latest: dict[tuple[str, str, str], object] = {}
-    for run in runs:  # newest first: one run per (group, tier, seed)
+    for run in runs:
         tags = run.data.tags
         if tier and tags.get("condition") != "baseline" and tags.get("tier") != tier:
             continue
-        latest.setdefault((_group(tags), tags.get("tier", ""), tags.get("seed", "")), run)
-    acc: dict[tuple[str, str, str, str], dict[str, list[float]]] = {}
-    prefix = f"gen.{extractor}."
+        latest.setdefault((group_of(tags), tags.get("tier", ""), tags.get("seed", "")), run)
+    records: list[Record] = []
     for (group, _tier, seed), run in latest.items():
-        for key, value in run.data.metrics.items():
-            if key.startswith(prefix) and key.endswith(".acc"):
-                _, _, template, bench, data, instr, _ = key.split(".")
-                kind = f"gen.{extractor}"
-            elif key.startswith("ll.") and key.endswith(".acc"):
-                _, bench, data, _ = key.split(".")
-                kind = "ll"
-            else:
-                continue
-            acc.setdefault((group, bench, data.split(":", 1)[1], kind), {}).setdefault(seed, []).append(value)
-    report = Report(extractor=extractor)
-    for (group, bench, data, kind), seeds in sorted(acc.items()):
-        report.cells.append(ReportCell(group, bench, data, {s: statistics.fmean(v) for s, v in seeds.items()}, kind))
+        records += records_from_run(group, seed, _artifact_lines(run.info.run_id, GENERATIONS), _artifact_lines(run.info.run_id, LOGLIKELIHOOD))
+    return records
+
+
+# --------------------------------------------------------------------------- statistics
+def _bootstrap(cond: list[float], base: list[float], rounds: int, seed: int) -> tuple[float, float]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    c, b = np.asarray(cond), np.asarray(base)
+    picks = rng.integers(0, len(c), size=(rounds, len(c)))
+    deltas = c[picks].mean(axis=1) - b[picks].mean(axis=1)
+    return float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))
+
+
+def build(records: list[Record], *, extractor: str = "refined", rounds: int = BOOTSTRAP, seed: int = 0) -> Report:
+    by_cell: dict[tuple[str, str, str, str], list[Record]] = collections.defaultdict(list)
+    for r in records:
+        by_cell[(r.group, r.benchmark, r.data, r.kind)].append(r)
+    report = Report(extractor=extractor, extractor_versions={n: extractors.get(n).version for n in EXTRACTORS})
+    for (group, bench, data, kind), recs in sorted(by_cell.items()):
+        per_seed: dict[str, list[bool]] = collections.defaultdict(list)
+        for r in recs:
+            per_seed[r.seed].append(r.correct)
+        preds = collections.Counter(r.pred for r in recs if r.pred is not None)
+        top = preds.most_common(1)[0][1] / len(recs) if preds else 0.0
+        cell = ReportCell(group, bench, data, kind, {s: sum(v) / len(v) for s, v in per_seed.items()},
+                          len({r.item_id for r in recs}), top)
+        if top >= CONSTANT_LABEL_SHARE and len(preds) >= 1:
+            cell.flags.append(f"mostly one label ({preds.most_common(1)[0][0]!r}, {top:.0%} of answers)")
+        if group != "baseline":
+            _compare(cell, recs, by_cell.get(("baseline", bench, data, kind), []), rounds, seed)
+        report.cells.append(cell)
+    _flag_sign_flips(report)
     return report
 
 
-def table(report: Report, kind: str) -> tuple[list[str], list[str], list[list[str]]]:
+def _compare(cell: ReportCell, recs: list[Record], base_recs: list[Record], rounds: int, seed: int) -> None:
+    cells = {(r.template, r.instr) for r in recs}
+    base = [r for r in base_recs if (r.template, r.instr) in cells]
+    if not base:
+        return
+    cell.baseline = sum(r.correct for r in base) / len(base)
+    cond_items: dict[str, list[bool]] = collections.defaultdict(list)
+    base_items: dict[str, list[bool]] = collections.defaultdict(list)
+    for r in recs:
+        cond_items[r.item_id].append(r.correct)
+    for r in base:
+        base_items[r.item_id].append(r.correct)
+    paired = sorted(set(cond_items) & set(base_items))
+    if not paired:
+        return
+    lo, hi = _bootstrap([statistics.fmean(cond_items[i]) for i in paired], [statistics.fmean(base_items[i]) for i in paired], rounds, seed)
+    cell.ci = (lo, hi)
+    cell.outcome = "win" if lo > 0 else "loss" if hi < 0 else "tie"
+
+
+def _flag_sign_flips(report: Report) -> None:
+    for cell in report.cells:
+        if cell.kind != "gen.strict" or cell.delta is None:
+            continue
+        other = report.value(cell.group, cell.benchmark, cell.data, "gen.refined")
+        if other is None or other.delta is None:
+            continue
+        if cell.delta * other.delta < 0 or (cell.outcome != other.outcome and "tie" not in (cell.outcome, other.outcome)):
+            note = f"sign flips between extractors (strict {cell.delta:+.3f} {cell.outcome}, refined {other.delta:+.3f} {other.outcome})"
+            cell.flags.append(note)
+            other.flags.append(note)
+
+
+# --------------------------------------------------------------------------- presentation
+def _fmt(cell: ReportCell) -> str:
+    text = f"{cell.mean:.3f}" + (f"±{cell.std:.3f}" if len(cell.per_seed) > 1 else "")
+    if cell.delta is not None:
+        mark = {"win": " W", "loss": " L"}.get(cell.outcome, "")
+        text += f" ({cell.delta:+.3f}{mark})"
+    if cell.flags:
+        text += " !"
+    return text
+
+
+def print_table(report: Report, kind: str | None = None) -> str:
+    """Terminal table: one row per (benchmark, data language), one column per condition group."""
+    kind = kind or f"gen.{report.extractor}"
     groups = sorted({c.group for c in report.cells if c.kind == kind}, key=lambda g: (g != "baseline", g))
     columns = sorted({(c.benchmark, c.data) for c in report.cells if c.kind == kind})
-    rows = []
-    for group in groups:
-        row = []
-        for bench, data in columns:
-            cell = report.value(group, bench, data, kind)
-            base = report.value("baseline", bench, data, kind)
-            if cell is None:
-                row.append("")
-                continue
-            text = f"{cell.mean:.3f}"
-            if len(cell.per_seed) > 1:
-                text += f"±{cell.std:.3f}"
-            if base is not None and group != "baseline":
-                text += f" ({cell.mean - base.mean:+.3f})"
-            row.append(text)
-        rows.append(row)
-    return groups, [f"{b}/{d}" for b, d in columns], rows
+    if not groups:
+        return "(no evaluation runs yet)"
+    title = (f"{kind} accuracy" + (" (no extractor)" if kind == "ll" else "")
+             + "; (delta vs baseline, W/L = 95% bootstrap interval excludes 0, ! = flagged, see report)")
+    header = ["benchmark/data", *groups]
+    body = []
+    for bench, data in columns:
+        row = [f"{bench}/{data}"]
+        for g in groups:
+            cell = report.value(g, bench, data, kind)
+            row.append(_fmt(cell) if cell else "")
+        body.append(row)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in body]
+    return "\n".join(lines)
 
 
-def markdown(report: Report) -> str:
+def markdown(report: Report, figures: list[str]) -> str:
+    s = report.summary()
     out = ["# langdec comparison report", "",
-           "Each value is the mean accuracy over templates and instruction languages (then over seeds, ± std when",
-           "there are several); the number in brackets is the difference from the baseline for the same cell.", ""]
-    for kind, title in ((f"gen.{report.extractor}", f"Generative accuracy ({report.extractor} extractor)"), ("ll", "Log-likelihood accuracy (no extractor)")):
-        groups, columns, rows = table(report, kind)
-        if not groups:
+           f"Extractor versions: {', '.join(f'{k} `{v}`' for k, v in report.extractor_versions.items())}.", "",
+           f"{s['cells']} condition cells: {s['win']} wins, {s['loss']} losses, {s['tie']} ties (95% paired bootstrap "
+           f"over items, {BOOTSTRAP} rounds); {s['sign_flips']} conclusions flip sign between the strict and refined "
+           f"extractors; {s['mostly_one_label']} cells answer mostly one label.", "",
+           "A value is the accuracy over the templates and instruction languages the condition was evaluated on, per",
+           "seed, then mean ± std over seeds; the baseline is taken over exactly the same cells.", ""]
+    for fig in figures:
+        out += [f"![{fig}]({fig})", ""]
+    kinds = [f"gen.{n}" for n in EXTRACTORS] + ["ll"]
+    for kind in kinds:
+        rows = [c for c in report.cells if c.kind == kind]
+        if not rows:
             continue
-        out += [f"## {title}", "", "| condition | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-        out += [f"| {g} | " + " | ".join(r) + " |" for g, r in zip(groups, rows)]
+        out += [f"## {kind}", "", "| condition | benchmark | data | seeds | mean ± std | baseline | delta | 95% CI | outcome | flags |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in sorted(rows, key=lambda c: (c.group != "baseline", c.group, c.benchmark, c.data)):
+            ci = f"[{c.ci[0]:+.3f}, {c.ci[1]:+.3f}]" if c.ci else ""
+            out.append(f"| {c.group} | {c.benchmark} | {c.data} | {len(c.per_seed)} | {c.mean:.3f} ± {c.std:.3f} | "
+                       f"{'' if c.baseline is None else f'{c.baseline:.3f}'} | {'' if c.delta is None else f'{c.delta:+.3f}'} | "
+                       f"{ci} | {c.outcome} | {'; '.join(c.flags)} |")
         out.append("")
     return "\n".join(out)
-
-
-def _delta_grid(report: Report, kind: str) -> tuple[list[str], list[tuple[str, str]], list[list[float]]]:
-    groups = sorted({c.group for c in report.cells if c.kind == kind and c.group != "baseline"})
-    columns = sorted({(c.benchmark, c.data) for c in report.cells if c.kind == kind})
-    grid = []
-    for g in groups:
-        row = []
-        for b, d in columns:
-            cell, base = report.value(g, b, d, kind), report.value("baseline", b, d, kind)
-            row.append(cell.mean - base.mean if cell and base else float("nan"))
-        grid.append(row)
-    return groups, columns, grid
 
 
 def heatmap(report: Report, path: Path) -> Path | None:
@@ -144,22 +280,31 @@ def heatmap(report: Report, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(k, t) for k, t in ((f"gen.{report.extractor}", f"generative ({report.extractor} extractor)"), ("ll", "log-likelihood (no extractor)"))
-              if _delta_grid(report, k)[0]]
+    def grid(kind):
+        groups = sorted({c.group for c in report.cells if c.kind == kind and c.group != "baseline"})
+        columns = sorted({(c.benchmark, c.data) for c in report.cells if c.kind == kind})
+        values = [[(report.value(g, b, d, kind).delta if report.value(g, b, d, kind) and report.value(g, b, d, kind).delta is not None else float("nan"))
+                   for b, d in columns] for g in groups]
+        return groups, columns, values
+
+    panels = [(k, t) for k, t in ((f"gen.{report.extractor}", f"generative ({report.extractor} extractor)"), ("ll", "log-likelihood (no extractor)")) if grid(k)[0]]
     if not panels:
         return None
-    width = max(6, 0.6 * max(len(_delta_grid(report, k)[1]) for k, _ in panels))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 1.6 + 1.1 * len(panels) * max(2, len(_delta_grid(report, panels[0][0])[0])) / 2 + 0.8 * len(panels)), squeeze=False, layout="constrained")
+    rows = max(len(grid(k)[0]) for k, _ in panels)
+    width = max(6, 0.6 * max(len(grid(k)[1]) for k, _ in panels))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 1.2 + len(panels) * (0.55 * rows + 0.9)), squeeze=False, layout="constrained")
     image = None
     for ax, (kind, title) in zip(axes[:, 0], panels):
-        groups, columns, grid = _delta_grid(report, kind)
-        image = ax.imshow(grid, cmap="RdBu", vmin=-0.5, vmax=0.5, aspect="auto")
+        groups, columns, values = grid(kind)
+        image = ax.imshow(values, cmap="RdBu", vmin=-0.5, vmax=0.5, aspect="auto")
         ax.set_xticks(range(len(columns)), [f"{b}\n{d}" for b, d in columns], fontsize=7)
         ax.set_yticks(range(len(groups)), groups)
-        for i, row in enumerate(grid):
+        for i, row in enumerate(values):
             for j, v in enumerate(row):
                 if v == v:
-                    ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=6)
+                    cell = report.value(groups[i], columns[j][0], columns[j][1], kind)
+                    mark = {"win": "\nW", "loss": "\nL"}.get(cell.outcome, "")
+                    ax.text(j, i, f"{v:+.2f}{mark}", ha="center", va="center", fontsize=6)
         ax.set_title(f"Accuracy delta vs baseline: {title}", fontsize=9)
     fig.colorbar(image, ax=axes[:, 0].tolist(), label="delta vs baseline")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -168,36 +313,89 @@ def heatmap(report: Report, path: Path) -> Path | None:
     return path
 
 
-def print_table(report: Report, kind: str | None = None) -> str:
-    """Terminal table: one row per (benchmark, data language), one column per condition."""
-    kind = kind or f"gen.{report.extractor}"
-    groups, columns, rows = table(report, kind)
-    if not groups:
-        return "(no evaluation runs yet)"
-    title = f"{kind} accuracy" + (" (no extractor)" if kind == "ll" else "") + "; (delta vs baseline)"
-    header = ["benchmark/data", *groups]
-    body = [[column, *(rows[g][c] for g in range(len(groups)))] for c, column in enumerate(columns)]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in body]
-    return "\n".join(lines)
+def heatmap_by_instruction(records: list[Record], report: Report, path: Path) -> Path | None:
+    """Delta vs baseline per (condition, instruction language) x (benchmark, data language)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kind = f"gen.{report.extractor}"
+    acc: dict[tuple, list[bool]] = collections.defaultdict(list)
+    for r in records:
+        if r.kind == kind:
+            acc[(r.group, r.instr, r.benchmark, r.data)].append(r.correct)
+    rows = sorted({(g, i) for g, i, _, _ in acc if g != "baseline"})
+    columns = sorted({(b, d) for _, _, b, d in acc})
+    if not rows or not columns:
+        return None
+
+    def mean(key):
+        values = acc.get(key)
+        return sum(values) / len(values) if values else float("nan")
+
+    values = [[mean((g, i, b, d)) - mean(("baseline", i, b, d)) for b, d in columns] for g, i in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(columns)), 1.2 + 0.4 * len(rows)), layout="constrained")
+    image = ax.imshow(values, cmap="RdBu", vmin=-0.5, vmax=0.5, aspect="auto")
+    ax.set_xticks(range(len(columns)), [f"{b}\n{d}" for b, d in columns], fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"{g} | instr {i}" for g, i in rows], fontsize=7)
+    ax.set_title(f"Delta vs baseline by instruction language ({report.extractor} extractor)", fontsize=9)
+    fig.colorbar(image, ax=ax, label="delta vs baseline")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def seed_spread(report: Report, path: Path) -> Path | None:
+    """Per-seed accuracy of every condition group, per benchmark (mean over data languages)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kind = f"gen.{report.extractor}"
+    cells = [c for c in report.cells if c.kind == kind]
+    benches = sorted({c.benchmark for c in cells})
+    groups = sorted({c.group for c in cells}, key=lambda g: (g != "baseline", g))
+    if not cells:
+        return None
+    fig, axes = plt.subplots(1, len(benches), figsize=(3 * len(benches), 3), squeeze=False, layout="constrained")
+    for ax, bench in zip(axes[0], benches):
+        for x, group in enumerate(groups):
+            seeds: dict[str, list[float]] = collections.defaultdict(list)
+            for c in cells:
+                if c.group == group and c.benchmark == bench:
+                    for s, v in c.per_seed.items():
+                        seeds[s].append(v)
+            ys = [statistics.fmean(v) for v in seeds.values()]
+            ax.scatter([x] * len(ys), ys, s=18)
+        ax.set_xticks(range(len(groups)), groups, rotation=60, fontsize=7)
+        ax.set_title(bench, fontsize=9)
+        ax.set_ylim(-0.05, 1.05)
+    axes[0][0].set_ylabel("accuracy per seed")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tier: str | None = None) -> tuple[Report, Path]:
     import mlflow
 
-    report = collect(experiment, extractor, tier)
+    records = collect_records(experiment, tier)
+    report = build(records, extractor=extractor)
     out_dir.mkdir(parents=True, exist_ok=True)
+    figures = [p.name for p in (heatmap(report, out_dir / "delta_heatmap.png"),
+                                heatmap_by_instruction(records, report, out_dir / "delta_by_instruction.png"),
+                                seed_spread(report, out_dir / "seed_spread.png")) if p]
     md_path = out_dir / "report.md"
-    write_text(md_path, markdown(report))
-    png = heatmap(report, out_dir / "delta_heatmap.png")
+    write_text(md_path, markdown(report, figures))
     summary = [{"group": c.group, "benchmark": c.benchmark, "data": c.data, "kind": c.kind, "mean": c.mean, "std": c.std,
-                "seeds": sorted(c.per_seed)} for c in report.cells]
-    write_text(out_dir / "report.json", json.dumps(summary, indent=2))
-    with tracking.stage_run(experiment, "report", "report", params={"extractor": extractor, "tier": tier or "all"}, tags={},
-                            reuse=False):
-        mlflow.log_artifact(str(md_path))
-        mlflow.log_artifact(str(out_dir / "report.json"))
-        if png:
-            mlflow.log_artifact(str(png))
+                "seeds": sorted(c.per_seed), "baseline": c.baseline, "delta": c.delta, "ci": c.ci, "outcome": c.outcome,
+                "n_items": c.n_items, "top_label_share": c.top_label_share, "flags": c.flags} for c in report.cells]
+    write_text(out_dir / "report.json", json.dumps({"summary": report.summary(), "extractor_versions": report.extractor_versions,
+                                                    "cells": summary}, indent=2))
+    with tracking.stage_run(experiment, "report", "report", params={"extractor": extractor, "tier": tier or "all"}, tags={}, reuse=False):
+        mlflow.log_metrics({f"report.{k}": v for k, v in report.summary().items()})
+        for name in ["report.md", "report.json", *figures]:
+            mlflow.log_artifact(str(out_dir / name))
     return report, md_path

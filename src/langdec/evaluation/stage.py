@@ -24,6 +24,7 @@ from .prompts import prompt_hash, render
 
 EVAL_STAGE = "evaluate"
 GENERATIONS = "generations.jsonl"
+LOGLIKELIHOOD = "loglikelihood.jsonl"
 
 
 @dataclass
@@ -112,7 +113,9 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         gen_seconds = time.perf_counter() - start
         metrics, rows = _score_generations(records, extractor_names)
         if ev.loglikelihood:
-            metrics.update(_loglikelihood(model, tokenizer, items, ev))
+            ll_metrics, ll_records = _loglikelihood(model, tokenizer, items, ev)
+            metrics.update(ll_metrics)
+            mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ll_records), LOGLIKELIHOOD)
         seconds = time.perf_counter() - start
         metrics["eval.items"] = float(len(records))
         metrics["eval.items_per_s"] = len(records) / max(gen_seconds, 1e-9)
@@ -135,9 +138,10 @@ def _table(rows: list[dict[str, Any]]) -> dict[str, list]:
     return {c: [r[c] for r in rows] for c in columns}
 
 
-def _loglikelihood(model, tokenizer, items: dict, ev) -> dict[str, float]:
+def _loglikelihood(model, tokenizer, items: dict, ev) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Extractor-free accuracy: template1 in English, the option with the highest log-likelihood."""
     metrics: dict[str, float] = {}
+    records: list[dict[str, Any]] = []
     for (bench_name, data), its in items.items():
         closed = [it for it in its if it.options]
         if not closed:
@@ -149,7 +153,8 @@ def _loglikelihood(model, tokenizer, items: dict, ev) -> dict[str, float]:
         s = score(preds, [it.label for it in closed])
         metrics[ll_key(bench_name, data)] = s.acc
         metrics[ll_key(bench_name, data, "top_label_share")] = s.top_label_share
-    return metrics
+        records += [{"benchmark": bench_name, "data": data, "item_id": it.id, "gold": it.label, "pred": p} for it, p in zip(closed, preds)]
+    return metrics, records
 
 
 def reparse(run_id: str, extractor_name: str) -> dict[str, float]:

@@ -1,0 +1,65 @@
+"""The report against a small case computed by hand, including a sign flip between extractors."""
+
+from __future__ import annotations
+
+import pytest
+
+from langdec import report
+
+
+def _gen(items, outputs, bench="sib200", data="en", instr="en", template="template1"):
+    return [{"benchmark": bench, "data": data, "template": template, "instr": instr, "item_id": i, "gold": g, "output": o}
+            for (i, g), o in zip(items, outputs)]
+
+
+SIB = [("i1", "sports"), ("i2", "politics"), ("i3", "travel"), ("i4", "health")]
+XNLI = [(f"x{n}", "entailment") for n in range(20)]
+
+
+@pytest.fixture(scope="module")
+def built():
+    baseline = (_gen(SIB, ["sports", "politics and sports", "x", "x"])
+                # an instruction language the condition was not evaluated in: must not enter its baseline
+                + _gen(SIB, ["sports", "politics", "travel", "health"], instr="zh")
+                + _gen(XNLI, ["neutral"] * 20, bench="xnli", data="es"))
+    records = report.records_from_run("baseline", "42", baseline, [])
+    for seed in ("42", "123"):
+        cond = _gen(SIB, ["sports", "x", "It is about travel", "x"]) + _gen(XNLI, ["entailment"] * 20, bench="xnli", data="es")
+        records += report.records_from_run("cond2-zh", seed, cond, [])
+    return report.build(records)
+
+
+def test_values_match_the_hand_computation(built):
+    base_strict = built.value("baseline", "sib200", "en", "gen.strict")
+    assert base_strict.mean == pytest.approx(6 / 8)  # its own value: both instruction languages
+    strict = built.value("cond2-zh", "sib200", "en", "gen.strict")
+    refined = built.value("cond2-zh", "sib200", "en", "gen.refined")
+    # strict reads "politics and sports" as politics; refined calls it a hedge and finds "travel" in a sentence
+    assert strict.baseline == pytest.approx(2 / 4) and strict.mean == pytest.approx(1 / 4)   # like-for-like: instr en only
+    assert refined.baseline == pytest.approx(1 / 4) and refined.mean == pytest.approx(2 / 4)
+    assert strict.delta == pytest.approx(-0.25) and refined.delta == pytest.approx(0.25)
+    assert strict.per_seed == {"42": 0.25, "123": 0.25} and strict.std == 0.0
+
+
+def test_sign_flip_and_outcomes(built):
+    strict = built.value("cond2-zh", "sib200", "en", "gen.strict")
+    refined = built.value("cond2-zh", "sib200", "en", "gen.refined")
+    assert strict.outcome == refined.outcome == "tie"  # four items cannot exclude zero
+    assert any(f.startswith("sign flips between extractors") for f in strict.flags)
+    assert any(f.startswith("sign flips between extractors") for f in refined.flags)
+    xnli = built.value("cond2-zh", "xnli", "es", "gen.refined")
+    assert xnli.delta == pytest.approx(1.0) and xnli.ci == (pytest.approx(1.0), pytest.approx(1.0)) and xnli.outcome == "win"
+    assert any(f.startswith("mostly one label") for f in built.value("baseline", "xnli", "es", "gen.refined").flags)
+
+
+def test_each_cell_is_counted_once(built):
+    assert len(built.cells) == 2 * 2 * 2  # groups x (benchmark, data) x extractors; seeds and templates are not cells
+    assert built.summary() == {"cells": 4, "win": 2, "loss": 0, "tie": 2, "sign_flips": 2, "mostly_one_label": 4}
+
+
+def test_markdown_and_terminal_table(built, tmp_path):
+    text = report.markdown(built, [])
+    assert "4 condition cells: 2 wins, 0 losses, 2 ties" in text and "2 conclusions flip sign" in text
+    table = report.print_table(built)
+    assert "cond2-zh" in table and "(+1.000 W) !" in table
+    assert report.heatmap(built, tmp_path / "h.png").stat().st_size > 1000

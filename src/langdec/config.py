@@ -131,6 +131,8 @@ class Ladder:
     runs: list[LadderEntry]
     data_languages: list[str] = field(default_factory=lambda: ["en", "zh", "es", "ur"])
     supersede: bool = False  # re-registering a (phase, condition, lang, tier, seed) replaces the old version
+    seeds_per_tier: dict[str, list[int]] = field(default_factory=dict)  # e.g. {5k: [42, 123, 456], 20k: [42]}
+    overrides: list[str] = field(default_factory=list)  # profile overrides for this ladder, e.g. a phase-2 corpus
     path: Path | None = None
 
 
@@ -341,7 +343,9 @@ def load_ladder(path: str | Path) -> Ladder:
     data = _read_yaml(path)
     ladder = build(Ladder, data, str(path))
     ladder.path = path
-    load_profile(ladder.profile)  # validates the profile it names
+    profile = load_profile(ladder.profile, ladder.overrides)  # validates the profile it names
+    for tier in [*ladder.tiers, *ladder.seeds_per_tier]:
+        profile.tier_files(tier)
     for entry in ladder.runs:
         cond = condition(entry.condition)
         entry.condition = cond.name
@@ -364,7 +368,7 @@ def ladder_jobs(ladder: Ladder) -> list[Job]:
             jobs.append(Job("baseline", None, tiers[0], seeds[0]))
             continue
         for tier in tiers:
-            for seed in seeds:
+            for seed in entry.seeds or ladder.seeds_per_tier.get(tier, seeds):
                 for lang in entry.langs or [None]:
                     jobs.append(Job(entry.condition, lang, tier, seed))
     return jobs

@@ -71,7 +71,7 @@ def run(path: str | Path, *, supersede: bool | None = None, progress: bool = Tru
     from . import report
 
     ladder = config.load_ladder(path)
-    profile = config.load_profile(ladder.profile)
+    profile = config.load_profile(ladder.profile, ladder.overrides)
     uri = tracking.configure()
     experiment = tracking.experiment_name(profile.name, ladder.phase)
     jobs = config.ladder_jobs(ladder)

@@ -110,6 +110,8 @@ def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, A
             yield StageRun(found.info.run_id, True, experiment)
             return
     mlflow.set_experiment(experiment)
+    if run_id is None:
+        _close_abandoned(experiment, stage, key)
     nested = mlflow.active_run() is not None
     all_tags = {f"{TAG}.stage": stage, f"{TAG}.run_key": key, f"{TAG}.code_version": code_version(), **tags}
     if data_digest:
@@ -119,6 +121,19 @@ def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, A
         if run_id is None:
             mlflow.log_params({k: _param(v) for k, v in params.items()})
         yield StageRun(run.info.run_id, False, experiment)
+
+
+def _close_abandoned(experiment: str, stage: str, key: str) -> None:
+    """A run of the same stage and key still RUNNING belongs to a process that died (SIGKILL, a lost
+    machine): mark it FAILED so nothing is left running, and say why."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    stale = client.search_runs([experiment_id(experiment)],
+                               filter_string=f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'")
+    for run in stale:
+        client.set_tag(run.info.run_id, f"{TAG}.abandoned", "a later attempt of the same stage started; this one never finished")
+        client.set_terminated(run.info.run_id, "FAILED")
 
 
 def _param(value: Any) -> str:

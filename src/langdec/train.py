@@ -260,6 +260,11 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     ckpt_dir = _checkpoint_dir(experiment, key)
     previous = _resumable_run(experiment, key) if resume else None
     resume_from = _last_checkpoint(ckpt_dir) if previous is not None else None
+    if previous is not None and resume_from is None and previous.info.status == "RUNNING":
+        # killed before its first checkpoint (SIGKILL, a lost machine): close it as failed, start afresh
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient().set_terminated(previous.info.run_id, "FAILED")
     if resume_from is None and ckpt_dir.exists():
         import shutil
 

@@ -5,13 +5,10 @@ pull items until none remain, and a killed worker's item is retried elsewhere.""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 

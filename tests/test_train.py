@@ -160,3 +160,11 @@ def test_packing_is_refused_where_it_would_leak_across_files(store, smoke_profil
     profile = config.load_profile("smoke", ["training.packing=true"])
     with pytest.raises(LangdecError, match="packing=true needs a CUDA GPU with flash-attention"):
         _train(profile)
+
+
+def test_model_not_reachable_offline_says_what_to_do(monkeypatch, langdec_home):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from langdec.model import load_tokenizer
+
+    with pytest.raises(LangdecError, match="huggingface-cli download CohereLabs/tiny-aya-base.*--profile smoke"):
+        load_tokenizer(config.load_profile("paper"))

@@ -8,7 +8,6 @@ with a threshold in the suite file.
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import json
@@ -24,6 +23,7 @@ from . import tracking
 from .config import Condition
 from .errors import LangdecError
 from .paths import project_root
+from .transpiler.engine import parses
 
 CHECK_STAGE = "check"
 
@@ -62,16 +62,6 @@ def suite_for(cond: Condition) -> tuple[str, dict]:
     raise LangdecError(f"no data-check suite in {suites_dir()} applies to condition {cond.name} (data kind {cond.data!r}); add one with applies_to: [{cond.data}]")
 
 
-def _parses(code: str) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(code)
-        return True
-    except (SyntaxError, ValueError, RecursionError):
-        return False
-
-
 _SCRIPT_NAMES = {"Arab": "ARABIC", "Hans": "CJK", "Hant": "CJK", "Latn": "LATIN", "Deva": "DEVANAGARI", "Cyrl": "CYRILLIC",
                  "Grek": "GREEK", "Hebr": "HEBREW", "Beng": "BENGALI", "Jpan": "CJK", "Hang": "HANGUL", "Thai": "THAI"}
 
@@ -106,15 +96,15 @@ def derive(frame: pd.DataFrame, cond: Condition, tier_idx: set[int] | None) -> p
     out = frame.copy()
     out["code_sha256"] = [hashlib.sha256(str(c).encode()).hexdigest() for c in out["code"]]
     if cond.data == "llm-translated":
-        out["reverse_parses"] = [_parses(_reverse_keywords(str(c), l)) for c, l in zip(out["code"], out["language"])]
+        out["reverse_parses"] = [parses(_reverse_keywords(str(c), l)) for c, l in zip(out["code"], out["language"])]
         out["target_script_share"] = [target_script_share(str(c), l) for c, l in zip(out["code"], out["language"])]
     elif cond.data == "transpiled":
         reversed_code = [_reverse_keywords(str(c), l) for c, l in zip(out["code"], out["language"])]
         out["reverses_to_source"] = [r == e for r, e in zip(reversed_code, out["code_en"])]
-        out["reverse_parses"] = [_parses(r) for r in reversed_code]
+        out["reverse_parses"] = [parses(r) for r in reversed_code]
         out["english_keywords_left"] = [english_keywords_left(str(c)) for c in out["code"]]
     else:
-        out["reverse_parses"] = [_parses(str(c)) for c in out["code"]]
+        out["reverse_parses"] = [parses(str(c)) for c in out["code"]]
     out["idx_in_tier"] = out["idx"].isin(tier_idx) if tier_idx is not None else True
     return out
 

@@ -182,7 +182,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import mlflow
 
     from . import tracking, train
     from .evaluation import stage
@@ -411,6 +410,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default="auto", choices=["auto", "hf", "unsloth"])
     s.add_argument("--quantization", default=None, choices=["nf4", "none"])
     s.add_argument("--allow-unchecked", action="store_true", help="train even if data checks failed or are missing (recorded as a tag)")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint (the default)")
     s.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming an interrupted run")
     s.add_argument("--no-check", action="store_true", help="do not run the data checks first (training then needs a passed check run)")
     s.add_argument("--supersede", action="store_true", help="replace an existing registered version for the same cell")

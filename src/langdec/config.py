@@ -45,6 +45,8 @@ class CorpusConfig:
     require_license: bool = True
     validation_ratio: float = 0.1
     max_bytes: int = 200_000
+    min_stars: int = 21
+    near_dup_threshold: float = 0.7  # MinHash LSH Jaccard, 128 permutations, 5-token shingles
 
 
 @dataclass

@@ -11,7 +11,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -191,9 +190,3 @@ def artifact_dir(run_id: str, path: str = "") -> Path:
     import mlflow
 
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path or None))
-
-
-def secret_free_env() -> dict[str, str]:
-    """Environment facts worth logging, never values of variables that may hold secrets."""
-    keys = ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE", "LANGDEC_HOME")
-    return {k: os.environ[k] for k in keys if k in os.environ}

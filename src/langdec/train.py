@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import resource
 import signal
 import sys
@@ -297,6 +296,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         trainer, counter = _trainer(profile, backend, quantization, job.seed, train_dataset, tokenizer, ckpt_dir, logger, progress, stop_after_steps)
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         mlflow.log_metric("trainable_parameters", trainable)
+        mlflow.log_metric("sequences", len(trainer.train_dataset))  # < windows only when packing really happened
         start = time.perf_counter()
         try:
             output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

@@ -41,7 +41,7 @@ def _optuna():
 
 
 def storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT, grace: int = DEFAULT_GRACE, max_retry: int = 3):
-    optuna = _optuna()
+    _optuna()  # a clear error if it is missing, and quiet logs
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
     try:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable

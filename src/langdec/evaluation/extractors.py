@@ -51,34 +51,26 @@ def first_line(text: str, ctx: Context) -> str:
     return ""
 
 
-def _strict_terms(ctx: Context) -> dict[str, str]:
+def _terms(ctx: Context, *, first_only: bool) -> dict[str, str]:
+    """English label words plus native answer words (all of them, or the first per label as strict had)."""
     terms = {label.lower(): label for label in ctx.labels}
     for table in answer_words(ctx.benchmark).values():
         for label, words in table.items():
-            if words:
-                terms.setdefault(_norm(words[0]), label)
+            for word in words[:1] if first_only else words:
+                terms.setdefault(_norm(word), label)
     return terms
 
 
 @step
 def strict_label(text: str, ctx: Context) -> str | None:
     norm = _norm(text)
-    terms = _strict_terms(ctx)
+    terms = _terms(ctx, first_only=True)
     if norm in terms:
         return terms[norm]
     for term in sorted(terms, key=len, reverse=True):  # "neutral." / "sports news"
         if norm.startswith(term) and (len(norm) == len(term) or not norm[len(term)].isalnum()):
             return terms[term]
     return None
-
-
-def _all_terms(ctx: Context) -> dict[str, str]:
-    terms = {label.lower(): label for label in ctx.labels}
-    for table in answer_words(ctx.benchmark).values():
-        for label, words in table.items():
-            for word in words:
-                terms.setdefault(_norm(word), label)
-    return terms
 
 
 def _split(text: str) -> list[str]:
@@ -89,7 +81,7 @@ def _split(text: str) -> list[str]:
 
 @step
 def refined_label(text: str, ctx: Context) -> str | None:
-    terms = _all_terms(ctx)
+    terms = _terms(ctx, first_only=False)
     norm = _norm(text)
     if norm in terms:
         return terms[norm]
@@ -182,7 +174,7 @@ def extractors() -> dict[str, Extractor]:
         used = sorted({s for chain in chains.values() for s in chain})
         material = json.dumps(
             {"chains": chains, "code": [inspect.getsource(STEPS[s]) for s in used], "tables": tables, "and": and_words(),
-             "helpers": [inspect.getsource(f) for f in (_norm, _split, _numbers, _strict_terms, _all_terms)]},
+             "helpers": [inspect.getsource(f) for f in (_norm, _split, _numbers, _terms)]},
             sort_keys=True, ensure_ascii=False,
         )
         out[name] = Extractor(name, chains, hashlib.sha256(material.encode()).hexdigest()[:10])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import multiprocessing
 import os
 import time
@@ -117,6 +116,3 @@ def summarise(outcomes: Iterable[Outcome], lang: str, direction: str) -> tuple[S
     summary.seconds = time.perf_counter() - start
     return summary, kept
 
-
-def failure_counts(summary: Summary) -> collections.Counter:
-    return collections.Counter(summary.failed)

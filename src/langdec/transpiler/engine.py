@@ -87,8 +87,16 @@ def parse(text: str) -> ast.Module:
             return ast.parse(text)
     except (SyntaxError, ValueError) as exc:  # ValueError: null bytes
         raise TranspileError("syntax", str(exc).splitlines()[0]) from None
-    except RecursionError:
+    except (RecursionError, MemoryError):
         raise TranspileError("syntax", "nesting too deep for the parser") from None
+
+
+def parses(text: str) -> bool:
+    try:
+        parse(text)
+        return True
+    except TranspileError:
+        return False
 
 
 def forward(text: str, pack: LanguagePack) -> Result:

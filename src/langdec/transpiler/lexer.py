@@ -68,16 +68,21 @@ def code_words(text: str) -> list[Word]:
         m = _TOP.search(text, pos)
         if m is None:
             break
-        group = m.lastgroup
-        if group == "w":
-            out.append(Word(m.start(), m.end(), IDENT))
-        elif group == "n":
-            out.append(Word(m.start(), m.end(), NUMBER))
-        elif group == "f":
-            pos = _fstring(text, m.end(), text[m.end() - 1], m.group().endswith(text[m.end() - 1] * 3), "r" in m.group().lower(), out)
-            continue
-        pos = m.end()
+        pos = _consume(m, text, out)
     return out
+
+
+def _consume(m, text: str, out: list[Word]) -> int:
+    """Record a word, skip a comment or string, or scan an f-string; return where scanning goes on."""
+    group = m.lastgroup
+    if group == "w":
+        out.append(Word(m.start(), m.end(), IDENT))
+    elif group == "n":
+        out.append(Word(m.start(), m.end(), NUMBER))
+    elif group == "f":
+        quote = text[m.end() - 1]
+        return _fstring(text, m.end(), quote, m.group().endswith(quote * 3), "r" in m.group().lower(), out)
+    return m.end()
 
 
 def _fstring(text: str, i: int, quote: str, triple: bool, raw: bool, out: list[Word]) -> int:
@@ -133,14 +138,7 @@ def _expression(text: str, i: int, out: list[Word]) -> int:
         if m is None:
             return n
         group = m.lastgroup
-        if group == "w":
-            out.append(Word(m.start(), m.end(), IDENT))
-        elif group == "n":
-            out.append(Word(m.start(), m.end(), NUMBER))
-        elif group == "f":
-            i = _fstring(text, m.end(), text[m.end() - 1], m.group().endswith(text[m.end() - 1] * 3), "r" in m.group().lower(), out)
-            continue
-        elif group == "o":
+        if group == "o":
             depth += 1
         elif group == "x":
             if depth == 0:
@@ -152,5 +150,8 @@ def _expression(text: str, i: int, out: list[Word]) -> int:
         elif group == "k":
             if depth == 0:
                 return m.start()
+        else:
+            i = _consume(m, text, out)
+            continue
         i = m.end()
     return n

@@ -55,7 +55,7 @@ def test_three_workers_run_every_item_exactly_once(cluster):
     workers = [subprocess.Popen(localcluster.worker_command(cluster.queue, study), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=localcluster.worker_env(cluster.tracking)) for _ in range(3)]
     outputs = [w.communicate(timeout=600) for w in workers]
-    assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outputs]
+    assert all(w.returncode == 0 for w in workers), [(o[0][-3000:], o[1][-1500:]) for o in outputs]
     done = [item for stdout, _ in outputs for item in json.loads(stdout[stdout.index("{"):])["done"]]
     assert sorted(done) == ["baseline", "cond1-5k-s42", "cond2-zh-5k-s42"]  # each item once, across all workers
     status = workqueue.status(cluster.queue, study)

@@ -79,7 +79,7 @@ def run(path: str | Path, *, supersede: bool | None = None, progress: bool = Tru
     result = LadderResult(experiment)
     start = time.perf_counter()
     echo(f"ladder {ladder.name}: {len(jobs)} jobs on profile {profile.name} -> MLflow experiment {experiment!r} at {uri}")
-    mlflow.set_experiment(experiment)
+    mlflow.set_experiment(experiment_id=tracking.experiment_id(experiment))
     with mlflow.start_run(run_name=f"ladder-{ladder.name}", nested=mlflow.active_run() is not None,
                           tags={"langdec.stage": "ladder", "langdec.code_version": tracking.code_version()}):
         mlflow.log_params({"ladder": str(ladder.path), "profile": profile.name, "phase": ladder.phase, "jobs": len(jobs)})

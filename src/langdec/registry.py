@@ -36,7 +36,10 @@ def _ensure_model(name: str) -> None:
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description="Language Decoded adapters (LoRA on Tiny Aya), one version per phase/condition/lang/tier/seed")
+        try:
+            client.create_registered_model(name, description="Language Decoded adapters (LoRA on Tiny Aya), one version per phase/condition/lang/tier/seed")
+        except MlflowException:
+            client.get_registered_model(name)  # created meanwhile by another worker; anything else re-raises
 
 
 def live_versions(name: str, key: dict[str, str]):

@@ -59,9 +59,15 @@ def run_key(stage: str, params: dict[str, Any], data_digest: str | None) -> str:
 
 def experiment_id(name: str) -> str:
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     exp = mlflow.get_experiment_by_name(name)
-    return exp.experiment_id if exp else mlflow.create_experiment(name)
+    if exp:
+        return exp.experiment_id
+    try:
+        return mlflow.create_experiment(name)
+    except MlflowException:  # another worker created it between the two calls
+        return mlflow.get_experiment_by_name(name).experiment_id
 
 
 def find_finished(experiment: str, stage: str, key: str):
@@ -108,7 +114,7 @@ def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, A
         if found is not None:
             yield StageRun(found.info.run_id, True, experiment)
             return
-    mlflow.set_experiment(experiment)
+    mlflow.set_experiment(experiment_id=experiment_id(experiment))
     if run_id is None:
         _close_abandoned(experiment, stage, key)
     nested = mlflow.active_run() is not None

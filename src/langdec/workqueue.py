@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +42,18 @@ def _optuna():
 
 
 def storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT, grace: int = DEFAULT_GRACE, max_retry: int = 3):
-    _optuna()  # a clear error if it is missing, and quiet logs
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    import warnings
 
+    optuna = _optuna()  # a clear error if it is missing, and quiet logs
+    from optuna.storages import RDBStorage
+
+    # Optuna 4.9 renamed the retry callback; accept both so the supported range stays wide.
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
     try:
-        return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
-                          heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=max_retry))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # heartbeats are marked experimental, yet stable since 2.x
+            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
+                              heartbeat_stale_trial_callback=retry(max_retry=max_retry))
     except Exception as exc:
         raise LangdecError(f"cannot open the queue storage {_redact(url)} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                            "check the URL, that PostgreSQL is reachable and a driver is installed (pip install 'langdec[scale]')") from None
@@ -146,7 +153,9 @@ def work(url: str, name: str, *, heartbeat: int = DEFAULT_HEARTBEAT, grace: int 
     me = f"{socket.gethostname()}:{os.getpid()}"
     result = WorkerResult([], [])
     while max_items is None or len(result.done) + len(result.failed) < max_items:
-        fail_stale_trials(study)  # a dead worker's item goes back to the queue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental-API notice, once per loop otherwise
+            fail_stale_trials(study)  # a dead worker's item goes back to the queue
         trial_id = _claim(study)
         if trial_id is None:
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

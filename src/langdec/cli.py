@@ -335,6 +335,18 @@ def cmd_worker(args) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_sweep(args) -> int:
+    from . import sweep, tracking
+
+    study, run_id = sweep.run(args.file, storage=args.storage, progress=not args.quiet)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    print(json.dumps({"study": study.study_name, "trials": len(study.trials), "complete": len(complete),
+                      "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+                      "best": {"eval_loss": study.best_value, "params": study.best_params} if complete else None,
+                      "sweep_run": run_id, "browse": tracking.ui_command()}, indent=2))
+    return 0
+
+
 def cmd_tracking_server(args) -> int:
     """Start an MLflow tracking server for several machines: PostgreSQL backend, shared artifacts."""
     import subprocess
@@ -473,6 +485,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--grace", type=int, default=120, help="seconds without heartbeat before an item is retried elsewhere")
     s.add_argument("--max-items", type=int, default=None)
     s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("sweep", help="Optuna search over training settings (nested MLflow runs, pruning on validation loss)")
+    s.add_argument("file", help="experiments/sweeps/NAME.yaml")
+    s.add_argument("--storage", default=None, help="Optuna storage URL to share or resume the search (default: in memory)")
+    s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("tracking-server", help="start an MLflow tracking server (PostgreSQL backend, shared artifact store)")
     s.add_argument("--backend-store-uri", required=True, help="postgresql://user:pass@host/db")

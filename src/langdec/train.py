@@ -171,6 +171,7 @@ class TrainResult:
     reused: bool
     version: str | None
     adapter_uri: str
+    eval_loss: float | None = None
 
 
 def effective_optimizer(name: str) -> str:
@@ -221,7 +222,11 @@ def _raise_on_sigterm() -> None:
 def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: str, quantization: str | None = None,
         backend: str = "auto", allow_unchecked: bool = False, resume: bool = True, supersede: bool = False,
         data_run: tuple[data.ConditionData, str] | None = None, progress: bool = True,
-        extra_loggers: list[tracking.MetricLogger] | None = None, stop_after_steps: int | None = None) -> TrainResult:
+        extra_loggers: list[tracking.MetricLogger] | None = None, stop_after_steps: int | None = None,
+        register: bool = True, eval_steps: int | None = None, callbacks: list | None = None,
+        extra_tags: dict[str, str] | None = None) -> TrainResult:
+    """Train one adapter. Sweeps pass register=False (trials are not study adapters), eval_steps
+    (validation loss during training) and callbacks (e.g. Optuna pruning)."""
     import mlflow
 
     # ---- setup: data, checks, refusal before any model work
@@ -254,8 +259,10 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     finished = tracking.find_finished(experiment, TRAIN_STAGE, key)
     if finished is not None:
         version = registry.version_for_run(profile.registered_model, finished.info.run_id)
-        return TrainResult(finished.info.run_id, True, version, f"runs:/{finished.info.run_id}/adapter")
-    registry.ensure_can_register(profile.registered_model, phase, job, supersede=supersede)
+        return TrainResult(finished.info.run_id, True, version, f"runs:/{finished.info.run_id}/adapter",
+                           finished.data.metrics.get("eval_loss"))
+    if register:
+        registry.ensure_can_register(profile.registered_model, phase, job, supersede=supersede)
     ckpt_dir = _checkpoint_dir(experiment, key)
     previous = _resumable_run(experiment, key) if resume else None
     resume_from = _last_checkpoint(ckpt_dir) if previous is not None else None
@@ -278,7 +285,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     train_frame, validation_frame = cdata.frames()
     train_ids, stats = tokenize_windows(train_frame["code"].tolist(), tokenizer, profile.training.max_length)
     tags = {**data.job_tags(profile, job), "phase": phase, "run_name": job.run_name, "data_check_run": check_run_id or "",
-            "data_check_status": status, "data_run": data_run_id, "backend": backend, "device": _device()}
+            "data_check_status": status, "data_run": data_run_id, "backend": backend, "device": _device(), **(extra_tags or {})}
     if status != "passed":
         tags["langdec.allow_unchecked"] = "true"
     if cdata.manifest.get("transpiler_version"):
@@ -292,8 +299,15 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *(extra_loggers or [])])
         logger.log({"files": stats.files, "windows": stats.windows, "tokens_total": stats.tokens, "target_tokens": stats.target_tokens})
         train_dataset = _dataset(train_ids)
+        eval_dataset = None
+        if eval_steps:
+            eval_ids, _ = tokenize_windows(validation_frame["code"].tolist(), tokenizer, profile.training.max_length)
+            eval_dataset = _dataset(eval_ids)
         # ---- train
-        trainer, counter = _trainer(profile, backend, quantization, job.seed, train_dataset, tokenizer, ckpt_dir, logger, progress, stop_after_steps)
+        trainer, counter = _trainer(profile, backend, quantization, job.seed, train_dataset, tokenizer, ckpt_dir, logger, progress,
+                                    stop_after_steps, eval_dataset=eval_dataset, eval_steps=eval_steps)
+        for callback in callbacks or []:
+            trainer.add_callback(callback)
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         mlflow.log_metric("trainable_parameters", trainable)
         mlflow.log_metric("sequences", len(trainer.train_dataset))  # < windows only when packing really happened
@@ -312,12 +326,18 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
                     "peak_memory_mb": peak_memory_mb()})
         if stop_after_steps is not None and trainer.state.global_step < trainer.state.max_steps:
             raise SystemExit(f"stopped after {trainer.state.global_step} steps (simulated interruption)")
+        eval_loss = None
+        if eval_dataset is not None:
+            eval_loss = float(trainer.evaluate()["eval_loss"])
+            mlflow.log_metric("eval_loss", eval_loss, step=trainer.state.global_step)
         # ---- save: the adapter is written whole to a temporary folder, then logged
         adapter_uri = _save_adapter(trainer, tokenizer, srun.run_id, job, profile, cdata)
-        version = registry.register(profile.registered_model, srun.run_id, adapter_uri, phase=phase, job=job, profile=profile,
-                                    data_digest=cdata.digest, check_status=status, tags=tags, supersede=supersede)
-        mlflow.set_tag("registered_version", version)
-    return TrainResult(srun.run_id, False, version, adapter_uri)
+        version = None
+        if register:
+            version = registry.register(profile.registered_model, srun.run_id, adapter_uri, phase=phase, job=job, profile=profile,
+                                        data_digest=cdata.digest, check_status=status, tags=tags, supersede=supersede)
+            mlflow.set_tag("registered_version", version)
+    return TrainResult(srun.run_id, False, version, adapter_uri, eval_loss)
 
 
 def _device() -> str:
@@ -333,7 +353,8 @@ def _dataset(ids: list[list[int]]):
 
 
 def _trainer(profile: Profile, backend: str, quantization: str, seed: int, dataset, tokenizer, ckpt_dir: Path,
-             logger: tracking.MetricLogger, progress: bool, stop_after_steps: int | None):
+             logger: tracking.MetricLogger, progress: bool, stop_after_steps: int | None, *, eval_dataset=None,
+             eval_steps: int | None = None):
     import torch
     from trl import SFTConfig, SFTTrainer
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
@@ -367,13 +388,28 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         packing=t.packing,
         padding_free=t.packing,  # packed rows carry position_ids, so no cross-document attention
         report_to="none",
+        eval_strategy="steps" if eval_dataset is not None else "no",
+        eval_steps=eval_steps,
+        per_device_eval_batch_size=t.batch_size,
         disable_tqdm=not progress,
         dataloader_num_workers=0,
     )
     collator = _CountingCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
                          peft_config=lora, data_collator=collator)
     trainer.add_callback(_callback(logger, collator))
+    if eval_dataset is not None:
+        # evaluation batches must not count as trained tokens: build eval loaders with the bare collator
+        make_eval_loader = trainer.get_eval_dataloader
+
+        def eval_loader(*args, **kwargs):
+            trainer.data_collator = collator.inner
+            try:
+                return make_eval_loader(*args, **kwargs)
+            finally:
+                trainer.data_collator = collator
+
+        trainer.get_eval_dataloader = eval_loader
     # Metrics go to MLflow; the terminal keeps a bare progress bar instead of a dict per step.
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 

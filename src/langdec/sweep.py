@@ -1,0 +1,161 @@
+"""`langdec sweep`: an Optuna search over training settings, one nested MLflow run per trial.
+
+A sweep file (experiments/sweeps/*.yaml) names the job, the objective (validation
+loss), the number of trials, the pruner and the search space in dotted profile keys.
+Trials report validation loss during training through a trainer callback and are
+pruned there; they are not registered as study adapters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import checks, config, data, tracking, train
+from .errors import LangdecError, did_you_mean
+
+PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
+
+
+@dataclass
+class Objective:
+    metric: str = "eval_loss"
+    direction: str = "minimize"
+
+
+@dataclass
+class SweepJob:
+    condition: str
+    lang: str | None = None
+    tier: str = "5k"
+    seed: int = 42
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    profile: str
+    job: SweepJob
+    space: dict[str, dict[str, Any]]
+    trials: int = 10
+    phase: str = "phase-3"
+    objective: Objective = field(default_factory=Objective)
+    eval_steps: int = 50
+    pruner: dict[str, Any] = field(default_factory=lambda: {"type": "median"})
+    overrides: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+
+def load(path: str | Path) -> SweepSpec:
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LangdecError(f"{path}: no such sweep file") from None
+    spec = config.build(SweepSpec, raw, str(path))
+    spec.path = path
+    if spec.objective.metric != "eval_loss":
+        raise LangdecError(f"{path}: objective.metric {spec.objective.metric!r}; sweeps optimise eval_loss (validation loss)")
+    if spec.objective.direction not in ("minimize", "maximize"):
+        raise LangdecError(f"{path}: objective.direction must be minimize or maximize")
+    for key, dist in spec.space.items():
+        if dist.get("type") not in ("float", "int", "categorical"):
+            raise LangdecError(f"{path}: space.{key}.type must be float, int or categorical")
+    # every point of the space must make a valid profile: try the bounds now, before any training
+    for key, dist in spec.space.items():
+        for value in (dist.get("choices") or [dist.get("low"), dist.get("high")]):
+            config.load_profile(spec.profile, [*spec.overrides, f"{key}={value}"])
+    return spec
+
+
+def make_pruner(spec: SweepSpec):
+    import optuna
+
+    options = {k: v for k, v in spec.pruner.items() if k != "type"}
+    kind = spec.pruner.get("type", "median")
+    factories = {
+        "none": optuna.pruners.NopPruner,
+        "median": optuna.pruners.MedianPruner,
+        "percentile": optuna.pruners.PercentilePruner,
+        "threshold": optuna.pruners.ThresholdPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+    }
+    if kind not in factories:
+        raise did_you_mean("pruner", kind, PRUNERS)
+    return factories[kind](**options)
+
+
+def suggest(trial, space: dict[str, dict[str, Any]]) -> list[str]:
+    overrides = []
+    for key, dist in space.items():
+        if dist["type"] == "float":
+            value = trial.suggest_float(key, dist["low"], dist["high"], log=dist.get("log", False))
+        elif dist["type"] == "int":
+            value = trial.suggest_int(key, dist["low"], dist["high"], log=dist.get("log", False))
+        else:
+            value = trial.suggest_categorical(key, dist["choices"])
+        overrides.append(f"{key}={value}")
+    return overrides
+
+
+def _pruning_callback(trial):
+    import mlflow
+    import optuna
+    from transformers import TrainerCallback
+
+    class OptunaPruning(TrainerCallback):
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            value = (metrics or {}).get("eval_loss")
+            if value is None:
+                return
+            trial.report(float(value), state.global_step)
+            if trial.should_prune():
+                mlflow.set_tag("langdec.pruned_at_step", str(state.global_step))
+                raise optuna.TrialPruned(f"pruned at step {state.global_step} (eval_loss {value:.4f})")
+
+    return OptunaPruning()
+
+
+def run(path: str | Path, *, storage: str | None = None, progress: bool = False, echo=print):
+    import mlflow
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = load(path)
+    base = config.load_profile(spec.profile, spec.overrides)
+    cond = config.condition(spec.job.condition)
+    job = config.Job(cond.name, spec.job.lang, spec.job.tier, spec.job.seed)
+    tracking.configure()
+    experiment = tracking.experiment_name(base.name, spec.phase)
+    # the data and its checks do not depend on the searched settings: prepare them once
+    data_run = data.run_stage(base, cond, job, experiment, progress=progress)
+    checks.run_stage(data_run[0], cond, experiment, {**data.job_tags(base, job), "run_name": job.run_name},
+                     tier_idx=set(data.build_tier_idx(base, job)))
+    study = optuna.create_study(study_name=f"sweep-{spec.name}", storage=storage, load_if_exists=True,
+                                direction=spec.objective.direction, pruner=make_pruner(spec))
+
+    def objective(trial) -> float:
+        overrides = [*spec.overrides, *suggest(trial, spec.space)]
+        profile = config.load_profile(spec.profile, overrides)
+        result = train.run(profile, cond, job, phase=spec.phase, experiment=experiment, data_run=data_run, progress=progress,
+                           register=False, eval_steps=spec.eval_steps, callbacks=[_pruning_callback(trial)],
+                           extra_tags={"sweep": spec.name, "optuna.trial": str(trial.number)})
+        trial.set_user_attr("run_id", result.run_id)
+        echo(f"trial {trial.number}: {dict(trial.params)} -> eval_loss {result.eval_loss:.4f}")
+        return result.eval_loss
+
+    mlflow.set_experiment(experiment_id=tracking.experiment_id(experiment))
+    with mlflow.start_run(run_name=f"sweep-{spec.name}", tags={"langdec.stage": "sweep", "sweep": spec.name}) as parent:
+        mlflow.log_params({"sweep": str(spec.path), "trials": spec.trials, "pruner": spec.pruner.get("type"),
+                           "space": str(spec.space)})
+        study.optimize(objective, n_trials=spec.trials, catch=())
+        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+        mlflow.log_metrics({"trials_complete": len(complete), "trials_pruned": sum(t.state.name == "PRUNED" for t in study.trials)})
+        if complete:
+            mlflow.log_metric("best_eval_loss", study.best_value)
+            mlflow.log_params({f"best.{k}": v for k, v in study.best_params.items()})
+    return study, parent.info.run_id

@@ -51,6 +51,7 @@ def first_line(text: str, ctx: Context) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=None)  # the report calls extractors once per stored answer
 def _terms(ctx: Context, *, first_only: bool) -> dict[str, str]:
     """English label words plus native answer words (all of them, or the first per label as strict had)."""
     terms = {label.lower(): label for label in ctx.labels}
@@ -73,10 +74,14 @@ def strict_label(text: str, ctx: Context) -> str | None:
     return None
 
 
-def _split(text: str) -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _splitter() -> re.Pattern:
     joiners = "|".join(re.escape(w) for w in sorted(and_words(), key=len, reverse=True))
-    parts = re.split(rf"\s*(?:[/,&+;、，；]|\s(?:{joiners})\s)\s*", text)
-    return [p for p in (_norm(p) for p in parts) if p]
+    return re.compile(rf"\s*(?:[/,&+;、，；]|\s(?:{joiners})\s)\s*")
+
+
+def _split(text: str) -> list[str]:
+    return [p for p in (_norm(p) for p in _splitter().split(text)) if p]
 
 
 @step
@@ -174,7 +179,7 @@ def extractors() -> dict[str, Extractor]:
         used = sorted({s for chain in chains.values() for s in chain})
         material = json.dumps(
             {"chains": chains, "code": [inspect.getsource(STEPS[s]) for s in used], "tables": tables, "and": and_words(),
-             "helpers": [inspect.getsource(f) for f in (_norm, _split, _numbers, _terms)]},
+             "helpers": [inspect.getsource(f) for f in (_norm, _split, _splitter, _numbers, _terms)]},
             sort_keys=True, ensure_ascii=False,
         )
         out[name] = Extractor(name, chains, hashlib.sha256(material.encode()).hexdigest()[:10])

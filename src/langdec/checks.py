@@ -214,6 +214,17 @@ def run_stage(data, cond: Condition, experiment: str, tags: dict[str, str], *, t
     return result, run.run_id
 
 
+def prepare_and_check(profile, cond: Condition, job, experiment: str, phase: str, *, progress: bool = True):
+    """The steps before training: the transpile stage builds the condition's data, then the suite checks it.
+    Returns ((ConditionData, data run id), (CheckResult or None if reused, check run id))."""
+    from . import data
+
+    data_run = data.run_stage(profile, cond, job, experiment, progress=progress)
+    tags = {**data.job_tags(profile, job), "phase": phase, "run_name": job.run_name}
+    checked = run_stage(data_run[0], cond, experiment, tags, tier_idx=set(data.build_tier_idx(profile, job)))
+    return data_run, checked
+
+
 def latest_status(experiment: str, digest: str) -> tuple[str, str | None, list[str]]:
     """('passed' | 'failed' | 'missing', run id, failed expectation names) for a data digest."""
     from mlflow.tracking import MlflowClient

@@ -147,12 +147,10 @@ def cmd_check(args) -> int:
         frame = checks.load_data_frame(frame_dir)
         digest = data.data_digest(frame[frame.split == "train"], frame[frame.split == "validation"])
         cdata = data.ConditionData(frame_dir, digest, {})
-        tier_idx = None
+        tags = {**data.job_tags(profile, job), "phase": args.phase, "run_name": job.run_name}
+        result, run_id = checks.run_stage(cdata, cond, experiment, tags, tier_idx=None)
     else:
-        cdata, _ = data.run_stage(profile, cond, job, experiment, progress=not args.quiet)
-        tier_idx = set(data.build_tier_idx(profile, job))
-    tags = {**data.job_tags(profile, job), "phase": args.phase, "run_name": job.run_name}
-    result, run_id = checks.run_stage(cdata, cond, experiment, tags, tier_idx=tier_idx)
+        (cdata, _), (result, run_id) = checks.prepare_and_check(profile, cond, job, experiment, args.phase, progress=not args.quiet)
     if result is None:
         status, _, failed = checks.latest_status(experiment, cdata.digest)
         print(json.dumps({"status": status, "reused_run": run_id, "failed": failed}, indent=2))
@@ -163,16 +161,14 @@ def cmd_check(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import checks, data, tracking, train
+    from . import checks, tracking, train
 
     profile, cond, job = _job(args)
     experiment = _experiment(profile, args.phase)
     data_run = None
     if not args.no_check and job.trains and cond.available:
         # The command runs the pipeline up to training; the recipe itself still refuses unchecked data.
-        data_run = data.run_stage(profile, cond, job, experiment, progress=not args.quiet)
-        tags = {**data.job_tags(profile, job), "phase": args.phase, "run_name": job.run_name}
-        checks.run_stage(data_run[0], cond, experiment, tags, tier_idx=set(data.build_tier_idx(profile, job)))
+        data_run, _ = checks.prepare_and_check(profile, cond, job, experiment, args.phase, progress=not args.quiet)
     result = train.run(profile, cond, job, phase=args.phase, experiment=experiment, quantization=args.quantization,
                        backend=args.backend, allow_unchecked=args.allow_unchecked, resume=not args.no_resume,
                        supersede=args.supersede, data_run=data_run, progress=not args.quiet)
@@ -190,7 +186,7 @@ def cmd_evaluate(args) -> int:
     experiment = _experiment(profile, args.phase)
     adapter_run = args.adapter_run
     if job.trains and adapter_run is None:
-        found = tracking.latest_run(experiment, train.TRAIN_STAGE, {"langdec.run_key": _train_key(profile, cond, job, args, experiment)})
+        found = tracking.latest_run(experiment, train.TRAIN_STAGE, {"langdec.run_key": _train_key(profile, cond, job)})
         if found is None:
             raise LangdecError(f"no finished training run for {job.run_name} in {experiment}; run `langdec train` with the same arguments first, or pass --adapter-run RUN_ID")
         adapter_run = found.info.run_id
@@ -206,12 +202,12 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _train_key(profile, cond, job, args, experiment) -> str:
-    from . import data, tracking, train
+def _train_key(profile, cond, job) -> str:
+    from . import data, train
 
     cdata = data.prepare(profile, cond, job, progress=False)
     backend = train.choose_backend(profile.training.backend)
-    return tracking.run_key(train.TRAIN_STAGE, train.train_params(profile, job, profile.training.quantization, backend), cdata.digest)
+    return train.run_key(profile, job, profile.training.quantization, backend, cdata.digest)
 
 
 def cmd_extract(args) -> int:
@@ -381,10 +377,11 @@ def parser() -> argparse.ArgumentParser:
     # SUPPRESS: a subcommand without --quiet must not reset `langdec --quiet CMD`
     common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True)
-    _add = sub.add_parser
-    sub.add_parser = lambda *a, **k: _add(*a, parents=[common], **k)  # every command takes --quiet
 
-    s = sub.add_parser("transpile", help="translate Python's reserved vocabulary (a file/folder/table), or build a condition's data")
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)  # every command takes --quiet
+
+    s = command("transpile", help="translate Python's reserved vocabulary (a file/folder/table), or build a condition's data")
     s.add_argument("src", nargs="?", help="a .py file, a folder, a .parquet/.jsonl with a code column, or hf:ID[:config]; omit to build the stage data")
     s.add_argument("--out", help="output: a folder (mirrors the input tree), or .parquet / .jsonl rows")
     s.add_argument("--reverse", action="store_true", help="translate back to English")
@@ -394,12 +391,12 @@ def parser() -> argparse.ArgumentParser:
     _job_args(s)
     s.set_defaults(func=cmd_transpile)
 
-    s = sub.add_parser("corpus", help="build an English source tier through the study's filters (seeded sample + manifest)")
+    s = command("corpus", help="build an English source tier through the study's filters (seeded sample + manifest)")
     s.add_argument("--source", default=None, help="override the profile's corpus source (folder, .parquet/.jsonl, hf:ID, stdlib)")
     _job_args(s)
     s.set_defaults(func=cmd_corpus)
 
-    s = sub.add_parser("roundtrip", help="prove reverse(forward(file)) == file for every file; exit 1 otherwise")
+    s = command("roundtrip", help="prove reverse(forward(file)) == file for every file; exit 1 otherwise")
     s.add_argument("src")
     s.add_argument("--lang", required=True)
     s.add_argument("--workers", type=int, default=None)
@@ -407,17 +404,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_roundtrip)
 
-    s = sub.add_parser("packs", help="list or validate the language packs in languages/")
+    s = command("packs", help="list or validate the language packs in languages/")
     s.add_argument("action", choices=["list", "validate"])
     s.add_argument("langs", nargs="*")
     s.set_defaults(func=cmd_packs)
 
-    s = sub.add_parser("check", help="run the great_expectations data checks on a condition's data")
+    s = command("check", help="run the great_expectations data checks on a condition's data")
     s.add_argument("data", nargs="?", help="a folder with train.parquet and validation.parquet; omit for the stage's own data")
     _job_args(s)
     s.set_defaults(func=cmd_check)
 
-    s = sub.add_parser("train", help="train one adapter (LoRA/QLoRA) and register it")
+    s = command("train", help="train one adapter (LoRA/QLoRA) and register it")
     _job_args(s)
     s.add_argument("--backend", default="auto", choices=["auto", "hf", "unsloth"])
     s.add_argument("--quantization", default=None, choices=["nf4", "none"])
@@ -428,7 +425,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--supersede", action="store_true", help="replace an existing registered version for the same cell")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("evaluate", help="score the base model or an adapter on its evaluation matrix")
+    s = command("evaluate", help="score the base model or an adapter on its evaluation matrix")
     _job_args(s)
     s.add_argument("--adapter-run", default=None, help="MLflow run id of the training run (default: the matching finished one)")
     s.add_argument("--benchmarks", default=None, help="comma-separated subset of the profile's benchmarks")
@@ -436,49 +433,49 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--source", default=None, help="fixtures, hub, or a folder laid out like the original files")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("extract", help='read {"output": ...} JSON lines on stdin, write {"label": ...} lines')
+    s = command("extract", help='read {"output": ...} JSON lines on stdin, write {"label": ...} lines')
     s.add_argument("--benchmark", required=True)
     s.add_argument("--extractor", default="refined")
     s.set_defaults(func=cmd_extract)
 
-    s = sub.add_parser("reparse", help="re-score an evaluation run's stored generations with another extractor")
+    s = command("reparse", help="re-score an evaluation run's stored generations with another extractor")
     s.add_argument("run")
     s.add_argument("--extractor", required=True)
     s.set_defaults(func=cmd_reparse)
 
-    s = sub.add_parser("benchmarks", help="list benchmarks, or show one language's rows and label distribution")
+    s = command("benchmarks", help="list benchmarks, or show one language's rows and label distribution")
     s.add_argument("action", choices=["list", "show"])
     s.add_argument("name", nargs="?")
     s.add_argument("--lang")
     s.add_argument("--source", default="fixtures", help="fixtures, hub, or a file/folder in the original format")
     s.set_defaults(func=cmd_benchmarks)
 
-    s = sub.add_parser("promote", help="set an alias (e.g. paper) on the versions that pass registry/<policy>.yaml")
+    s = command("promote", help="set an alias (e.g. paper) on the versions that pass registry/<policy>.yaml")
     s.add_argument("--alias", default="paper")
     s.add_argument("--profile", default="smoke")
     s.add_argument("--version", action="append", default=None, help="only these versions (repeatable)")
     s.set_defaults(func=cmd_promote)
 
-    s = sub.add_parser("manifest", help="write MANIFEST.md and manifest.json from the registry (never by hand)")
+    s = command("manifest", help="write MANIFEST.md and manifest.json from the registry (never by hand)")
     s.add_argument("--alias", default="paper", help="only versions carrying this alias tag; '' for every live version")
     s.add_argument("--profile", default="smoke")
     s.add_argument("--out", default=".")
     s.set_defaults(func=cmd_manifest)
 
-    s = sub.add_parser("export", help="write the promoted adapters in the published folder layout")
+    s = command("export", help="write the promoted adapters in the published folder layout")
     s.add_argument("dest")
     s.add_argument("--alias", default="paper")
     s.add_argument("--profile", default="smoke")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("ladder", help="run a whole ladder: transpile, check, train, evaluate, report")
+    s = command("ladder", help="run a whole ladder: transpile, check, train, evaluate, report")
     s.add_argument("file", nargs="?", default=DEFAULT_LADDER, help="a ladder YAML, or 'status' with --storage and --study")
     s.add_argument("--supersede", action="store_true", help="re-registered cells replace their old versions")
     s.add_argument("--storage", default=None, help="postgresql://... : enqueue the items for `langdec worker` instead of running them")
     s.add_argument("--study", default=None, help="with 'status': the queue's study name")
     s.set_defaults(func=cmd_ladder)
 
-    s = sub.add_parser("worker", help="pull ladder items from the PostgreSQL queue and run them until none remain")
+    s = command("worker", help="pull ladder items from the PostgreSQL queue and run them until none remain")
     s.add_argument("--storage", required=True)
     s.add_argument("--study", required=True)
     s.add_argument("--heartbeat", type=int, default=30, help="seconds between heartbeats")
@@ -486,12 +483,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-items", type=int, default=None)
     s.set_defaults(func=cmd_worker)
 
-    s = sub.add_parser("sweep", help="Optuna search over training settings (nested MLflow runs, pruning on validation loss)")
+    s = command("sweep", help="Optuna search over training settings (nested MLflow runs, pruning on validation loss)")
     s.add_argument("file", help="experiments/sweeps/NAME.yaml")
     s.add_argument("--storage", default=None, help="Optuna storage URL to share or resume the search (default: in memory)")
     s.set_defaults(func=cmd_sweep)
 
-    s = sub.add_parser("tracking-server", help="start an MLflow tracking server (PostgreSQL backend, shared artifact store)")
+    s = command("tracking-server", help="start an MLflow tracking server (PostgreSQL backend, shared artifact store)")
     s.add_argument("--backend-store-uri", required=True, help="postgresql://user:pass@host/db")
     s.add_argument("--artifacts", required=True, help="shared path or s3://bucket/prefix")
     s.add_argument("--host", default="127.0.0.1")
@@ -499,7 +496,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=cmd_tracking_server)
 
-    s = sub.add_parser("report", help="compare every condition with the baseline; writes Markdown, JSON and a heat-map")
+    s = command("report", help="compare every condition with the baseline; writes Markdown, JSON and a heat-map")
     s.add_argument("--profile", default="smoke")
     s.add_argument("--phase", default="phase-3")
     s.add_argument("--tier", default=None)

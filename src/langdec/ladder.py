@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checks, config, data, tracking, train
+from . import checks, config, tracking, train
 from .errors import LangdecError
 from .evaluation import stage as evaluation
 from .paths import work_dir
@@ -49,11 +49,7 @@ def run_job(profile: config.Profile, ladder: config.Ladder, job: config.Job, exp
     cond = config.condition(job.condition)
     train_result = None
     if job.trains:
-        data_run = data.run_stage(profile, cond, job, experiment, progress=progress)
-        cdata, _ = data_run
-        tier_idx = set(data.build_tier_idx(profile, job))
-        tags = {**data.job_tags(profile, job), "phase": ladder.phase, "run_name": job.run_name}
-        checks.run_stage(cdata, cond, experiment, tags, tier_idx=tier_idx)
+        data_run, _ = checks.prepare_and_check(profile, cond, job, experiment, ladder.phase, progress=progress)
         train_result = train.run(profile, cond, job, phase=ladder.phase, experiment=experiment, supersede=supersede,
                                  data_run=data_run, progress=progress)
     ev = evaluation.run(profile, cond, job, phase=ladder.phase, experiment=experiment, data_languages=ladder.data_languages,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import checks, config, data, tracking, train
+from . import checks, config, tracking, train
 from .errors import LangdecError, did_you_mean
 
 PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
@@ -132,9 +132,7 @@ def run(path: str | Path, *, storage: str | None = None, progress: bool = False,
     tracking.configure()
     experiment = tracking.experiment_name(base.name, spec.phase)
     # the data and its checks do not depend on the searched settings: prepare them once
-    data_run = data.run_stage(base, cond, job, experiment, progress=progress)
-    checks.run_stage(data_run[0], cond, experiment, {**data.job_tags(base, job), "run_name": job.run_name},
-                     tier_idx=set(data.build_tier_idx(base, job)))
+    data_run, _ = checks.prepare_and_check(base, cond, job, experiment, spec.phase, progress=progress)
     study = optuna.create_study(study_name=f"sweep-{spec.name}", storage=storage, load_if_exists=True,
                                 direction=spec.objective.direction, pruner=make_pruner(spec))
 

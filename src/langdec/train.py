@@ -191,6 +191,11 @@ def train_params(profile: Profile, job: Job, quantization: str, backend: str) ->
     }
 
 
+def run_key(profile: Profile, job: Job, quantization: str, backend: str, data_digest: str) -> str:
+    """The reuse key of a training run: every effective setting, the code version and the data."""
+    return tracking.run_key(TRAIN_STAGE, train_params(profile, job, quantization, backend), data_digest)
+
+
 def _checkpoint_dir(experiment: str, key: str) -> Path:
     return work_dir() / "checkpoints" / experiment / key
 
@@ -255,7 +260,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
             " or pass --allow-unchecked (recorded as a tag)."
         )
     params = train_params(profile, job, quantization, backend)
-    key = tracking.run_key(TRAIN_STAGE, params, cdata.digest)
+    key = run_key(profile, job, quantization, backend, cdata.digest)
     finished = tracking.find_finished(experiment, TRAIN_STAGE, key)
     if finished is not None:
         version = registry.version_for_run(profile.registered_model, finished.info.run_id)

@@ -3,7 +3,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install demo test bench clean
+.PHONY: install system-deps demo test bench clean
+
+# Executing generated code (code benchmarks) needs bubblewrap for the sandbox and a JDK for
+# Java; installed from Debian's packages when missing (root, or passwordless sudo).
+system-deps:
+	@missing=""; command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	command -v javac >/dev/null || missing="$$missing default-jdk-headless"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq $$missing; fi; \
+	fi
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,12 +25,12 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# Baseline, condition 1 and condition 2 (zh, es, ur) on the offline smoke profile:
+# Baseline and conditions 1, 2 (zh, es, ur), 3 (zh), 5 (zh, es, ur) on the offline smoke profile:
 # transpile -> data checks -> LoRA training -> evaluation -> registry -> report.
 demo: install
 	$(BIN)/langdec ladder experiments/ladders/smoke.yaml
 
-test: install
+test: install system-deps
 	$(BIN)/python -m pytest -q
 
 bench: install

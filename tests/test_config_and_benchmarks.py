@@ -21,7 +21,8 @@ def test_profiles_and_ladder_load():
     assert (paper.training.lora_r, paper.training.lora_alpha, paper.training.lr, paper.training.max_length) == (16, 32, 2e-4, 1024)
     assert len(paper.training.target_modules) == 7
     jobs = config.ladder_jobs(config.load_ladder("experiments/ladders/smoke.yaml"))
-    assert [j.run_name for j in jobs] == ["baseline", "cond1-5k-s42", "cond2-zh-5k-s42", "cond2-es-5k-s42", "cond2-ur-5k-s42"]
+    assert [j.run_name for j in jobs] == ["baseline", "cond1-5k-s42", "cond2-zh-5k-s42", "cond2-es-5k-s42", "cond2-ur-5k-s42",
+                                          "cond3-zh-5k-s42", "cond5-zh-5k-s42", "cond5-es-5k-s42", "cond5-ur-5k-s42"]
 
 
 def test_unknown_key_names_the_key_and_the_valid_ones():
@@ -39,7 +40,7 @@ def test_bad_values_fail_before_training():
 
 
 def test_unknown_condition_and_language_list_valid_names():
-    with pytest.raises(LangdecError, match="unknown condition '7'; valid conditions: 1, 2, 3, 4, 5, baseline"):
+    with pytest.raises(LangdecError, match="unknown condition '7'; valid conditions: 1, 2, 3, 4, 5, baseline, flex"):
         config.condition("7")
     with pytest.raises(LangdecError, match="unknown language 'klingon'"):
         languages.normalise("klingon")

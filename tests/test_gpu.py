@@ -36,3 +36,17 @@ def test_packing_really_packs(store, smoke_profile):
     profile = config.load_profile("smoke", ["training.max_steps=2", "training.packing=true", "training.precision=bf16"])
     metrics = mlflow.get_run(_train(profile).run_id).data.metrics
     assert metrics["sequences"] < metrics["windows"]
+
+
+def test_training_benchmark_backends_on_cuda(tmp_path, monkeypatch):
+    """The fused-loss path and the plain path both train on CUDA (figures go to the benchmark table)."""
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("LANGDEC_BENCH_DIR", str(tmp_path))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import train_throughput
+
+    for backend in ("hf", "langdec"):
+        row = train_throughput.one("small", "nf4", backend, 2, 256, 1)
+        assert row["status"] == "ok" and row["tokens_per_s"] > 0 and row["peak_gib"] > 0

@@ -38,17 +38,24 @@ def ladder(module_store, smoke_profile, capsys_module=None):
 def test_ladder_runs_every_stage(ladder):
     code, output = ladder
     assert code == 0, output
-    assert "5 of 5 jobs ok" in output
+    assert "9 of 9 jobs ok" in output
     assert "mlflow ui --backend-store-uri sqlite:///" in output
     assert "gen.refined accuracy" in output and "ll accuracy" in output
-    for group in ("baseline", "cond1", "cond2-zh", "cond2-es", "cond2-ur"):
+    for group in ("baseline", "cond1", "cond2-zh", "cond2-es", "cond2-ur", "cond3-zh", "cond5-zh", "cond5-es", "cond5-ur"):
         assert group in output
     counts = {s: len(_runs(s)) for s in ("transpile", "check", "train", "evaluate", "ladder", "report")}
-    assert counts == {"transpile": 4, "check": 4, "train": 4, "evaluate": 5, "ladder": 1, "report": 1}
+    assert counts == {"transpile": 8, "check": 8, "train": 8, "evaluate": 9, "ladder": 1, "report": 1}
     parent = _runs("ladder")[0].info.run_id
     assert all(r.data.tags.get("mlflow.parentRunId") == parent for r in _runs("train") + _runs("evaluate"))
     names = sorted(r.info.run_name for r in _runs("train"))
-    assert names == ["cond1-5k-s42", "cond2-es-5k-s42", "cond2-ur-5k-s42", "cond2-zh-5k-s42"]
+    assert names == ["cond1-5k-s42", "cond2-es-5k-s42", "cond2-ur-5k-s42", "cond2-zh-5k-s42", "cond3-zh-5k-s42",
+                     "cond5-es-5k-s42", "cond5-ur-5k-s42", "cond5-zh-5k-s42"]
+    # condition 5's data stage logged what the translation cost; condition 3's, its blend
+    data_runs = {r.info.run_name: r for r in _runs("transpile")}
+    cond5 = data_runs["cond5-zh-5k-s42-data"].data
+    assert cond5.params["translation.backend"] == "openai" and cond5.metrics["translation.translated"] > 0
+    assert cond5.metrics["translation.aligned_files"] <= cond5.metrics["translation.input_files"]
+    assert data_runs["cond3-zh-5k-s42-data"].data.metrics["blend.native_files"] == 8
 
 
 def test_every_matrix_cell_is_logged(ladder):
@@ -73,9 +80,10 @@ def test_every_matrix_cell_is_logged(ladder):
 
 def test_versions_registered_and_marked_evaluated(ladder):
     versions = MlflowClient().search_model_versions("name = 'langdec-smoke-adapters'")
-    assert len(versions) == 4
+    assert len(versions) == 8
     assert {v.tags["evaluation_status"] for v in versions} == {"evaluated"}
-    assert {(v.tags["condition"], v.tags["lang"]) for v in versions} == {("1", "en"), ("2", "zh"), ("2", "es"), ("2", "ur")}
+    assert {(v.tags["condition"], v.tags["lang"]) for v in versions} == {("1", "en"), ("2", "zh"), ("2", "es"), ("2", "ur"), ("3", "zh"),
+                                                                      ("5", "zh"), ("5", "es"), ("5", "ur")}
 
 
 def test_rerun_reuses_finished_work(ladder):
@@ -87,7 +95,7 @@ def test_rerun_reuses_finished_work(ladder):
     with redirect_stdout(out):
         assert cli.main(["--quiet", "ladder", str(ROOT / "experiments/ladders/smoke.yaml")]) == 0
     assert {s: len(_runs(s)) for s in before} == before
-    assert out.getvalue().count("reused in") == 5
+    assert out.getvalue().count("reused in") == 9
 
 
 def test_reparse_rescoring_without_the_model(ladder, monkeypatch):
@@ -148,7 +156,7 @@ def test_report_written_with_plot(ladder, module_store):
         assert (folder / figure).stat().st_size > 1000
     cells = json.loads((folder / "report.json").read_text())["cells"]
     groups = {c["group"] for c in cells}
-    assert groups == {"baseline", "cond1", "cond2-zh", "cond2-es", "cond2-ur"}
+    assert groups == {"baseline", "cond1", "cond2-zh", "cond2-es", "cond2-ur", "cond3-zh", "cond5-zh", "cond5-es", "cond5-ur"}
     # each (group, benchmark, data language, kind) is counted once, whatever the templates and instruction languages
     keys = [(c["group"], c["benchmark"], c["data"], c["kind"]) for c in cells]
     assert len(keys) == len(set(keys))
@@ -163,9 +171,9 @@ def _mlflow_run(*args: str, uri: str) -> subprocess.CompletedProcess:
 
 
 def test_mlflow_run_entry_points(ladder, module_store):
-    cond5 = _mlflow_run("-e", "train", "-P", "condition=5", "-P", "lang=ur", uri=module_store)
-    assert cond5.returncode != 0
-    assert "condition-5 data needs `langdec translate`" in cond5.stderr + cond5.stdout
+    cond4 = _mlflow_run("-e", "train", "-P", "condition=4", "-P", "lang=ur", uri=module_store)
+    assert cond4.returncode != 0
+    assert "the study has no condition-4 data yet" in cond4.stderr + cond4.stdout
     check = _mlflow_run("-e", "check", "-P", "condition=2", "-P", "lang=zh", uri=module_store)
     assert check.returncode == 0, check.stderr[-2000:]
     assert '"status": "passed"' in check.stdout
@@ -183,7 +191,9 @@ def test_manifest_and_export_in_the_published_layout(ladder, tmp_path):
     dest = tmp_path / "published"
     manifest = registry.export("langdec-smoke-adapters", "paper", dest)
     assert sorted(manifest) == ["smoke/condition-1-5k-seed42/", "smoke/condition-2-es-5k-seed42/",
-                                "smoke/condition-2-ur-5k-seed42/", "smoke/condition-2-zh-5k-seed42/"]
+                                "smoke/condition-2-ur-5k-seed42/", "smoke/condition-2-zh-5k-seed42/",
+                                "smoke/condition-3-zh-5k-seed42/", "smoke/condition-5-es-5k-seed42/",
+                                "smoke/condition-5-ur-5k-seed42/", "smoke/condition-5-zh-5k-seed42/"]
     entry = manifest["smoke/condition-2-zh-5k-seed42/"]
     assert entry["phase"] == "phase-3" and entry["condition"] == "2" and len(entry["digests"]["adapter_sha256"]) == 64
     assert json.loads((dest / "manifest.json").read_text()) == manifest

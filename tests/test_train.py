@@ -168,3 +168,36 @@ def test_model_not_reachable_offline_says_what_to_do(monkeypatch, langdec_home):
 
     with pytest.raises(LangdecError, match="huggingface-cli download CohereLabs/tiny-aya-base.*--profile smoke"):
         load_tokenizer(config.load_profile("paper"))
+
+
+@pytest.mark.parametrize("logit_scale", [1.0, 0.0625])
+def test_fused_lm_head_loss_equals_the_plain_loss(smoke_profile, logit_scale):
+    """The training path's loss goes through TRL's fused LM head (no full logits); it must equal
+    the model's own cross-entropy, including Tiny Aya's logit scale, and so must its gradients."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from trl.trainer.utils import add_fused_lm_head
+
+    from langdec.model import load_base_model
+
+    profile = config.load_profile("smoke", [f"model.smoke.logit_scale={logit_scale}"])
+    torch.manual_seed(0)
+    model = get_peft_model(load_base_model(profile, quantization="none"), LoraConfig(r=4, target_modules=["q_proj", "down_proj"]))
+    for name, p in model.named_parameters():  # non-zero LoRA B, so the adapters matter for the check
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    ids = torch.randint(3, profile.model.tokenizer_vocab, (3, 40))
+    labels = ids.clone()
+    labels[1, 30:] = -100  # padding positions are ignored by both
+    plain = model(input_ids=ids, labels=labels).loss
+    plain.backward()
+    plain_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+    add_fused_lm_head(model.get_base_model(), outputs=("log_probs",))
+    out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+    fused = -out.log_probs.sum() / out.label_mask.sum()
+    fused.backward()
+    assert float(fused) == pytest.approx(float(plain), rel=1e-5)
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert torch.allclose(p.grad, plain_grads[name], rtol=1e-4, atol=1e-6), name

@@ -49,3 +49,29 @@ def atomic_dir(target: Path | str) -> Iterator[Path]:
 def write_text(target: Path | str, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_files_or_rows(dest: Path, files: list[tuple[str, str]], rows: list[dict], columns: list[str]) -> None:
+    """The output forms every corpus command shares: .parquet/.jsonl rows, one .py file, or a mirrored tree.
+
+    Text is written as bytes: newline translation would break an exact round trip."""
+    import json
+
+    if dest.suffix in (".parquet", ".jsonl"):
+        with atomic_path(dest) as tmp:
+            if dest.suffix == ".parquet":
+                import pandas as pd
+
+                pd.DataFrame(rows, columns=columns).to_parquet(tmp, index=False)
+            else:
+                tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    elif dest.suffix == ".py" and len(files) <= 1:
+        if files:
+            with atomic_path(dest) as tmp:
+                tmp.write_bytes(files[0][1].encode("utf-8"))
+    else:
+        with atomic_dir(dest) as tmp:
+            for relative, text in files:
+                target = tmp / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(text.encode("utf-8"))

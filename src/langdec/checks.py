@@ -103,9 +103,21 @@ def derive(frame: pd.DataFrame, cond: Condition, tier_idx: set[int] | None) -> p
         out["reverses_to_source"] = [r == e for r, e in zip(reversed_code, out["code_en"])]
         out["reverse_parses"] = [parses(r) for r in reversed_code]
         out["english_keywords_left"] = [english_keywords_left(str(c)) for c in out["code"]]
+    elif cond.data == "native":
+        # native files may use English or translated keywords; blended condition-2 files use translated ones
+        out["reverse_parses"] = [parses(str(c)) or parses(_reverse_keywords(str(c), l)) for c, l in zip(out["code"], out["language"])]
+        # measured on the native part only (null elsewhere, which expectations skip): blended condition-2
+        # files keep their English identifiers by design
+        origin = out["origin"] if "origin" in out else pd.Series("native", index=out.index)
+        out["native_script_share"] = [target_script_share(str(c), l) if o == "native" else None
+                                      for c, l, o in zip(out["code"], out["language"], origin)]
     else:
         out["reverse_parses"] = [parses(str(c)) for c in out["code"]]
     out["idx_in_tier"] = out["idx"].isin(tier_idx) if tier_idx is not None else True
+    if "origin" in out:  # native files and benchmark tasks are not from the English tier by design
+        from .data import OUTSIDE_TIER
+
+        out["idx_in_tier"] = out["idx_in_tier"] | out["origin"].isin(OUTSIDE_TIER)
     return out
 
 

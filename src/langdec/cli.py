@@ -96,6 +96,65 @@ def _transpile_stage(args) -> int:
     return 0
 
 
+def cmd_translate(args) -> int:
+    """Condition 5 on any source: an LLM translates identifiers, comments and strings; keywords are transpiled."""
+    import dataclasses
+
+    from . import config, tracking
+    from .sources import iter_rows
+    from .translation import stage
+
+    profile = config.load_profile(args.profile, args.overrides)
+    cfg = dataclasses.replace(profile.translation, **{k: v for k, v in {
+        "backend": args.backend, "model": args.model, "base_url": args.base_url, "concurrency": args.concurrency,
+        "max_retries": args.max_retries, "timeout_seconds": args.timeout}.items() if v is not None})
+    config.build(config.TranslationConfig, dataclasses.asdict(cfg), "translate options")
+    if cfg.backend not in ("cohere", "openai", "hf"):
+        raise LangdecError(f"--backend {cfg.backend!r}; valid: cohere, openai, hf")
+    rows = list(iter_rows(args.src, code_column=args.code_column, limit=args.limit))
+    out = Path(args.out) if args.out else None
+    experiment = _experiment(profile, args.phase)
+    import mlflow
+
+    with stage.open_backend(cfg, profile) as backend:
+        t = stage.translator(backend, args.lang, cfg)
+        params = {**stage.describe(cfg), "lang": t.lang, "source": str(args.src), "files": len(rows), "concurrency": cfg.concurrency,
+                  "max_retries": cfg.max_retries, "chunk_chars": cfg.chunk_chars}
+        with tracking.stage_run(experiment, "translate", f"translate-{t.lang}", params=params, tags={"lang": t.lang}, reuse=False) as run:
+            outcomes = t.run(rows, concurrency=cfg.concurrency, progress=not args.quiet, total=len(rows))
+            if out is not None:
+                kept, failed = stage.write_outputs(outcomes, out, t.lang, cfg.model)
+            else:
+                kept, failed = [], []
+                for o in outcomes:
+                    (kept if o.ok else failed).append(o)
+            report = stage.report_dict(t, failed)
+            stage.log_metrics(report)
+            mlflow.log_dict(report, "translation_report.json")
+    if out is not None:
+        from .atomic import write_text
+
+        write_text(out.with_name(out.name + ".report.json"), json.dumps(report, indent=2, ensure_ascii=False))
+    shown = report if args.json else {**{k: v for k, v in report.items() if k != "failures"}, "failures": report["failures"][:20]}
+    print(json.dumps({**shown, "run_id": run.run_id}, indent=2, ensure_ascii=False))
+    return 0 if kept or not rows else 1
+
+
+def cmd_translate_server(args) -> int:
+    import time
+
+    from .translation.localserver import Faults, LocalChatServer
+
+    faults = Faults(rate_limit=args.fault_rate_limit, server_error=args.fault_server_error, slow=args.fault_slow,
+                    malformed=args.fault_malformed, malformed_always=args.fault_malformed_always)
+    api_key = os.environ.get("LANGDEC_LOCAL_SERVER_KEY")
+    with LocalChatServer(host=args.host, port=args.port, api_key=api_key, faults=faults) as server:
+        print(f"serving {server.url}/v1/chat/completions (OpenAI) and {server.url}/v2/chat (Cohere); "
+              f"{'key from LANGDEC_LOCAL_SERVER_KEY' if api_key else 'no key required'}; Ctrl-C stops", flush=True)
+        while True:
+            time.sleep(3600)
+
+
 def cmd_corpus(args) -> int:
     from . import config, corpus
 
@@ -364,7 +423,7 @@ def cmd_report(args) -> int:
     experiment = tracking.experiment_name(profile.name, args.phase)
     out = Path(args.out) if args.out else work_dir() / "reports" / experiment
     rep, path = report.run_stage(experiment, out, extractor=args.extractor, tier=args.tier)
-    print(report.print_table(rep))
+    print(report.print_tables(rep))
     print(f"\nreport: {path}\nbrowse the runs: {tracking.ui_command()}")
     return 0
 
@@ -390,6 +449,31 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the full summary, every failure included")
     _job_args(s)
     s.set_defaults(func=cmd_transpile)
+
+    s = command("translate", help="condition 5: an LLM translates identifiers, comments and strings (cohere, openai, hf)")
+    s.add_argument("src", help="a .py file, a folder, a .parquet/.jsonl with a code column, or hf:ID[:config]")
+    s.add_argument("--lang", required=True, help="target language (zh, es, ur, ...)")
+    s.add_argument("--out", help="output: a folder (mirrors the input tree), a .py file, or .parquet / .jsonl rows")
+    s.add_argument("--backend", default=None, help="cohere | openai | hf (default: the profile's translation.backend)")
+    s.add_argument("--model", default=None, help="model name (e.g. c4ai-aya-expanse-32b), or a local path for hf")
+    s.add_argument("--base-url", default=None, help="an OpenAI-compatible server (vLLM ...), or 'local' for the bundled stand-in")
+    s.add_argument("--concurrency", type=int, default=None, help="requests in flight")
+    s.add_argument("--max-retries", type=int, default=None, help="retries per request on 429/5xx/timeouts")
+    s.add_argument("--timeout", type=float, default=None, help="seconds per request")
+    s.add_argument("--code-column", default=None)
+    s.add_argument("--limit", type=int, default=None, help="translate only the first N files")
+    s.add_argument("--json", action="store_true", help="print every failure")
+    s.add_argument("--profile", default="smoke")
+    s.add_argument("--phase", default="phase-3")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    s.set_defaults(func=cmd_translate)
+
+    s = command("translate-server", help="serve the local OpenAI/Cohere-compatible stand-in (offline runs, fault drills)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8011)
+    for fault in ("rate-limit", "server-error", "slow", "malformed", "malformed-always"):
+        s.add_argument(f"--fault-{fault}", type=float, default=0.0, metavar="SHARE", help=f"share of requests that get {fault.replace('-', ' ')}")
+    s.set_defaults(func=cmd_translate_server)
 
     s = command("corpus", help="build an English source tier through the study's filters (seeded sample + manifest)")
     s.add_argument("--source", default=None, help="override the profile's corpus source (folder, .parquet/.jsonl, hf:ID, stdlib)")

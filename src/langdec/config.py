@@ -47,6 +47,21 @@ class CorpusConfig:
     max_bytes: int = 200_000
     min_stars: int = 21
     near_dup_threshold: float = 0.7  # MinHash LSH Jaccard, 128 permutations, 5-token shingles
+    native: dict[str, str] = field(default_factory=dict)  # condition 3: language -> native-code source (same forms as `source`)
+
+
+@dataclass
+class TranslationConfig:
+    """Condition 5: which model translates identifiers, comments and strings, and how hard to push it."""
+
+    backend: str = "cohere"  # cohere | openai | hf
+    model: str = "c4ai-aya-expanse-32b"
+    base_url: str | None = None  # an OpenAI-compatible server (vLLM, ...); "local": the bundled stand-in server
+    concurrency: int = 8
+    max_retries: int = 5
+    backoff_seconds: float = 1.0
+    timeout_seconds: float = 120.0
+    chunk_chars: int = 6000  # unit text per request; a long file becomes several requests
 
 
 @dataclass
@@ -65,7 +80,10 @@ class TrainingConfig:
     grad_accum: int = 1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    optimizer: str = "paged_adamw_8bit"
+    optimizer: str = "paged_adamw_8bit"  # a transformers optim name, or any pytorch-optimizer name (sophiah, lion, ...)
+    optimizer_args: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of that optimiser
+    fourier_lambda: float = 0.0  # weight of the Fourier penalty on LoRA updates (FLeX); 0 = off
+    fourier_cutoff: float = 0.5  # normalised frequency radius in (0, 1) above which update energy is penalised
     precision: str = "fp16"  # fp16 | bf16 | fp32
     quantization: str = "nf4"  # nf4 | none
     backend: str = "auto"  # auto | hf | unsloth
@@ -86,6 +104,15 @@ class EvaluationConfig:
     batch_size: int = 32
     max_prompt_tokens: int = 1024
     loglikelihood: bool = True
+    # execution-scored code benchmarks (experiments/benchmarks/code/): pass@k over `code_samples` per task
+    code_benchmarks: list[str] = field(default_factory=list)
+    code_samples: int = 1  # 1 with temperature 0: greedy pass@1; n > 1 with temperature > 0: pass@k for k in code_k
+    code_temperature: float = 0.0
+    code_k: list[int] = field(default_factory=lambda: [1])
+    code_max_new_tokens: int = 256
+    code_workers: int = 2  # candidates executed at once, each in its own sandbox
+    code_timeout_seconds: float = 10.0
+    code_memory_mb: int = 1024
 
 
 @dataclass
@@ -96,6 +123,7 @@ class Profile:
     training: TrainingConfig
     evaluation: EvaluationConfig
     registered_model: str
+    translation: TranslationConfig = field(default_factory=TranslationConfig)
     path: Path | None = None
 
     def tier_files(self, tier: str) -> int:
@@ -108,9 +136,10 @@ class Profile:
 class Condition:
     name: str
     description: str
-    data: str | None  # None (no adapter) | english | transpiled | native | llm-translated
+    data: str | None  # None (no adapter) | english | transpiled | native | llm-translated | code-benchmark
     languages: list[str] = field(default_factory=list)
     instruction_languages: str = "all"  # all | trained
+    source_benchmark: str | None = None  # data: code-benchmark: whose train split is the training data
     available: bool = True
     unavailable_reason: str = ""
 
@@ -121,6 +150,8 @@ class LadderEntry:
     langs: list[str] = field(default_factory=list)
     tiers: list[str] | None = None
     seeds: list[int] | None = None
+    arm: str | None = None  # names a variant of the same job (e.g. an optimiser), so several can coexist
+    overrides: list[str] = field(default_factory=list)  # profile overrides for this entry's jobs only
 
 
 @dataclass
@@ -146,13 +177,16 @@ class Job:
     lang: str | None
     tier: str
     seed: int
+    arm: str | None = None
+    overrides: tuple[str, ...] = ()
 
     @property
     def run_name(self) -> str:
         if self.condition == "baseline":
             return "baseline"
         lang = f"-{self.lang}" if self.lang else ""
-        return f"cond{self.condition}{lang}-{self.tier}-s{self.seed}"
+        arm = f"-{self.arm}" if self.arm else ""
+        return f"cond{self.condition}{lang}-{self.tier}-s{self.seed}{arm}"
 
     @property
     def trains(self) -> bool:
@@ -299,6 +333,7 @@ def _validate_profile(profile: Profile, where: str) -> None:
         "training.backend": (t.backend, ("auto", "hf", "unsloth")),
         "training.scheduler": (t.scheduler, ("cosine", "linear", "constant", "constant_with_warmup")),
         "evaluation.source": (profile.evaluation.source, ("hub", "fixtures")),
+        "translation.backend": (profile.translation.backend, ("cohere", "openai", "hf")),
     }
     for key, (value, valid) in choices.items():
         if value not in valid:
@@ -306,11 +341,32 @@ def _validate_profile(profile: Profile, where: str) -> None:
     for key, value in (("training.lr", t.lr), ("training.batch_size", t.batch_size), ("training.max_length", t.max_length), ("training.lora_r", t.lora_r)):
         if value <= 0:
             raise LangdecError(f"{where}: {key} must be positive, got {value}")
+    if t.fourier_lambda < 0 or not 0 < t.fourier_cutoff < 1:
+        raise LangdecError(f"{where}: training.fourier_lambda must be >= 0 and training.fourier_cutoff in (0, 1)")
+    from . import optimizers
+
+    optimizers.resolve(t.optimizer)  # an unknown optimiser fails here, listing the valid names
+    if optimizers.resolve(t.optimizer).needs_graph and t.precision == "fp16":
+        raise LangdecError(f"{where}: {t.optimizer} differentiates the gradient again, which fp16 loss scaling does not support; "
+                           "use training.precision=bf16 or fp32")
     if not 0 <= t.warmup_ratio < 1:
         raise LangdecError(f"{where}: training.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
+    if profile.translation.concurrency < 1 or profile.translation.max_retries < 0:
+        raise LangdecError(f"{where}: translation.concurrency must be >= 1 and translation.max_retries >= 0")
+    for lang in profile.corpus.native:
+        languages.get(lang)  # an unknown language fails here, listing the known ones
     for tier in profile.corpus.tiers:
         if not TIER_PATTERN.match(tier):
             raise LangdecError(f"{where}: corpus.tiers key {tier!r} must look like 5k, 20k or 500")
+    ev = profile.evaluation
+    if ev.code_benchmarks:
+        from .evaluation.code import get as code_benchmark
+
+        for name in ev.code_benchmarks:
+            code_benchmark(name)  # an unknown name fails here, listing the valid ones
+        if any(k > ev.code_samples for k in ev.code_k) or (ev.code_samples > 1 and ev.code_temperature <= 0):
+            raise LangdecError(f"{where}: evaluation.code_k must be <= code_samples, and code_samples > 1 needs "
+                               "code_temperature > 0 (greedy samples are all the same)")
     from .evaluation.benchmarks import benchmark_names
 
     for bench in profile.evaluation.benchmarks:
@@ -372,8 +428,17 @@ def ladder_jobs(ladder: Ladder) -> list[Job]:
         for tier in tiers:
             for seed in entry.seeds or ladder.seeds_per_tier.get(tier, seeds):
                 for lang in entry.langs or [None]:
-                    jobs.append(Job(entry.condition, lang, tier, seed))
+                    jobs.append(Job(entry.condition, lang, tier, seed, entry.arm, tuple(entry.overrides)))
+    names = [j.run_name for j in jobs]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise LangdecError(f"{ladder.path}: jobs {clash} appear twice; give entries of the same condition distinct `arm` names")
     return jobs
+
+
+def job_profile(ladder: Ladder, job: Job) -> Profile:
+    """The profile a ladder job runs with: the ladder's overrides, then the entry's own."""
+    return load_profile(ladder.profile, [*ladder.overrides, *job.overrides])
 
 
 def tier_size(tier: str) -> int:

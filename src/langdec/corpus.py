@@ -107,9 +107,10 @@ class NearDuplicates:
         return False
 
 
-def select(rows: Iterable[SourceRow], cfg: CorpusConfig, n: int, seed: int) -> tuple[list[Candidate], FilterReport]:
+def select(rows: Iterable[SourceRow], cfg: CorpusConfig, n: int, seed: int,
+           steps: list[tuple[str, Callable[[Candidate], bool]]] | None = None) -> tuple[list[Candidate], FilterReport]:
     report = FilterReport()
-    steps = filter_steps(cfg)
+    steps = steps or filter_steps(cfg)
     exact: set[str] = set()
     near = NearDuplicates(threshold=cfg.near_dup_threshold)
     heap: list[tuple[int, str, Candidate]] = []  # max-heap on the keyed hash via negation

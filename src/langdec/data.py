@@ -17,12 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 from . import tracking
-from .atomic import atomic_dir
+from .atomic import atomic_dir, atomic_path
 from .config import Condition, Job, Profile
 from .corpus import Tier, build_tier
 from .errors import LangdecError
 
 SCHEMA = ["code", "code_en", "language", "file_path", "license", "idx", "token_count"]
+OUTSIDE_TIER = ("native", "benchmark")  # `origin` values of rows that do not come from the English tier
 
 
 @dataclass
@@ -49,8 +50,9 @@ def validation_idx(idx: list[int], seed: int, ratio: float) -> set[int]:
     return set(ranked[: max(1, math.ceil(len(ranked) * ratio))]) if len(ranked) > 1 else set()
 
 
-def _rows(tier: Tier, cond: Condition, lang: str | None, *, progress: bool) -> tuple[pd.DataFrame, dict]:
+def _rows(profile: Profile, tier: Tier, cond: Condition, job: Job, *, progress: bool) -> tuple[pd.DataFrame, dict]:
     english = tier.frame
+    lang = job.lang
     if cond.data == "english":
         frame = english.assign(code=english["code_en"], language="en")
         return frame, {"dropped": []}
@@ -69,9 +71,77 @@ def _rows(tier: Tier, cond: Condition, lang: str | None, *, progress: bool) -> t
 
         pack = load(lang)
         return frame, {"dropped": dropped, "transpiler_version": batch.VERSION, "pack_digest": pack.digest}
+    if cond.data == "llm-translated":
+        return _llm_translated(profile, tier, cond, lang, progress=progress)
+    if cond.data == "code-benchmark":
+        return _code_benchmark_rows(profile, cond, job)
+    if cond.data == "native":
+        from .native import blend
+
+        transpiled, processing = _rows(profile, tier, _transpiled_twin(cond), job, progress=progress)
+        return blend(profile, tier, transpiled, processing, lang, job.seed, progress=progress)
     raise LangdecError(
         f"condition {cond.name} ({cond.description}) has no data yet: {cond.unavailable_reason or 'no builder for data kind ' + repr(cond.data)}"
     )
+
+
+def _code_benchmark_rows(profile: Profile, cond: Condition, job: Job) -> tuple[pd.DataFrame, dict]:
+    """A code benchmark's train split as training files: the task as a docstring, then the reference solution.
+    Files are not from the English tier, so they get their own validation split (`extra_validation`)."""
+    from .evaluation import code
+
+    if not cond.source_benchmark:
+        raise LangdecError(f"condition {cond.name}: data code-benchmark needs source_benchmark (experiments/conditions.yaml)")
+    source = profile.evaluation.source
+    tasks = [t for t in code.load(cond.source_benchmark, source=source, split="train") if t.reference]
+    if not tasks:
+        raise LangdecError(f"condition {cond.name}: {cond.source_benchmark} has no train tasks with reference solutions in {source}")
+    tasks = tasks[: profile.tier_files(job.tier)]
+    bench = code.get(cond.source_benchmark)
+    codes = [f'"""{t.text}"""\n{t.reference.strip()}\n\n{t.tests}\n' for t in tasks]
+    frame = pd.DataFrame({"idx": [int(hashlib.sha256(c.encode()).hexdigest()[:15], 16) for c in codes],
+                          "file_path": [f"{bench.name}/task_{t.id}.py" for t in tasks], "code": codes, "code_en": codes,
+                          "license": "cc-by-4.0", "language": "en", "origin": "benchmark"})
+    return frame, {"dropped": [], "source_benchmark": bench.name, "source_split": "train", "source": source,
+                   "extra_validation": validation_idx(frame["idx"].tolist(), job.seed, profile.corpus.validation_ratio)}
+
+
+def _transpiled_twin(cond: Condition) -> Condition:
+    from .config import Condition as C
+
+    return C(name=cond.name, description=cond.description, data="transpiled", languages=cond.languages)
+
+
+def _llm_translated(profile: Profile, tier: Tier, cond: Condition, lang: str, *, progress: bool) -> tuple[pd.DataFrame, dict]:
+    """Condition 5: the tier's files (after condition-2 alignment) translated by the LLM into every
+    condition-5 language; only files that succeeded in all of them are kept, and the loss is listed."""
+    from .sources import SourceRow
+    from .translation import stage
+
+    if lang not in cond.languages:
+        raise LangdecError(f"condition {cond.name} is defined for {', '.join(cond.languages)}, not {lang!r} (experiments/conditions.yaml)")
+    aligned2, _ = aligned_idx(tier, progress=progress)
+    cache = stage.alignment_cache(tier.path, profile.translation, cond.languages, _alignment_key())
+    per_lang = {l: cache.with_name(f"{cache.stem}-{l}.parquet") for l in cond.languages}
+    if not (cache.exists() and all(p.exists() for p in per_lang.values())):
+        english = tier.frame[tier.frame["idx"].isin(aligned2)]
+        rows = [SourceRow(r.file_path, r.code_en, r.license, int(r.idx)) for r in english.itertuples()]
+        results = stage.translate_tier(profile, rows, cond.languages, progress=progress)
+        aligned = stage.align(results)
+        for l, (kept, _, _) in results.items():
+            with atomic_path(per_lang[l]) as tmp:
+                pd.DataFrame({"idx": list(kept), "code": list(kept.values())}, columns=["idx", "code"]).to_parquet(tmp, index=False)
+        stage.save_alignment(cache, results, aligned)
+    saved = json.loads(cache.read_text())
+    aligned = set(saved["aligned"])
+    translated = pd.read_parquet(per_lang[lang])
+    codes = dict(zip(translated["idx"].tolist(), translated["code"].tolist()))
+    frame = tier.frame[tier.frame["idx"].isin(aligned)].copy()
+    frame["code"] = frame["idx"].map(codes)
+    frame["language"] = lang
+    return frame, {"dropped": saved["lost"], "translation": {**stage.describe(profile.translation), "languages": cond.languages,
+                                                             "input_files": len(aligned2), "aligned_files": len(aligned),
+                                                             "reports": saved["reports"]}}
 
 
 def alignment_languages() -> list[str]:
@@ -136,15 +206,17 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
     tier = build_tier(profile, job.tier, job.seed, progress=progress)
     from .paths import work_dir
 
-    key = hashlib.sha256(json.dumps([tier.manifest["digest"], cond.name, job.lang, _processing_version(cond, job.lang),
+    key = hashlib.sha256(json.dumps([tier.manifest["digest"], cond.name, job.lang, _processing_version(profile, cond, job.lang),
                                      _alignment_key()]).encode()).hexdigest()[:12]
     out = work_dir() / "data" / profile.name / f"{job.run_name}-{key}"
     if (out / "manifest.json").exists():
         manifest = json.loads((out / "manifest.json").read_text())
         return ConditionData(out, manifest["digest"], manifest)
-    frame, processing = _rows(tier, cond, job.lang, progress=progress)
+    frame, processing = _rows(profile, tier, cond, job, progress=progress)
     aligned, lost_anywhere = aligned_idx(tier, progress=progress)
-    frame = frame[frame["idx"].isin(aligned)]
+    # native files (condition 3) and benchmark tasks are not from the tier: tier alignment does not apply to them
+    outside = frame["origin"].isin(OUTSIDE_TIER) if "origin" in frame else pd.Series(False, index=frame.index)
+    frame = frame[frame["idx"].isin(aligned) | outside]
     if frame.empty:
         raise LangdecError(f"{job.run_name}: every file of the tier was dropped ({processing['dropped'][:3]} ...)")
     if tokenizer is None:
@@ -154,8 +226,10 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
     frame["token_count"] = [len(ids) for ids in tokenizer(frame["code"].tolist(), add_special_tokens=False)["input_ids"]]
     frame["idx"] = frame["idx"].astype("int64")
     held_out = validation_idx(tier.frame["idx"].tolist(), job.seed, profile.corpus.validation_ratio)
+    held_out |= processing.pop("extra_validation", set())
     is_val = frame["idx"].isin(held_out)
-    train, validation = frame.loc[~is_val, SCHEMA], frame.loc[is_val, SCHEMA]
+    columns = SCHEMA + [c for c in ("origin",) if c in frame]
+    train, validation = frame.loc[~is_val, columns], frame.loc[is_val, columns]
     digest = data_digest(train, validation)
     manifest = {
         **{k: tier.manifest[k] for k in ("source", "tier", "seed", "split_ratio", "requested")},
@@ -183,7 +257,15 @@ def build_tier_idx(profile: Profile, job: Job) -> list[int]:
     return build_tier(profile, job.tier, job.seed, progress=False).frame["idx"].tolist()
 
 
-def _processing_version(cond: Condition, lang: str | None) -> str:
+def _processing_version(profile: Profile, cond: Condition, lang: str | None) -> str:
+    if cond.data == "llm-translated":
+        from .translation import stage
+
+        return f"{_processing_version(profile, _transpiled_twin(cond), lang)}:llm:{stage.settings_key(profile.translation)}:{sorted(cond.languages)}"
+    if cond.data == "native":
+        from .native import source_key
+
+        return f"{_processing_version(profile, _transpiled_twin(cond), lang)}:native:{source_key(profile, lang)}"
     if cond.data == "transpiled" and lang:
         from .transpiler import batch
         from .transpiler.packs import load
@@ -213,11 +295,21 @@ def run_stage(profile: Profile, cond: Condition, job: Job, experiment: str, *, p
             mlflow.log_metrics({"rows_train": len(train), "rows_validation": len(validation), "lost_files": len(data.manifest["lost_files"]),
                                 "tokens": data.manifest["tokens"]})
             mlflow.log_dict(data.manifest, "manifest.json")
+            translation = data.manifest.get("translation")
+            if translation:
+                from .translation import stage as translation_stage
+
+                mlflow.log_params({f"translation.{k}": v for k, v in translation.items() if k in ("backend", "model", "prompt_version")})
+                translation_stage.log_metrics(translation["reports"][job.lang], prefix="translation.")
+                mlflow.log_metrics({"translation.aligned_files": translation["aligned_files"], "translation.input_files": translation["input_files"]})
+            blend = data.manifest.get("blend")
+            if blend:
+                mlflow.log_metrics({"blend.native_files": blend["native_files"], "blend.condition_2_files": blend["condition_2_files"]})
     return data, run.run_id
 
 
 def job_tags(profile: Profile, job: Job) -> dict[str, str]:
-    return {
+    tags = {
         "condition": job.condition,
         "lang": job.lang or "en",
         "tier": job.tier,
@@ -225,4 +317,7 @@ def job_tags(profile: Profile, job: Job) -> dict[str, str]:
         "profile": profile.name,
         "model_id": profile.model.id,
     }
+    if job.arm:
+        tags["arm"] = job.arm
+    return tags
 

@@ -47,6 +47,8 @@ def run_job(profile: config.Profile, ladder: config.Ladder, job: config.Job, exp
             progress: bool) -> JobOutcome:
     start = time.perf_counter()
     cond = config.condition(job.condition)
+    if job.overrides:
+        profile = config.job_profile(ladder, job)
     train_result = None
     if job.trains:
         data_run, _ = checks.prepare_and_check(profile, cond, job, experiment, ladder.phase, progress=progress)
@@ -91,7 +93,7 @@ def run(path: str | Path, *, supersede: bool | None = None, progress: bool = Tru
             echo(f"      {outcome.status} in {outcome.seconds:.1f}s" + (f": {outcome.detail}" if outcome.detail else ""))
         rep, md_path = report.run_stage(experiment, work_dir() / "reports" / experiment, tier=ladder.tiers[0])
         result.report_path = md_path
-        result.table = report.print_table(rep) + "\n\n" + report.print_table(rep, "ll")
+        result.table = report.print_tables(rep)
         mlflow.log_metric("failed_jobs", len(result.failed))
     result.seconds = time.perf_counter() - start
     return result

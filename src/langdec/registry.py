@@ -26,7 +26,10 @@ def _client():
 
 
 def version_key(phase: str, job: Job) -> dict[str, str]:
-    return {"phase": phase, "condition": job.condition, "lang": job.lang or "en", "tier": job.tier, "seed": str(job.seed)}
+    key = {"phase": phase, "condition": job.condition, "lang": job.lang or "en", "tier": job.tier, "seed": str(job.seed)}
+    if job.arm:
+        key["arm"] = job.arm
+    return key
 
 
 def _ensure_model(name: str) -> None:
@@ -201,7 +204,8 @@ def published_path(tags: dict[str, str]) -> str:
     if tags.get("phase") == "phase-2":
         return f"{stem}/"
     base = tags.get("base_model", "model").rstrip("/").split("/")[-1].lower()
-    return f"{base}/{stem}-seed{tags['seed']}/"
+    arm = f"-{tags['arm']}" if tags.get("arm") else ""
+    return f"{base}/{stem}-seed{tags['seed']}{arm}/"
 
 
 def selected_versions(name: str, alias: str | None):

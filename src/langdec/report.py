@@ -27,7 +27,7 @@ from pathlib import Path
 from . import tracking
 from .atomic import write_text
 from .evaluation import extractors
-from .evaluation.stage import EVAL_STAGE, GENERATIONS, LOGLIKELIHOOD
+from .evaluation.stage import CODE_RESULTS, EVAL_STAGE, GENERATIONS, LOGLIKELIHOOD
 
 EXTRACTORS = ("strict", "refined")
 CONSTANT_LABEL_SHARE = 0.8
@@ -100,11 +100,13 @@ def group_of(tags: dict[str, str]) -> str:
     if cond == "baseline":
         return "baseline"
     lang = tags.get("lang")
-    return f"cond{cond}-{lang}" if lang and cond != "1" else f"cond{cond}"
+    group = f"cond{cond}-{lang}" if lang and cond != "1" and lang != "en" else f"cond{cond}"
+    return f"{group}-{tags['arm']}" if tags.get("arm") else group
 
 
 # --------------------------------------------------------------------------- records
-def records_from_run(group: str, seed: str, generations: list[dict], loglikelihood: list[dict]) -> list[Record]:
+def records_from_run(group: str, seed: str, generations: list[dict], loglikelihood: list[dict],
+                     code_results: list[dict] | None = None) -> list[Record]:
     out: list[Record] = []
     for name in EXTRACTORS:
         ex = extractors.get(name)
@@ -114,6 +116,10 @@ def records_from_run(group: str, seed: str, generations: list[dict], loglikeliho
                               str(r["item_id"]), pred == r["gold"], pred))
     for r in loglikelihood:
         out.append(Record(group, seed, "ll", r["benchmark"], r["data"], "template1", "en", str(r["item_id"]), r["pred"] == r["gold"], r["pred"]))
+    # one record per executed sample: the mean over a task's samples is its unbiased pass@1
+    for r in code_results or []:
+        out.append(Record(group, seed, "code.pass_at_1", r["benchmark"], r.get("language", "code"), "-", "-", str(r["task_id"]),
+                          bool(r["passed"]), None))
     return out
 
 
@@ -142,7 +148,8 @@ def collect_records(experiment: str, tier: str | None = None) -> list[Record]:
         latest.setdefault((group_of(tags), tags.get("tier", ""), tags.get("seed", "")), run)
     records: list[Record] = []
     for (group, _tier, seed), run in latest.items():
-        records += records_from_run(group, seed, _artifact_lines(run.info.run_id, GENERATIONS), _artifact_lines(run.info.run_id, LOGLIKELIHOOD))
+        records += records_from_run(group, seed, _artifact_lines(run.info.run_id, GENERATIONS), _artifact_lines(run.info.run_id, LOGLIKELIHOOD),
+                                    _artifact_lines(run.info.run_id, CODE_RESULTS))
     return records
 
 
@@ -223,6 +230,13 @@ def _fmt(cell: ReportCell) -> str:
     return text
 
 
+def print_tables(report: Report) -> str:
+    """Every table that has cells: generative, log-likelihood, and executed code."""
+    kinds = [f"gen.{report.extractor}", "ll", "code.pass_at_1"]
+    present = {c.kind for c in report.cells}
+    return "\n\n".join(print_table(report, k) for k in kinds if k in present) or "(no evaluation runs yet)"
+
+
 def print_table(report: Report, kind: str | None = None) -> str:
     """Terminal table: one row per (benchmark, data language), one column per condition group."""
     kind = kind or f"gen.{report.extractor}"
@@ -230,7 +244,8 @@ def print_table(report: Report, kind: str | None = None) -> str:
     columns = sorted({(c.benchmark, c.data) for c in report.cells if c.kind == kind})
     if not groups:
         return "(no evaluation runs yet)"
-    title = (f"{kind} accuracy" + (" (no extractor)" if kind == "ll" else "")
+    title = (f"{kind}" + (" (executed in the sandbox)" if kind.startswith("code.") else " accuracy")
+             + (" (no extractor)" if kind == "ll" else "")
              + "; (delta vs baseline, W/L = 95% bootstrap interval excludes 0, ! = flagged, see report)")
     header = ["benchmark/data", *groups]
     body = []
@@ -257,7 +272,7 @@ def markdown(report: Report, figures: list[str]) -> str:
            "seed, then mean ± std over seeds; the baseline is taken over exactly the same cells.", ""]
     for fig in figures:
         out += [f"![{fig}]({fig})", ""]
-    kinds = [f"gen.{n}" for n in EXTRACTORS] + ["ll"]
+    kinds = [f"gen.{n}" for n in EXTRACTORS] + ["ll", "code.pass_at_1"]
     for kind in kinds:
         rows = [c for c in report.cells if c.kind == kind]
         if not rows:

@@ -104,7 +104,7 @@ def _callback(logger: tracking.MetricLogger, counter: _CountingCollator):
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
             elapsed = max(time.perf_counter() - self.start, 1e-9)
-            metrics = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and k in ("loss", "learning_rate", "grad_norm", "epoch")}
+            metrics = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and k in ("loss", "learning_rate", "grad_norm", "epoch", "task_loss", "fourier_penalty")}
             metrics["tokens_seen"] = float(counter.real)
             metrics["tokens_per_s"] = (counter.real - self.tokens_at_start) / elapsed
             metrics["peak_memory_mb"] = peak_memory_mb()
@@ -181,6 +181,66 @@ def effective_optimizer(name: str) -> str:
     return name if torch.cuda.is_available() or not name.startswith("paged") else "adamw_torch"
 
 
+def _trainer_class():
+    """SFTTrainer plus the options transformers does not have: package optimisers (Sophia),
+    a second-order backward, and the Fourier penalty logged beside the task loss."""
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    from . import optimizers, regularizers
+
+    class LangdecTrainer(SFTTrainer):
+        langdec_optimizer: optimizers.OptimizerChoice
+        langdec_training: Any
+
+        def create_optimizer(self, model=None):
+            choice = self.langdec_optimizer
+            if self.optimizer is None and choice.source == "pytorch_optimizer":
+                params = [p for p in (model or self.model).parameters() if p.requires_grad]
+                self.optimizer = optimizers.build(choice, params, self.args.learning_rate, self.args.weight_decay,
+                                                  dict(self.langdec_training.optimizer_args))
+                return self.optimizer
+            return super().create_optimizer(model)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.langdec_optimizer.needs_graph and model.training:
+                # TRL's fused LM head has no double backward; a second-order step needs the plain loss (full logits)
+                out = Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            else:
+                out = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            lam = self.langdec_training.fourier_lambda
+            if lam <= 0 or not model.training:
+                return out
+            loss = out[0] if return_outputs else out
+            penalty = regularizers.fourier_penalty(model, self.langdec_training.fourier_cutoff)
+            sums = self.__dict__.setdefault("_langdec_sums", {"task_loss": 0.0, "fourier_penalty": 0.0, "n": 0})
+            sums["task_loss"] += float(loss.detach())
+            sums["fourier_penalty"] += float(penalty.detach())
+            sums["n"] += 1
+            loss = loss + lam * penalty.to(loss.dtype)
+            return (loss, *out[1:]) if return_outputs else loss
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            if not self.langdec_optimizer.needs_graph:
+                return super().training_step(model, inputs, num_items_in_batch)
+            backward = self.accelerator.backward
+            # the Hutchinson estimate in step() differentiates these gradients again
+            self.accelerator.backward = lambda loss, **kw: backward(loss, create_graph=True, **kw)
+            try:
+                return super().training_step(model, inputs, num_items_in_batch)
+            finally:
+                self.accelerator.backward = backward
+
+        def log(self, logs, start_time=None):
+            sums = self.__dict__.get("_langdec_sums")
+            if sums and sums["n"] and "loss" in logs:
+                logs = {**logs, "task_loss": sums["task_loss"] / sums["n"], "fourier_penalty": sums["fourier_penalty"] / sums["n"]}
+                sums.update(task_loss=0.0, fourier_penalty=0.0, n=0)
+            super().log(logs, start_time)
+
+    return LangdecTrainer
+
+
 def train_params(profile: Profile, job: Job, quantization: str, backend: str) -> dict[str, Any]:
     settings = asdict(profile.training)
     settings["optimizer"] = effective_optimizer(settings["optimizer"])
@@ -188,6 +248,7 @@ def train_params(profile: Profile, job: Job, quantization: str, backend: str) ->
         "condition": job.condition, "lang": job.lang or "en", "tier": job.tier, "seed": job.seed, "profile": profile.name,
         "model_id": profile.model.id, "quantization": quantization, "backend": backend,
         **{f"train.{k}": v for k, v in settings.items() if k not in ("quantization", "backend")},
+        **({"arm": job.arm} if job.arm else {}),
     }
 
 
@@ -361,13 +422,18 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
              logger: tracking.MetricLogger, progress: bool, stop_after_steps: int | None, *, eval_dataset=None,
              eval_steps: int | None = None):
     import torch
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from . import optimizers
     from transformers import TrainerCallback
 
     t = profile.training
     cuda = torch.cuda.is_available()
     model, lora = _model_and_peft_config(profile, backend, quantization)
+    if optimizers.resolve(effective_optimizer(t.optimizer)).needs_graph:
+        # fused attention kernels (SDPA flash/efficient) have no double backward; the eager path does
+        model.set_attn_implementation("eager")
     config = SFTConfig(
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=t.batch_size,
@@ -379,7 +445,8 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         max_steps=t.max_steps,
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
-        optim=effective_optimizer(t.optimizer),
+        # a package optimiser is built by the trainer subclass; transformers only needs a valid placeholder
+        optim=choice.name if (choice := optimizers.resolve(effective_optimizer(t.optimizer))).source == "transformers" else "adamw_torch",
         fp16=cuda and t.precision == "fp16",
         bf16=cuda and t.precision == "bf16",
         use_cpu=not cuda,
@@ -400,8 +467,11 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         dataloader_num_workers=0,
     )
     collator = _CountingCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
-                         peft_config=lora, data_collator=collator)
+    trainer_cls = _trainer_class()
+    trainer_cls.langdec_optimizer = choice
+    trainer_cls.langdec_training = t
+    trainer = trainer_cls(model=model, args=config, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
+                          peft_config=lora, data_collator=collator)
     trainer.add_callback(_callback(logger, collator))
     if eval_dataset is not None:
         # evaluation batches must not count as trained tokens: build eval loaders with the bare collator

@@ -148,6 +148,7 @@ def work(url: str, name: str, *, heartbeat: int = DEFAULT_HEARTBEAT, grace: int 
         raise LangdecError(f"no study {name!r} in {_redact(url)}; enqueue it with `langdec ladder FILE --storage URL`") from None
     ladder = config.load_ladder(study.user_attrs["ladder"])
     profile = config.load_profile(ladder.profile, ladder.overrides)
+    jobs_by_name = {j.run_name: j for j in config.ladder_jobs(ladder)}  # arms and entry overrides travel by name
     tracking.configure()
     experiment = tracking.experiment_name(profile.name, ladder.phase)
     me = f"{socket.gethostname()}:{os.getpid()}"
@@ -165,7 +166,7 @@ def work(url: str, name: str, *, heartbeat: int = DEFAULT_HEARTBEAT, grace: int 
             continue
         frozen = store.get_trial(trial_id)
         attrs = frozen.user_attrs
-        job = config.Job(attrs["condition"], attrs["lang"] or None, attrs["tier"], int(attrs["seed"]))
+        job = jobs_by_name.get(attrs[ITEM]) or config.Job(attrs["condition"], attrs["lang"] or None, attrs["tier"], int(attrs["seed"]))
         store.set_trial_user_attr(trial_id, "worker", me)
         echo(f"[{me}] {attrs[ITEM]} ...")
         start = time.perf_counter()

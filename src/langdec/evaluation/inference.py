@@ -8,8 +8,11 @@ from tqdm import tqdm
 
 
 def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int,
-             max_prompt_tokens: int, progress: bool = False) -> list[str]:
-    """Greedy continuations, batched by prompt length with left padding (as the study did)."""
+             max_prompt_tokens: int, progress: bool = False, samples: int | None = None, temperature: float = 0.0):
+    """Greedy continuations, batched by prompt length with left padding (as the study did).
+
+    With `samples`, returns that many continuations per prompt (a list each), sampled at
+    `temperature` (top-p 0.95) when it is above 0, for pass@k."""
     import torch
 
     tokenizer.padding_side = "left"
@@ -17,22 +20,30 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     tokenizer.truncation_side = "left"  # keep the instruction's end, where the answer cue is
     lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
-    outputs: list[str] = [""] * len(prompts)
+    per_prompt = samples or 1
+    sampling = samples is not None and temperature > 0
+    outputs: list[list[str]] = [[] for _ in prompts]
     device = next(model.parameters()).device
     try:
         for start in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress, leave=False):
             batch = order[start : start + batch_size]
             enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
                             max_length=max_prompt_tokens).to(device)
+            options = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if sampling else {"do_sample": False}
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                     pad_token_id=tokenizer.pad_token_id)
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, num_beams=1, pad_token_id=tokenizer.pad_token_id,
+                                     num_return_sequences=per_prompt if sampling else 1, **options)
             new = out[:, enc["input_ids"].shape[1] :]
-            for i, text in zip(batch, tokenizer.batch_decode(new, skip_special_tokens=True)):
-                outputs[i] = text
+            texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+            for row, text in enumerate(texts):
+                i = batch[row // (per_prompt if sampling else 1)]
+                outputs[i].append(text)
     finally:
         tokenizer.truncation_side = truncation_side
-    return outputs
+    if samples is None:
+        return [o[0] for o in outputs]
+    # greedy decoding gives one answer; n identical samples would only repeat it
+    return [o if sampling else o * per_prompt for o in outputs]
 
 
 def choose_options(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]], *, batch_size: int,

@@ -25,6 +25,7 @@ from .prompts import prompt_hash, render
 EVAL_STAGE = "evaluate"
 GENERATIONS = "generations.jsonl"
 LOGLIKELIHOOD = "loglikelihood.jsonl"
+CODE_RESULTS = "code_results.jsonl"
 
 
 @dataclass
@@ -83,15 +84,21 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     bench_names = benchmarks_override or ev.benchmarks
     source = source or ev.source
     matrix = cells(cond, job.lang, data_languages, bench_names, ev.templates)
-    if not matrix:
+    if not matrix and not ev.code_benchmarks:
         raise LangdecError(f"{job.run_name}: the evaluation matrix is empty (benchmarks {bench_names}, data languages {data_languages})")
     extractor_names = sorted(extractors.extractors())
     params = {"condition": job.condition, "lang": job.lang or "", "tier": job.tier, "seed": job.seed, "profile": profile.name,
               "benchmarks": bench_names, "templates": ev.templates, "data_languages": data_languages, "source": source,
               "max_items": ev.max_items, "max_new_tokens": ev.max_new_tokens, "max_prompt_tokens": ev.max_prompt_tokens,
               "adapter_run": train_run_id or "none", "loglikelihood": ev.loglikelihood}
+    if ev.code_benchmarks:
+        params.update({"code_benchmarks": ev.code_benchmarks, "code_samples": ev.code_samples, "code_temperature": ev.code_temperature,
+                       "code_k": ev.code_k, "code_max_new_tokens": ev.code_max_new_tokens,
+                       "code_limits": f"{ev.code_timeout_seconds}s/{ev.code_memory_mb}MB"})
     tags = {"condition": job.condition, "lang": job.lang or "", "tier": job.tier, "seed": str(job.seed), "phase": phase,
             "profile": profile.name, "model_id": profile.model.id, "run_name": job.run_name, "adapter_run": train_run_id or ""}
+    if job.arm:
+        tags["arm"] = job.arm
     with tracking.stage_run(experiment, EVAL_STAGE, f"{job.run_name}-eval", params=params, tags=tags,
                             data_digest=train_run_id or "base-model") as srun:
         if srun.reused:
@@ -107,7 +114,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
                 prompts.append(prompt)
                 records.append({"cell": cell.name, **asdict(cell), "item_id": item.id, "prompt_hash": prompt_hash(prompt), "gold": item.label})
         outputs = generate(model, tokenizer, prompts, max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
-                           max_prompt_tokens=ev.max_prompt_tokens, progress=progress)
+                           max_prompt_tokens=ev.max_prompt_tokens, progress=progress) if prompts else []
         for rec, out in zip(records, outputs):
             rec["output"] = out
         gen_seconds = time.perf_counter() - start
@@ -116,21 +123,50 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
             ll_metrics, ll_records = _loglikelihood(model, tokenizer, items, ev)
             metrics.update(ll_metrics)
             mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ll_records), LOGLIKELIHOOD)
+        if ev.code_benchmarks:
+            code_metrics, code_records = _code(model, tokenizer, ev, source, progress)
+            metrics.update(code_metrics)
+            mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in code_records), CODE_RESULTS)
         seconds = time.perf_counter() - start
         metrics["eval.items"] = float(len(records))
         metrics["eval.items_per_s"] = len(records) / max(gen_seconds, 1e-9)
         metrics["eval.seconds"] = seconds
         tracking.MlflowMetricLogger(srun.run_id).log(metrics)
         mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), GENERATIONS)
-        mlflow.log_table(_table(rows), "cells.json")
+        if rows:
+            mlflow.log_table(_table(rows), "cells.json")
         versions = {name: extractors.get(name).version for name in extractor_names}
         mlflow.set_tags({f"langdec.extractor.{k}": v for k, v in versions.items()})
-        mlflow.set_tag("langdec.evaluated_benchmarks", ",".join(bench_names))
+        mlflow.set_tag("langdec.evaluated_benchmarks", ",".join([*bench_names, *ev.code_benchmarks]))
         if train_run_id:
             version = registry.version_for_run(profile.registered_model, train_run_id)
             if version:
                 registry.record_evaluation(profile.registered_model, version, bench_names, versions, len(matrix))
     return EvalResult(srun.run_id, False, metrics)
+
+
+def _code(model, tokenizer, ev, source: str, progress: bool) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Generate and execute the code benchmarks (pass@k); one record per executed candidate."""
+    from ..sandbox import Limits, Sandbox
+    from . import code
+
+    settings = code.CodeSettings(samples=ev.code_samples, temperature=ev.code_temperature, ks=tuple(ev.code_k),
+                                 max_new_tokens=ev.code_max_new_tokens, batch_size=ev.batch_size,
+                                 max_prompt_tokens=ev.max_prompt_tokens, workers=ev.code_workers,
+                                 limits=Limits(wall_seconds=ev.code_timeout_seconds, cpu_seconds=int(ev.code_timeout_seconds),
+                                               memory_mb=ev.code_memory_mb))
+    metrics: dict[str, float] = {}
+    records: list[dict[str, Any]] = []
+    with Sandbox(settings.limits, slots=settings.workers) as sandbox:
+        for name in ev.code_benchmarks:
+            bench = code.get(name)
+            tasks = code.load(name, source="fixtures" if source == "fixtures" else "hub" if source == "hub" else source,
+                              limit=ev.max_items)
+            completions = code.complete(model, tokenizer, tasks, settings, progress=progress)
+            m, recs = code.execute(bench, tasks, completions, settings, sandbox)
+            metrics.update(m)
+            records += [{**r, "language": bench.programming_language} for r in recs]
+    return metrics, records
 
 
 def _table(rows: list[dict[str, Any]]) -> dict[str, list]:

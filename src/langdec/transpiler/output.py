@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..atomic import atomic_dir, atomic_path, write_text
+from ..atomic import write_files_or_rows, write_text
 from . import packs
 from .batch import VERSION, Outcome, Summary, summarise
 
@@ -37,28 +37,10 @@ def write_outputs(outcomes: Iterable[Outcome], src: str, out: str | None, lang: 
         return summary
     dest = Path(out)
     digest = packs.load(lang).digest
-    if dest.suffix in (".parquet", ".jsonl"):
-        rows = [_row(o, lang, direction, digest) for o in kept]
-        if count_tokens is not None and rows:
-            for row, count in zip(rows, count_tokens([r["code"] for r in rows])):
-                row["token_count"] = count
-        with atomic_path(dest) as tmp:
-            if dest.suffix == ".parquet":
-                import pandas as pd
-
-                pd.DataFrame(rows, columns=list(_row(Outcome("", True), lang, direction, digest))).to_parquet(tmp, index=False)
-            else:
-                tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    elif dest.suffix == ".py" and len(kept) <= 1:
-        if kept:
-            with atomic_path(dest) as tmp:
-                tmp.write_bytes(kept[0].text.encode("utf-8"))
-    else:
-        with atomic_dir(dest) as tmp:
-            for o in kept:
-                target = tmp / o.file_path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                # bytes, not text mode: newline translation would break the exact round trip
-                target.write_bytes(o.text.encode("utf-8"))
+    rows = [_row(o, lang, direction, digest) for o in kept] if dest.suffix in (".parquet", ".jsonl") else []
+    if count_tokens is not None and rows:
+        for row, count in zip(rows, count_tokens([r["code"] for r in rows])):
+            row["token_count"] = count
+    write_files_or_rows(dest, [(o.file_path, o.text) for o in kept], rows, list(_row(Outcome("", True), lang, direction, digest)))
     write_text(dest.with_name(dest.name + ".report.json"), json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
     return summary

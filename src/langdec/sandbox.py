@@ -1,0 +1,262 @@
+"""Runs untrusted generated code: one fresh directory, one separate process tree, hard limits.
+
+Isolation comes from bubblewrap (`bwrap`, Debian package `bubblewrap`): the
+candidate sees a read-only /usr and /etc, the interpreter's own prefix, its own
+empty working directory and a private /tmp, nothing of the user's files (/root,
+/home, the project and its data are simply not mounted); it gets new network
+(no interface but a down loopback), PID, IPC and UTS namespaces, and dies with
+its parent. Limits are kernel rlimits set before exec: CPU seconds, address
+space, file size, open files, and processes. When langdec runs as root, each
+concurrent slot drops to its own unprivileged uid first, because the kernel
+never applies the process limit to root; a fork bomb then hits that uid's limit,
+and the PID namespace takes every leftover process down with the sandbox.
+Wall-clock time is enforced from outside (the process group is killed).
+stdout/stderr go to files capped by the file-size limit and are read back
+truncated, so a candidate that prints forever costs bounded memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import LangdecError
+
+BASE_UID = 61000  # slot i runs as uid BASE_UID + i when langdec is root
+
+
+@dataclass
+class Limits:
+    wall_seconds: float = 10.0
+    cpu_seconds: int = 10
+    memory_mb: int = 1024  # address space; the JVM gets its heap from -Xmx within this
+    processes: int = 128  # threads count too: a JVM starts a few dozen
+    file_mb: int = 16
+    open_files: int = 256
+    output_chars: int = 4000
+
+
+@dataclass
+class ExecResult:
+    status: str  # passed | failed | timeout | killed | error
+    returncode: int | None
+    seconds: float
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass
+class Program:
+    """Files to write into the fresh directory and the command lines to run there, in order."""
+
+    files: dict[str, str]
+    commands: list[list[str]]
+    extra_binds: list[str] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap() -> str:
+    path = shutil.which("bwrap")
+    if path is None:
+        raise LangdecError("executing generated code needs bubblewrap for isolation: apt-get install bubblewrap "
+                           "(langdec never runs candidates unsandboxed)")
+    probe = subprocess.run([path, "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+                            "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--unshare-all",
+                            "--die-with-parent", "/bin/true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise LangdecError(f"bubblewrap cannot create namespaces here ({probe.stderr.strip()[:200]}); enable unprivileged "
+                           "user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run on a host that allows them")
+    return path
+
+
+def _base_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for link in ("bin", "lib", "lib64", "sbin"):
+        target = Path("/") / link
+        if target.is_symlink():
+            args += ["--symlink", os.readlink(target), f"/{link}"]
+        elif target.is_dir():
+            args += ["--ro-bind", str(target), f"/{link}"]
+    interpreter = Path(_python()).resolve()
+    if not str(interpreter).startswith("/usr/"):
+        prefix = interpreter.parent.parent
+        args += ["--ro-bind", str(prefix), str(prefix)]  # a pyenv/conda interpreter: only its own prefix
+    return args
+
+
+@functools.lru_cache(maxsize=1)
+def _python() -> str:
+    """The system Python when there is one (visible to any uid), else this interpreter's base."""
+    for candidate in ("/usr/bin/python3", str(Path(sys.base_prefix) / "bin" / "python3")):
+        if Path(candidate).exists():
+            return candidate
+    raise LangdecError("no Python interpreter to run candidates with (looked for /usr/bin/python3 and sys.base_prefix)")
+
+
+def python_command(script: str) -> list[str]:
+    """A bare interpreter in isolated mode: no venv, no site-packages, no user site."""
+    return [_python(), "-I", "-S", script]
+
+
+class Sandbox:
+    """Execute programs with `run`; safe to use from several threads (each call takes a slot)."""
+
+    def __init__(self, limits: Limits | None = None, slots: int = 2) -> None:
+        self.limits = limits or Limits()
+        self._slots: list[int] = list(range(slots))
+        self._lock = threading.Condition()
+        self.root = Path(tempfile.mkdtemp(prefix="langdec-sandbox-"))
+        os.chmod(self.root, 0o711)
+
+    def _take(self) -> int:
+        with self._lock:
+            while not self._slots:
+                self._lock.wait()
+            return self._slots.pop()
+
+    def _give(self, slot: int) -> None:
+        with self._lock:
+            self._slots.append(slot)
+            self._lock.notify()
+
+    def _preexec(self, slot: int):
+        limits = self.limits
+        as_root = os.geteuid() == 0
+        # without root the process limit counts all of the user's processes: allow those plus the budget
+        processes = limits.processes if as_root else limits.processes + _processes_of(os.getuid())
+
+        def apply() -> None:
+            os.setsid()
+            resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * 2 ** 20,) * 2)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * 2 ** 20,) * 2)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files,) * 2)
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            resource.setrlimit(resource.RLIMIT_NPROC, (processes,) * 2)
+            if as_root:
+                uid = BASE_UID + slot
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+
+        return apply
+
+    def run(self, program: Program) -> ExecResult:
+        slot = self._take()
+        work = Path(tempfile.mkdtemp(prefix=f"slot{slot}-", dir=self.root))
+        start = time.perf_counter()
+        try:
+            for name, text in program.files.items():
+                target = work / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+            if os.geteuid() == 0:
+                for path in [work, *work.rglob("*")]:
+                    os.chown(path, BASE_UID + slot, BASE_UID + slot)
+            result = ExecResult("passed", 0, 0.0)
+            for command in program.commands:
+                result = self._one(command, work, slot, program.extra_binds)
+                if not result.passed:
+                    break
+            result.seconds = time.perf_counter() - start
+            return result
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            self._give(slot)
+
+    def _one(self, command: list[str], work: Path, slot: int, extra_binds: list[str]) -> ExecResult:
+        limits = self.limits
+        argv = [bwrap(), *_base_binds(), *extra_binds, "--bind", str(work), "/sandbox", "--chdir", "/sandbox",
+                "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+                "--setenv", "HOME", "/sandbox", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
+                *command]
+        out_path, err_path = work / ".stdout", work / ".stderr"
+        start = time.perf_counter()
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, preexec_fn=self._preexec(slot))
+            try:
+                code = proc.wait(timeout=limits.wall_seconds)
+                status = "passed" if code == 0 else "failed"
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                code, status = None, "timeout"
+        if os.geteuid() == 0:
+            _reap(BASE_UID + slot)  # the PID namespace dies with bwrap; make sure before the slot is reused
+        if code is not None and (code < 0 or code - 128 in _LIMIT_SIGNALS):
+            status = "killed"  # bwrap reports a signal death as 128 + signal: CPU limit, file size, ...
+        return ExecResult(status, code, time.perf_counter() - start, _tail(out_path, limits.output_chars),
+                          _tail(err_path, limits.output_chars))
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_LIMIT_SIGNALS = {signal.SIGKILL, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGSEGV, signal.SIGABRT}
+
+
+def _pids_of(uid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def _reap(uid: int, seconds: float = 3.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pids = _pids_of(uid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.02)
+
+
+def _processes_of(uid: int) -> int:
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                count += len(list((entry / "task").iterdir())) if entry.stat().st_uid == uid else 0
+            except OSError:
+                pass
+    return count
+
+
+def _tail(path: Path, chars: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(chars * 4)
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    return text if len(text) <= chars else text[:chars] + f"\n... [truncated at {chars} characters]"

@@ -1,0 +1,32 @@
+"""The performance scripts keep working on CPU (small shapes); their figures are read, never asserted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str, tmp_path: Path) -> str:
+    env = {**os.environ, "LANGDEC_BENCH_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_train_throughput_prints_a_row_per_backend(tmp_path):
+    out = _run("train_throughput.py", "--shape", "small", "--quant", "none", "--seq", "64", "--batch", "1", "--steps", "1",
+               "--json", str(tmp_path / "rows.json"), tmp_path=tmp_path)
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "x 64" in line]
+    assert [r.split("|")[1].strip() for r in rows] == ["hf", "langdec", "unsloth"]
+    assert "1.00x" in rows[0] and ("CUDA only" in rows[2] or "not installed" in rows[2])
+    assert float(rows[1].split("|")[3].replace(",", "")) > 0
+
+
+def test_eval_throughput_prints_generative_and_loglikelihood_rows(tmp_path):
+    out = _run("eval_throughput.py", "--shape", "smoke", "--items", "16", "--batch", "8", tmp_path=tmp_path)
+    assert "| generative (10 new tokens) | 8 |" in out and "| log-likelihood" in out

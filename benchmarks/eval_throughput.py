@@ -8,7 +8,8 @@ data language, both templates, instructions in English and in the data language,
 by `langdec.evaluation.prompts` and tokenised with the smoke tokenizer (Tiny Aya's own is
 not available offline; ids fit any vocabulary). Scoring goes through the functions the
 `evaluate` stage uses: `generate` (batched by length, left padding) and `choose_options`
-(logits only at the answer positions). The matrix is repeated to `--items` prompts.
+(logits only at the answer positions), the latter both with the prompt's KV cache shared by
+its options (the default) and without. The matrix is shuffled and repeated to `--items` prompts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def prompt_mix(n: int):
+    """The matrix's prompts, interleaved across benchmarks so any prefix of the list is a mix."""
     from langdec.evaluation import benchmarks, prompts
 
     rendered, closed = [], []
@@ -34,6 +36,10 @@ def prompt_mix(n: int):
                         rendered.append(prompts.render(template, name, instr, item))
                 if item.options:
                     closed.append((prompts.render("template1", name, "en", item), list(item.options)))
+    import random
+
+    random.Random(0).shuffle(rendered)
+    random.Random(0).shuffle(closed)
     reps = max(1, -(-n // len(rendered)))
     return (rendered * reps)[:n], (closed * max(1, -(-n // len(closed))))[:n]
 
@@ -81,15 +87,18 @@ def main() -> None:
         seconds = time.perf_counter() - start
         print(f"| generative ({args.new_tokens} new tokens) | {batch} | {len(gen_prompts) / seconds:,.1f} | "
               f"{prompt_tokens / seconds:,.0f} | {seconds:.1f} |", flush=True)
-        start = time.perf_counter()
-        choose_options(model, tokenizer, [p for p, _ in closed], [o for _, o in closed], batch_size=batch, max_prompt_tokens=1024)
-        if cuda:
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
         ll_tokens = sum(len(ids) for ids in tokenizer([p for p, _ in closed])["input_ids"])
         options = sum(len(o) for _, o in closed)
-        print(f"| log-likelihood ({options / len(closed):.1f} options/item) | {batch} | {len(closed) / seconds:,.1f} | "
-              f"{ll_tokens / seconds:,.0f} | {seconds:.1f} |", flush=True)
+        for reuse in (False, True):
+            start = time.perf_counter()
+            choose_options(model, tokenizer, [p for p, _ in closed], [o for _, o in closed], batch_size=batch,
+                           max_prompt_tokens=1024, reuse_prefix=reuse)
+            if cuda:
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+            how = "prompt once, options from its cache" if reuse else "every option with its whole prompt"
+            print(f"| log-likelihood, {how} ({options / len(closed):.1f} options/item) | {batch} | {len(closed) / seconds:,.1f} | "
+                  f"{ll_tokens / seconds:,.0f} | {seconds:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

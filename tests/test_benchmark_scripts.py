@@ -29,4 +29,5 @@ def test_train_throughput_prints_a_row_per_backend(tmp_path):
 
 def test_eval_throughput_prints_generative_and_loglikelihood_rows(tmp_path):
     out = _run("eval_throughput.py", "--shape", "smoke", "--items", "16", "--batch", "8", tmp_path=tmp_path)
-    assert "| generative (10 new tokens) | 8 |" in out and "| log-likelihood" in out
+    assert "| generative (10 new tokens) | 8 |" in out
+    assert "| log-likelihood, prompt once" in out and "| log-likelihood, every option" in out

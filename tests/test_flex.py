@@ -93,6 +93,19 @@ def test_fourier_regulariser_lowers_high_frequency_energy_and_is_logged(store, s
     assert penalised_energy < 0.5 * plain_energy, (plain_energy, penalised_energy)
 
 
+def _no_sandbox() -> str | None:
+    import shutil
+
+    from langdec.sandbox import bwrap
+
+    try:
+        bwrap()
+    except LangdecError as exc:
+        return str(exc)
+    return None if shutil.which("javac") else "no javac (apt-get install default-jdk-headless)"
+
+
+@pytest.mark.skipif(_no_sandbox() is not None, reason=f"code benchmarks need the sandbox: {_no_sandbox()}")
 def test_flex_ladder_runs_three_arms_side_by_side(module_store, capsys):
     code = cli.main(["--quiet", "ladder", str(ROOT / "experiments/ladders/flex.yaml")])
     out = capsys.readouterr().out

@@ -14,8 +14,22 @@ from pathlib import Path
 
 import pytest
 
+from langdec.errors import LangdecError
 from langdec.evaluation import code
-from langdec.sandbox import BASE_UID, Limits, Program, Sandbox, python_command
+from langdec.sandbox import BASE_UID, Limits, Program, Sandbox, bwrap, python_command
+
+
+def _sandbox_problem() -> str | None:
+    try:
+        bwrap()
+    except LangdecError as exc:
+        return str(exc)
+    return None
+
+
+# `make test` installs bubblewrap and a JDK (make system-deps); elsewhere these tests say what is missing
+pytestmark = pytest.mark.skipif(_sandbox_problem() is not None, reason=f"no sandbox: {_sandbox_problem()}")
+needs_java = pytest.mark.skipif(not __import__("shutil").which("javac"), reason="no javac (apt-get install default-jdk-headless)")
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -150,6 +164,7 @@ def test_benchmark_references_pass_and_wrong_answers_fail():
     assert code.truncate("    return x\n[DONE]\nmore", bench.stop) == "    return x"
 
 
+@needs_java
 def test_java_candidates_compile_and_run_with_assertions_enabled():
     bench = code.get("mbpp_java")
     tasks = code.load("mbpp_java", source="fixtures")

@@ -118,8 +118,8 @@ def test_nf4_quantised_training_runs_on_cpu(store, smoke_profile):
 
 
 def test_unavailable_condition_fails_clearly(store, smoke_profile):
-    with pytest.raises(LangdecError, match="condition 5: condition-5 data needs `langdec translate`"):
-        train.run(smoke_profile, config.condition("5"), config.Job("5", "ur", "5k", 42), phase="phase-3",
+    with pytest.raises(LangdecError, match="condition 4: the study has no condition-4 data yet"):
+        train.run(smoke_profile, config.condition("4"), config.Job("4", "ur", "5k", 42), phase="phase-3",
                   experiment="phase-3-smoke", progress=False)
 
 
@@ -197,7 +197,7 @@ def test_fused_lm_head_loss_equals_the_plain_loss(smoke_profile, logit_scale):
     out = model(input_ids=ids, labels=labels, fused_lm_head=True)
     fused = -out.log_probs.sum() / out.label_mask.sum()
     fused.backward()
-    assert float(fused) == pytest.approx(float(plain), rel=1e-5)
+    assert fused.item() == pytest.approx(plain.item(), rel=1e-5)
     for name, p in model.named_parameters():
         if p.requires_grad:
             assert torch.allclose(p.grad, plain_grads[name], rtol=1e-4, atol=1e-6), name

@@ -8,11 +8,13 @@ from tqdm import tqdm
 
 
 def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int,
-             max_prompt_tokens: int, progress: bool = False, samples: int | None = None, temperature: float = 0.0):
+             max_prompt_tokens: int, progress: bool = False, samples: int | None = None, temperature: float = 0.0,
+             stop: Sequence[str] | None = None):
     """Greedy continuations, batched by prompt length with left padding (as the study did).
 
     With `samples`, returns that many continuations per prompt (a list each), sampled at
-    `temperature` (top-p 0.95) when it is above 0, for pass@k."""
+    `temperature` (top-p 0.95) when it is above 0, for pass@k. `stop` strings end a sequence's
+    generation early (the caller still cuts the text at the first stop)."""
     import torch
 
     tokenizer.padding_side = "left"
@@ -30,6 +32,8 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
             enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
                             max_length=max_prompt_tokens).to(device)
             options = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if sampling else {"do_sample": False}
+            if stop:
+                options.update(stop_strings=list(stop), tokenizer=tokenizer)
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, num_beams=1, pad_token_id=tokenizer.pad_token_id,
                                      num_return_sequences=per_prompt if sampling else 1, **options)
@@ -47,47 +51,102 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
 
 
 def choose_options(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]], *, batch_size: int,
-                   max_prompt_tokens: int, progress: bool = False) -> list[int]:
-    """Index of the most likely option per prompt (sum of option-token log-probs), computing
-    logits only at the answer positions: sequences are left-padded so every option ends at
-    the last position, and `logits_to_keep` skips the prompt's vocabulary projection."""
+                   max_prompt_tokens: int, progress: bool = False, reuse_prefix: bool = True) -> list[int]:
+    """Index of the most likely option per prompt (sum of option-token log-probs)."""
+    scores = option_logprobs(model, tokenizer, prompts, options, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens,
+                             progress=progress, reuse_prefix=reuse_prefix)
+    return [max(range(len(s)), key=s.__getitem__) for s in scores]
+
+
+def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]], *, batch_size: int,
+                    max_prompt_tokens: int, progress: bool = False, reuse_prefix: bool = True) -> list[list[float]]:
+    """Log-probability of each option after its prompt.
+
+    With `reuse_prefix` the prompt runs once (its KV cache is then copied to each of its
+    options, which run as a short continuation), instead of once per option: a 4-option item
+    costs one prompt pass, not four. Without it, every (prompt, option) runs whole, left-padded,
+    with logits only at the answer positions. Both give the same numbers (tested)."""
+    encoded = [tokenizer(p, add_special_tokens=True, truncation=True, max_length=max_prompt_tokens)["input_ids"] for p in prompts]
+    option_ids = [[tokenizer(" " + o, add_special_tokens=False)["input_ids"] for o in opts] for opts in options]
+    if reuse_prefix:
+        return _scores_with_prefix_cache(model, tokenizer.pad_token_id, encoded, option_ids, batch_size, progress)
+    return _scores_whole(model, tokenizer.pad_token_id, encoded, option_ids, batch_size, progress)
+
+
+def _left_padded(seqs: list[list[int]], pad: int):
     import torch
 
-    pairs: list[tuple[int, list[int], list[int]]] = []
-    for p, (prompt, opts) in enumerate(zip(prompts, options)):
-        prompt_ids = tokenizer(prompt, add_special_tokens=True, truncation=True, max_length=max_prompt_tokens)["input_ids"]
-        for opt in opts:
-            pairs.append((p, prompt_ids, tokenizer(" " + opt, add_special_tokens=False)["input_ids"]))
-    scores = [[float("-inf")] * len(o) for o in options]
-    counters = [0] * len(prompts)
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, width - len(seq):] = torch.tensor(seq)
+        mask[row, width - len(seq):] = 1
+    # left padding must not shift rotary positions: count them from the first real token
+    return ids, mask, (mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+def _scores_with_prefix_cache(model, pad: int, prompts: list[list[int]], option_ids: list[list[list[int]]], batch_size: int,
+                              progress: bool) -> list[list[float]]:
+    import torch
+
     device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][1]) + len(pairs[i][2]))
-    slot = {}
-    for i, (p, _, _) in enumerate(pairs):
-        slot[i] = counters[p]
-        counters[p] += 1
-    for start in tqdm(range(0, len(order), batch_size), desc="log-likelihood", disable=not progress, leave=False):
-        batch = order[start : start + batch_size]
-        seqs = [pairs[i][1] + pairs[i][2] for i in batch]
-        width = max(len(s) for s in seqs)
-        keep = max(len(pairs[i][2]) for i in batch) + 1
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            ids[row, width - len(seq) :] = torch.tensor(seq)
-            mask[row, width - len(seq) :] = 1
-        # Left padding must not shift rotary positions: count them from the first real token.
-        positions_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    scores = [[float("-inf")] * len(o) for o in option_ids]
+    widest = max((len(o) for o in option_ids), default=1)
+    per_batch = max(1, batch_size // max(widest, 1))  # rows of the option pass stay within batch_size
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    for start in tqdm(range(0, len(order), per_batch), desc="log-likelihood", disable=not progress, leave=False):
+        batch = order[start:start + per_batch]
+        ids, mask, positions = _left_padded([prompts[i] for i in batch], pad)
         with torch.no_grad():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions_ids.to(device),
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                        use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts each option's first token
+        rows = [(b, j) for b, i in enumerate(batch) for j in range(len(option_ids[i]))]
+        cache = out.past_key_values
+        cache.batch_select_indices(torch.tensor([b for b, _ in rows], device=device))
+        opts = [option_ids[batch[b]][j] for b, j in rows]
+        width = max(len(o) for o in opts)
+        opt = torch.full((len(rows), width), pad, dtype=torch.long)
+        opt_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, o in enumerate(opts):
+            opt[r, :len(o)] = torch.tensor(o)
+            opt_mask[r, :len(o)] = 1  # right padding: later positions cannot affect earlier ones
+        select = torch.tensor([b for b, _ in rows])
+        full_mask = torch.cat([mask[select], opt_mask], dim=1)
+        opt_positions = positions[select, -1:] + 1 + torch.arange(width)
+        with torch.no_grad():
+            logits = model(input_ids=opt.to(device), attention_mask=full_mask.to(device), position_ids=opt_positions.to(device),
+                           past_key_values=cache, use_cache=True).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        for r, (b, j) in enumerate(rows):
+            o = opts[r]
+            total = float(first[b, o[0]])
+            if len(o) > 1:
+                target = torch.tensor(o[1:], device=logprobs.device)
+                total += float(logprobs[r, torch.arange(len(o) - 1), target].sum())
+            scores[batch[b]][j] = total
+    return scores
+
+
+def _scores_whole(model, pad: int, prompts: list[list[int]], option_ids: list[list[list[int]]], batch_size: int,
+                  progress: bool) -> list[list[float]]:
+    import torch
+
+    pairs = [(p, j, prompts[p], o) for p, opts in enumerate(option_ids) for j, o in enumerate(opts)]
+    scores = [[float("-inf")] * len(o) for o in option_ids]
+    device = next(model.parameters()).device
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][2]) + len(pairs[i][3]))
+    for start in tqdm(range(0, len(order), batch_size), desc="log-likelihood", disable=not progress, leave=False):
+        batch = [pairs[i] for i in order[start:start + batch_size]]
+        ids, mask, positions = _left_padded([prompt + opt for _, _, prompt, opt in batch], pad)
+        keep = max(len(opt) for *_, opt in batch) + 1  # `logits_to_keep` skips the prompt's vocabulary projection
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                            logits_to_keep=keep).logits.float()
         logprobs = torch.log_softmax(logits, dim=-1)
-        for row, i in enumerate(batch):
-            p, _, opt_ids = pairs[i]
-            n = len(opt_ids)
-            # logits at position t predict token t+1; the option occupies the last n tokens
-            positions = torch.arange(keep - 1 - n, keep - 1)
-            target = torch.tensor(opt_ids, device=logprobs.device)
-            scores[p][slot[i]] = float(logprobs[row, positions, target].sum())
-    return [max(range(len(s)), key=s.__getitem__) for s in scores]
+        for row, (p, j, _, opt) in enumerate(batch):
+            # logits at position t predict token t+1; the option occupies the last len(opt) tokens
+            at = torch.arange(keep - 1 - len(opt), keep - 1)
+            scores[p][j] = float(logprobs[row, at, torch.tensor(opt, device=logprobs.device)].sum())
+    return scores

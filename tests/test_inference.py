@@ -1,0 +1,27 @@
+"""Scoring paths that are optimised must give the numbers of the plain path."""
+
+from __future__ import annotations
+
+import pytest
+
+from langdec.evaluation import benchmarks, inference, prompts
+
+
+def test_prefix_cache_scores_equal_whole_sequence_scores(smoke_profile):
+    from langdec.model import load_base_model, load_tokenizer
+
+    model = load_base_model(smoke_profile, quantization="none").eval()
+    tokenizer = load_tokenizer(smoke_profile, padding_side="left")
+    closed = []
+    for name in ("xnli", "sib200", "belebele", "xcsqa"):
+        for lang in ("en", "ur"):
+            for item in benchmarks.load(name, lang, source="fixtures", limit=3):
+                closed.append((prompts.render("template1", name, "en", item), list(item.options)))
+    texts, options = [c[0] for c in closed], [c[1] for c in closed]
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    assert max(lengths) > smoke_profile.model.smoke["sliding_window"]  # the sliding-window layers are exercised
+    assert len({len(o) for o in options}) > 1  # items with different option counts share batches
+    whole = inference.option_logprobs(model, tokenizer, texts, options, batch_size=16, max_prompt_tokens=512, reuse_prefix=False)
+    cached = inference.option_logprobs(model, tokenizer, texts, options, batch_size=16, max_prompt_tokens=512, reuse_prefix=True)
+    for a, b in zip(whole, cached):
+        assert b == pytest.approx(a, abs=1e-4)

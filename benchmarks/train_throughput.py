@@ -1,13 +1,14 @@
-"""Training tokens/s and peak memory: plain HF loss vs langdec's training path (vs Unsloth when installed).
+"""Training tokens/s and peak memory per loss path: plain HF loss vs TRL's fused LM head (vs Unsloth when installed).
 
     python benchmarks/train_throughput.py                       # CPU: a small shape, LoRA fp32
     python benchmarks/train_throughput.py --shape tiny-aya      # GPU: tiny-aya-base's exact shape, QLoRA NF4
 
 Both backends run the same LoRA model, batch and optimiser; only the loss differs:
-  hf       model(input_ids, labels) -> the model's cross-entropy over full (batch, seq, vocab) logits
-  langdec  the path `langdec train` uses: TRL's fused LM head (chunked log-probs, no full logits;
-           Triton on CUDA, torch tiles on CPU), exactly as SFTTrainer computes the loss
+  plain    model(input_ids, labels) -> the model's cross-entropy over full (batch, seq, vocab) logits
+  fused    TRL's fused LM head (chunked log-probs, no full logits; Triton on CUDA, torch tiles on
+           CPU), exactly as SFTTrainer computes the loss
   unsloth  FastLanguageModel's patched model and loss (only when unsloth is importable, CUDA only)
+`langdec train` uses `training.loss: auto`, which these figures decided: fused on CUDA, plain on CPU.
 Each configuration runs in a fresh subprocess (clean peak memory, clean CUDA context). Peak
 memory is torch.cuda.max_memory_allocated on GPU and the child's peak RSS on CPU. Random weights
 of the given shape are built from config, so no hub access is needed.
@@ -30,6 +31,10 @@ SHAPES = {
                      intermediate_size=11008, vocab_size=262144, sliding_window=4096, logit_scale=0.0625,
                      layer_types=(["sliding_attention"] * 3 + ["full_attention"]) * 9, max_position_embeddings=8192),
     # the CPU stand-in: the same vocabulary-to-hidden pressure at a size two cores can train
+    # the offline smoke model's shape (experiments/profiles/smoke.yaml)
+    "smoke": dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                  intermediate_size=128, vocab_size=4096, sliding_window=128, logit_scale=1.0,
+                  layer_types=["sliding_attention"] * 3 + ["full_attention"], max_position_embeddings=1024),
     "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
                   intermediate_size=768, vocab_size=32768, sliding_window=512, logit_scale=0.0625,
                   layer_types=["sliding_attention"] * 3 + ["full_attention"], max_position_embeddings=4096),
@@ -78,7 +83,7 @@ def _load(shape: str, quant: str, backend: str):
     elif cuda:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM"))
-    if backend == "langdec":
+    if backend == "fused":
         from trl.trainer.utils import add_fused_lm_head
 
         add_fused_lm_head(model.get_base_model(), outputs=("log_probs",))
@@ -86,7 +91,7 @@ def _load(shape: str, quant: str, backend: str):
 
 
 def _loss(model, backend: str, ids):
-    if backend == "langdec":
+    if backend == "fused":
         out = model(input_ids=ids, labels=ids, fused_lm_head=True)
         return -out.log_probs.sum() / out.label_mask.sum().clamp(min=1)
     return model(input_ids=ids, labels=ids).loss
@@ -135,7 +140,7 @@ def main() -> None:
     parser.add_argument("--seq", type=int, nargs="+", default=[1024, 2048] if cuda else [256, 512])
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4, 8] if cuda else [1, 4])
     parser.add_argument("--steps", type=int, default=5 if cuda else 3)
-    parser.add_argument("--backends", nargs="+", default=["hf", "langdec", "unsloth"])
+    parser.add_argument("--backends", nargs="+", default=["plain", "fused", "unsloth"])
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -148,7 +153,10 @@ def main() -> None:
 
     device = torch.cuda.get_device_name(0) if cuda else f"cpu ({os.cpu_count()} cores)"
     print(f"shape {args.shape}, {args.quant}, LoRA r16 on 7 projections, {args.steps} timed steps, on {device}\n")
-    print(f"| backend | batch x seq | tokens/s | peak {'GiB (CUDA)' if cuda else 'RSS GiB'} | vs hf |")
+    from langdec.train import effective_loss
+
+    print(f"langdec train uses the {effective_loss('auto')} loss on this device (training.loss: auto)\n")
+    print(f"| loss | batch x seq | tokens/s | peak {'GiB (CUDA)' if cuda else 'RSS GiB'} | vs plain |")
     print("|---|---|---|---|---|")
     rows = []
     for seq in args.seq:
@@ -166,7 +174,7 @@ def main() -> None:
                 row.update(backend=backend, batch=batch, seq=seq)
                 rows.append(row)
                 if row["status"] == "ok":
-                    base = row["tokens_per_s"] if backend == "hf" else base
+                    base = row["tokens_per_s"] if backend == "plain" else base
                     ratio = f"{row['tokens_per_s'] / base:.2f}x" if base else "-"
                     print(f"| {backend} | {batch} x {seq} | {row['tokens_per_s']:,.0f} | {row['peak_gib']:.2f} | {ratio} |", flush=True)
                 else:

@@ -22,7 +22,8 @@ def test_train_throughput_prints_a_row_per_backend(tmp_path):
     out = _run("train_throughput.py", "--shape", "small", "--quant", "none", "--seq", "64", "--batch", "1", "--steps", "1",
                "--json", str(tmp_path / "rows.json"), tmp_path=tmp_path)
     rows = [line for line in out.splitlines() if line.startswith("| ") and "x 64" in line]
-    assert [r.split("|")[1].strip() for r in rows] == ["hf", "langdec", "unsloth"]
+    assert [r.split("|")[1].strip() for r in rows] == ["plain", "fused", "unsloth"]
+    assert "langdec train uses the plain loss on this device" in out
     assert "1.00x" in rows[0] and ("CUDA only" in rows[2] or "not installed" in rows[2])
     assert float(rows[1].split("|")[3].replace(",", "")) > 0
 

@@ -47,6 +47,6 @@ def test_training_benchmark_backends_on_cuda(tmp_path, monkeypatch):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import train_throughput
 
-    for backend in ("hf", "langdec"):
+    for backend in ("plain", "fused"):
         row = train_throughput.one("small", "nf4", backend, 2, 256, 1)
         assert row["status"] == "ok" and row["tokens_per_s"] > 0 and row["peak_gib"] > 0

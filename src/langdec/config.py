@@ -82,6 +82,7 @@ class TrainingConfig:
     max_grad_norm: float = 1.0
     optimizer: str = "paged_adamw_8bit"  # a transformers optim name, or any pytorch-optimizer name (sophiah, lion, ...)
     optimizer_args: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments of that optimiser
+    loss: str = "auto"  # fused (TRL's chunked LM head, no full logits) | plain (full logits) | auto: fused on CUDA, plain on CPU
     fourier_lambda: float = 0.0  # weight of the Fourier penalty on LoRA updates (FLeX); 0 = off
     fourier_cutoff: float = 0.5  # normalised frequency radius in (0, 1) above which update energy is penalised
     precision: str = "fp16"  # fp16 | bf16 | fp32
@@ -331,6 +332,7 @@ def _validate_profile(profile: Profile, where: str) -> None:
         "training.precision": (t.precision, ("fp16", "bf16", "fp32")),
         "training.quantization": (t.quantization, ("nf4", "none")),
         "training.backend": (t.backend, ("auto", "hf", "unsloth")),
+        "training.loss": (t.loss, ("auto", "fused", "plain")),
         "training.scheduler": (t.scheduler, ("cosine", "linear", "constant", "constant_with_warmup")),
         "evaluation.source": (profile.evaluation.source, ("hub", "fixtures")),
         "translation.backend": (profile.translation.backend, ("cohere", "openai", "hf")),

@@ -216,13 +216,14 @@ _LIMIT_SIGNALS = {signal.SIGKILL, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGSEGV
 
 
 def _pids_of(uid: int) -> list[int]:
+    """Live processes of a uid (zombies are already dead and only wait for their parent to reap them)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if entry.stat().st_uid == uid:
+                if entry.stat().st_uid == uid and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
                     pids.append(int(entry.name))
-            except OSError:
+            except (OSError, IndexError):
                 pass
     return pids
 

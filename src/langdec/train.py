@@ -181,6 +181,14 @@ def effective_optimizer(name: str) -> str:
     return name if torch.cuda.is_available() or not name.startswith("paged") else "adamw_torch"
 
 
+def effective_loss(name: str) -> str:
+    """By measurement (benchmarks/train_throughput.py): TRL's fused head saves the logits' memory on
+    CUDA, but its CPU fallback is slower and larger than the plain loss, so `auto` picks per device."""
+    import torch
+
+    return name if name != "auto" else ("fused" if torch.cuda.is_available() else "plain")
+
+
 def _trainer_class():
     """SFTTrainer plus the options transformers does not have: package optimisers (Sophia),
     a second-order backward, and the Fourier penalty logged beside the task loss."""
@@ -203,8 +211,9 @@ def _trainer_class():
             return super().create_optimizer(model)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if self.langdec_optimizer.needs_graph and model.training:
-                # TRL's fused LM head has no double backward; a second-order step needs the plain loss (full logits)
+            # TRL's fused LM head has no double backward: a second-order step needs the plain loss (full logits)
+            plain = effective_loss(self.langdec_training.loss) == "plain" or self.langdec_optimizer.needs_graph
+            if plain:
                 out = Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
             else:
                 out = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
@@ -244,6 +253,7 @@ def _trainer_class():
 def train_params(profile: Profile, job: Job, quantization: str, backend: str) -> dict[str, Any]:
     settings = asdict(profile.training)
     settings["optimizer"] = effective_optimizer(settings["optimizer"])
+    settings["loss"] = effective_loss(settings["loss"])
     return {
         "condition": job.condition, "lang": job.lang or "en", "tier": job.tier, "seed": job.seed, "profile": profile.name,
         "model_id": profile.model.id, "quantization": quantization, "backend": backend,

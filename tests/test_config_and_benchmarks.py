@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -179,3 +180,16 @@ def test_parquet_benchmark_files_load(tmp_path):
     pd.DataFrame(rows).to_parquet(path)
     items = benchmarks.load("xnli", "en", source=str(path))
     assert [i.label for i in items] == ["entailment", "contradiction"]  # the hub's integer labels
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "experiments" / "ladders").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_ladder_validates_with_every_jobs_overrides(path):
+    """A ladder, its profile and each entry's overrides are checked before any model work."""
+    ladder = config.load_ladder(path)
+    jobs = config.ladder_jobs(ladder)
+    assert jobs and len({j.run_name for j in jobs}) == len(jobs)
+    for job in jobs:
+        profile = config.job_profile(ladder, job)
+        assert config.condition(job.condition).available or job.condition == "baseline"
+        assert profile.name == ladder.profile

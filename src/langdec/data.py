@@ -107,9 +107,10 @@ def _code_benchmark_rows(profile: Profile, cond: Condition, job: Job) -> tuple[p
 
 
 def _transpiled_twin(cond: Condition) -> Condition:
-    from .config import Condition as C
+    """The condition-2 processing that conditions 3 and 5 build on."""
+    import dataclasses
 
-    return C(name=cond.name, description=cond.description, data="transpiled", languages=cond.languages)
+    return dataclasses.replace(cond, data="transpiled")
 
 
 def _llm_translated(profile: Profile, tier: Tier, cond: Condition, lang: str, *, progress: bool) -> tuple[pd.DataFrame, dict]:
@@ -258,6 +259,10 @@ def build_tier_idx(profile: Profile, job: Job) -> list[int]:
 
 
 def _processing_version(profile: Profile, cond: Condition, lang: str | None) -> str:
+    if cond.data == "code-benchmark" and cond.source_benchmark:
+        from .evaluation import code
+
+        return f"code:{code.source_digest(cond.source_benchmark, profile.evaluation.source)}"
     if cond.data == "llm-translated":
         from .translation import stage
 

@@ -198,8 +198,10 @@ def _trainer_class():
     from . import optimizers, regularizers
 
     class LangdecTrainer(SFTTrainer):
-        langdec_optimizer: optimizers.OptimizerChoice
-        langdec_training: Any
+        def __init__(self, *args, langdec_optimizer: optimizers.OptimizerChoice, langdec_training: Any, **kwargs) -> None:
+            self.langdec_optimizer = langdec_optimizer
+            self.langdec_training = langdec_training
+            super().__init__(*args, **kwargs)
 
         def create_optimizer(self, model=None):
             choice = self.langdec_optimizer
@@ -432,11 +434,11 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
              logger: tracking.MetricLogger, progress: bool, stop_after_steps: int | None, *, eval_dataset=None,
              eval_steps: int | None = None):
     import torch
+    from transformers import TrainerCallback
     from trl import SFTConfig
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from . import optimizers
-    from transformers import TrainerCallback
 
     t = profile.training
     cuda = torch.cuda.is_available()
@@ -477,11 +479,8 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         dataloader_num_workers=0,
     )
     collator = _CountingCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
-    trainer_cls = _trainer_class()
-    trainer_cls.langdec_optimizer = choice
-    trainer_cls.langdec_training = t
-    trainer = trainer_cls(model=model, args=config, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
-                          peft_config=lora, data_collator=collator)
+    trainer = _trainer_class()(model=model, args=config, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
+                               peft_config=lora, data_collator=collator, langdec_optimizer=choice, langdec_training=t)
     trainer.add_callback(_callback(logger, collator))
     if eval_dataset is not None:
         # evaluation batches must not count as trained tokens: build eval loaders with the bare collator

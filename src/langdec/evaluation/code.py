@@ -125,6 +125,22 @@ def _records(bench: CodeBenchmark, source: str, split: str) -> list[dict[str, An
     return records
 
 
+def source_digest(name: str, source: str) -> str:
+    """Changes when the benchmark's declaration or its local file changes (a hub source is taken as named)."""
+    import hashlib
+
+    bench = get(name)
+    h = hashlib.sha256(bench.path.read_bytes() if bench.path else name.encode())
+    h.update(source.encode())
+    if source != "hub":
+        from .benchmarks import fixtures_dir
+
+        local = (fixtures_dir() if source == "fixtures" else Path(source)) / bench.local.path
+        if local.exists():
+            h.update(local.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def _task(bench: CodeBenchmark, record: dict[str, Any]) -> CodeTask:
     if bench.format == "mbpp":
         tests = list(record["test_list"])

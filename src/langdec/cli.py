@@ -98,19 +98,15 @@ def _transpile_stage(args) -> int:
 
 def cmd_translate(args) -> int:
     """Condition 5 on any source: an LLM translates identifiers, comments and strings; keywords are transpiled."""
-    import dataclasses
-
     from . import config, tracking
     from .sources import iter_rows
     from .translation import stage
 
-    profile = config.load_profile(args.profile, args.overrides)
-    cfg = dataclasses.replace(profile.translation, **{k: v for k, v in {
-        "backend": args.backend, "model": args.model, "base_url": args.base_url, "concurrency": args.concurrency,
-        "max_retries": args.max_retries, "timeout_seconds": args.timeout}.items() if v is not None})
-    config.build(config.TranslationConfig, dataclasses.asdict(cfg), "translate options")
-    if cfg.backend not in ("cohere", "openai", "hf"):
-        raise LangdecError(f"--backend {cfg.backend!r}; valid: cohere, openai, hf")
+    # the flags are profile overrides, so they are validated like any `--set translation.KEY=VALUE`
+    flags = {"backend": args.backend, "model": args.model, "base_url": args.base_url, "concurrency": args.concurrency,
+             "max_retries": args.max_retries, "timeout_seconds": args.timeout}
+    profile = config.load_profile(args.profile, [*args.overrides, *(f"translation.{k}={v}" for k, v in flags.items() if v is not None)])
+    cfg = profile.translation
     rows = list(iter_rows(args.src, code_column=args.code_column, limit=args.limit))
     out = Path(args.out) if args.out else None
     experiment = _experiment(profile, args.phase)

@@ -293,7 +293,9 @@ def apply_overrides(data: dict, overrides: list[str] | None, where: str) -> dict
         target = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
-            if not isinstance(target.get(part), dict):
+            if part not in target:
+                target[part] = {}  # a section the file leaves at its defaults; an unknown one fails validation
+            if not isinstance(target[part], dict):
                 raise LangdecError(f"{where}: override {key!r}: {part!r} is not a section; sections: {', '.join(k for k, v in data.items() if isinstance(v, dict))}")
             target = target[part]
         value = yaml.safe_load(raw)

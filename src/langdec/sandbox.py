@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from .errors import LangdecError
 
@@ -83,7 +84,8 @@ def bwrap() -> str:
     return path
 
 
-def _base_binds() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _base_binds() -> tuple[str, ...]:
     args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for link in ("bin", "lib", "lib64", "sbin"):
         target = Path("/") / link
@@ -95,7 +97,7 @@ def _base_binds() -> list[str]:
     if not str(interpreter).startswith("/usr/"):
         prefix = interpreter.parent.parent
         args += ["--ro-bind", str(prefix), str(prefix)]  # a pyenv/conda interpreter: only its own prefix
-    return args
+    return tuple(args)
 
 
 @functools.lru_cache(maxsize=1)
@@ -215,17 +217,19 @@ class Sandbox:
 _LIMIT_SIGNALS = {signal.SIGKILL, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGSEGV, signal.SIGABRT}
 
 
-def _pids_of(uid: int) -> list[int]:
-    """Live processes of a uid (zombies are already dead and only wait for their parent to reap them)."""
-    pids = []
+def _processes(uid: int) -> Iterator[Path]:
+    """/proc entries of a uid's live processes (zombies are dead and only wait for their parent to reap them)."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if entry.stat().st_uid == uid and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    pids.append(int(entry.name))
+                    yield entry
             except (OSError, IndexError):
                 pass
-    return pids
+
+
+def _pids_of(uid: int) -> list[int]:
+    return [int(entry.name) for entry in _processes(uid)]
 
 
 def _reap(uid: int, seconds: float = 3.0) -> None:
@@ -243,13 +247,13 @@ def _reap(uid: int, seconds: float = 3.0) -> None:
 
 
 def _processes_of(uid: int) -> int:
+    """Threads count against the process limit, so count them."""
     count = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                count += len(list((entry / "task").iterdir())) if entry.stat().st_uid == uid else 0
-            except OSError:
-                pass
+    for entry in _processes(uid):
+        try:
+            count += len(list((entry / "task").iterdir()))
+        except OSError:
+            pass
     return count
 
 

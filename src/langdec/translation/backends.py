@@ -238,12 +238,14 @@ class HFBackend:
 BACKENDS: dict[str, Callable[..., Backend]] = {"cohere": CohereBackend, "openai": OpenAIBackend, "hf": HFBackend}
 
 
-def build(name: str, model: str, *, base_url: str | None = None, timeout: float = 120.0, profile=None) -> Backend:
+def build(name: str, model: str, *, base_url: str | None = None, timeout: float = 120.0, profile=None,
+          api_key: str | None = None) -> Backend:
+    """`api_key` is for the bundled local server only; real keys come from the environment."""
     if name not in BACKENDS:
         raise did_you_mean("translation backend", name, BACKENDS)
     if name == "hf":
         return HFBackend(model, profile=profile)
-    return BACKENDS[name](model, base_url, timeout)
+    return BACKENDS[name](model, base_url, timeout, api_key=api_key)
 
 
 @dataclass

@@ -39,8 +39,7 @@ def open_backend(cfg: TranslationConfig, profile: Profile | None = None) -> Iter
         key = secrets.token_urlsafe(24)
         with LocalChatServer(api_key=key) as server:
             url = server.url + ("/v1" if cfg.backend == "openai" else "")
-            cls = backends.BACKENDS[cfg.backend]
-            yield cls(cfg.model, url, cfg.timeout_seconds, api_key=key)
+            yield backends.build(cfg.backend, cfg.model, base_url=url, timeout=cfg.timeout_seconds, profile=profile, api_key=key)
         return
     yield backends.build(cfg.backend, cfg.model, base_url=cfg.base_url, timeout=cfg.timeout_seconds, profile=profile)
 

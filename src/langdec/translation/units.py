@@ -235,7 +235,7 @@ def apply(code: str, file_units: FileUnits, translations: dict[str, str]) -> str
         if tok.type != token.NAME:
             continue
         prev = significant[i - 1].string if i else ""
-        if tok.string in ("import", "from") and (i == 0 or significant[i - 1].type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+        if tok.string in ("import", "from") and (i == 0 or significant[i - 1].type == tokenize.NEWLINE
                                                   or prev in (";", ":")) and not brackets:
             in_import = True
             continue

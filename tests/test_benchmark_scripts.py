@@ -18,14 +18,21 @@ def _run(script: str, *args: str, tmp_path: Path) -> str:
     return done.stdout
 
 
-def test_train_throughput_prints_a_row_per_backend(tmp_path):
-    out = _run("train_throughput.py", "--shape", "small", "--quant", "none", "--seq", "64", "--batch", "1", "--steps", "1",
-               "--json", str(tmp_path / "rows.json"), tmp_path=tmp_path)
+def test_train_throughput_prints_a_row_per_path(tmp_path):
+    import json
+
+    out = _run("train_throughput.py", "--shape", "smoke", "--quant", "none", "--seq", "64", "--batch", "4", "--steps", "1",
+               "--lengths", "lognormal", "--json", str(tmp_path / "rows.json"), tmp_path=tmp_path)
     rows = [line for line in out.splitlines() if line.startswith("| ") and "x 64" in line]
-    assert [r.split("|")[1].strip() for r in rows] == ["plain", "fused", "unsloth"]
-    assert "langdec train uses the plain loss on this device" in out
-    assert "1.00x" in rows[0] and ("CUDA only" in rows[2] or "not installed" in rows[2])
-    assert float(rows[1].split("|")[3].replace(",", "")) > 0
+    assert [r.split("|")[1].strip() for r in rows] == ["plain", "fused", "liger", "langdec", "unsloth"]
+    assert "langdec path here: plain loss on packed rows, attention sdpa" in out
+    assert "1.00x" in rows[0] and all(("CUDA only" in rows[i] or "not installed" in rows[i]) for i in (2, 4))
+    padding = [line for line in out.splitlines() if line.startswith("seq 64, batch 4: padding")]
+    assert padding and padding[0].endswith("packed")
+    saved = {r["backend"]: r for r in json.loads((tmp_path / "rows.json").read_text())}
+    # the same token stream for every path: packing trains it in fewer steps, never fewer tokens
+    assert saved["langdec"]["status"] == saved["plain"]["status"] == "ok"
+    assert saved["langdec"]["steps"] <= saved["plain"]["steps"] and saved["langdec"]["tokens_per_s"] > 0
 
 
 def test_eval_throughput_prints_generative_and_loglikelihood_rows(tmp_path):

@@ -33,7 +33,7 @@ def test_unknown_key_names_the_key_and_the_valid_ones():
 
 
 def test_bad_values_fail_before_training():
-    with pytest.raises(LangdecError, match="training.precision = 'fp8'; valid values: fp16, bf16, fp32"):
+    with pytest.raises(LangdecError, match="training.precision = 'fp8'; valid values: auto, fp16, bf16, fp32"):
         config.load_profile("smoke", ["training.precision=fp8"])
     with pytest.raises(LangdecError, match="expected int"):
         config.load_profile("smoke", ["training.batch_size=eight"])
@@ -193,3 +193,28 @@ def test_every_shipped_ladder_validates_with_every_jobs_overrides(path):
         profile = config.job_profile(ladder, job)
         assert config.condition(job.condition).available or job.condition == "baseline"
         assert profile.name == ladder.profile
+
+
+def test_hub_loader_flags_a_split_that_is_not_the_published_size(tmp_path):
+    """The real `datasets.load_dataset` path, on a local dataset repository laid out as on the hub."""
+    import dataclasses
+
+    import pandas as pd
+
+    repo = tmp_path / "xnli-repo"
+    (repo / "en").mkdir(parents=True)
+    pd.DataFrame([{"premise": "A man sleeps.", "hypothesis": "A man rests.", "label": 0},
+                  {"premise": "A man sleeps.", "hypothesis": "A man runs.", "label": 2}]).to_parquet(repo / "en" / "test.parquet")
+    (repo / "README.md").write_text("---\nconfigs:\n- config_name: en\n  data_files:\n  - split: test\n    path: en/test.parquet\n---\n")
+    bench = benchmarks.get("xnli")
+    assert bench.hub.items == 5010  # the published XNLI test split
+    local = dataclasses.replace(bench, hub=dataclasses.replace(bench.hub, id=str(repo)))
+    with pytest.warns(UserWarning, match=r"xnli \(en\): .* has 2 rows, the published split has 5010"):
+        rows = benchmarks._read_hub(local, "en")
+    assert [r["label"] for r in rows] == [0, 2]
+    exact = dataclasses.replace(bench, hub=dataclasses.replace(bench.hub, id=str(repo), items=2))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(benchmarks._read_hub(exact, "en")) == 2

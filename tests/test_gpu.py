@@ -31,11 +31,38 @@ def test_qlora_nf4_fp16_on_cuda(store, smoke_profile):
     assert run.data.metrics["peak_memory_mb"] > 0 and run.data.metrics["loss"] > 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("flash_attn") is None, reason="flash-attn not installed")
 def test_packing_really_packs(store, smoke_profile):
     profile = config.load_profile("smoke", ["training.max_steps=2", "training.packing=true", "training.precision=bf16"])
     metrics = mlflow.get_run(_train(profile).run_id).data.metrics
-    assert metrics["sequences"] < metrics["windows"]
+    assert metrics["sequences"] < metrics["windows"] and metrics["padding_fraction"] < 0.05
+
+
+@pytest.mark.skipif(importlib.util.find_spec("flash_attn") is None, reason="flash-attn not installed")
+def test_flash_attention_packed_rows_keep_files_apart(store, smoke_profile, tmp_path):
+    """With flash-attention the collator flattens the batch into one row; its varlen kernels must
+    give each file's loss as if trained alone (bf16, so to bf16's precision)."""
+    from langdec import train
+    from langdec.model import load_tokenizer
+
+    profile = config.load_profile("smoke", ["training.packing=true", "training.precision=bf16", "training.lora_dropout=0.0"])
+    assert train.packed_attention(True, "bf16") == "flash_attention_2"
+    tokenizer = load_tokenizer(profile)
+    torch.manual_seed(0)
+    docs = [torch.randint(3, profile.model.tokenizer_vocab, (n,)).tolist() for n in (13, 40, 25)]
+    trainer, _ = train._trainer(profile, "hf", "none", 42, train._dataset(docs, 45), tokenizer, tmp_path / "ckpt",
+                                tracking.MemoryMetricLogger(), False, None)
+    collate = trainer.data_collator
+    rows = trainer.train_dataset
+    packed = {k: v.cuda() if hasattr(v, "cuda") else v for k, v in collate([rows[i] for i in range(len(rows))]).items()}
+    assert packed["input_ids"].shape == (1, 78) and "cu_seq_lens_q" in packed
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        together = float(trainer.compute_loss(trainer.model, packed))
+        apart = []
+        for d in docs:
+            one = {k: v.cuda() if hasattr(v, "cuda") else v for k, v in collate([{"input_ids": d, "seq_lengths": [len(d)]}]).items()}
+            apart.append(float(trainer.compute_loss(trainer.model, one)))
+    weights = [len(d) - 1 for d in docs]
+    assert together == pytest.approx(sum(l * w for l, w in zip(apart, weights)) / sum(weights), rel=2e-2)
 
 
 def test_training_benchmark_backends_on_cuda(tmp_path, monkeypatch):
@@ -47,6 +74,6 @@ def test_training_benchmark_backends_on_cuda(tmp_path, monkeypatch):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import train_throughput
 
-    for backend in ("plain", "fused"):
-        row = train_throughput.one("small", "nf4", backend, 2, 256, 1)
+    for backend in ("plain", "fused", "langdec"):
+        row = train_throughput.one("small", "nf4", backend, 2, 256, 1, "lognormal")
         assert row["status"] == "ok" and row["tokens_per_s"] > 0 and row["peak_gib"] > 0

@@ -21,7 +21,11 @@ def test_prefix_cache_scores_equal_whole_sequence_scores(smoke_profile):
     lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
     assert max(lengths) > smoke_profile.model.smoke["sliding_window"]  # the sliding-window layers are exercised
     assert len({len(o) for o in options}) > 1  # items with different option counts share batches
+    option_lengths = {len(tokenizer(" " + o, add_special_tokens=False)["input_ids"]) for opts in options for o in opts}
+    assert 1 in option_lengths and max(option_lengths) > 1  # one-token options (prompt pass only) and longer ones
     whole = inference.option_logprobs(model, tokenizer, texts, options, batch_size=16, max_prompt_tokens=512, reuse_prefix=False)
-    cached = inference.option_logprobs(model, tokenizer, texts, options, batch_size=16, max_prompt_tokens=512, reuse_prefix=True)
-    for a, b in zip(whole, cached):
-        assert b == pytest.approx(a, abs=1e-4)
+    for batch_size in (16, 3):  # 3: fewer rows than one item's longer options, so batches hold a single prompt
+        cached = inference.option_logprobs(model, tokenizer, texts, options, batch_size=batch_size, max_prompt_tokens=512,
+                                           reuse_prefix=True)
+        for a, b in zip(whole, cached):
+            assert b == pytest.approx(a, abs=1e-4)

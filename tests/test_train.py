@@ -152,14 +152,63 @@ def test_disk_full_while_saving_leaves_no_adapter(store, smoke_profile, monkeypa
     assert client.search_model_versions(f"name = '{profile.registered_model}'") == []
 
 
-def test_packing_is_refused_where_it_would_leak_across_files(store, smoke_profile):
+def test_pack_places_every_window_once_within_the_row_length():
+    from langdec.packing import pack
+
+    import random
+
+    rng = random.Random(0)
+    windows = [[0] * rng.randint(1, 64) for _ in range(300)]
+    rows = pack(windows, 64)
+    assert sorted(i for row in rows for i in row) == list(range(300))
+    assert all(sum(len(windows[i]) for i in row) <= 64 for row in rows)
+    total = sum(map(len, windows))
+    assert len(rows) <= -(-total // 64) * 1.05  # best fit wastes almost nothing
+    with pytest.raises(ValueError, match="window 0 has 65 tokens"):
+        pack([[0] * 65], 64)
+
+
+def test_packing_trains_full_rows_without_padding(store, smoke_profile):
+    runs = {packing: mlflow.get_run(_train(config.load_profile("smoke", ["training.max_steps=2", f"training.packing={packing}"]),
+                                           register=False).run_id) for packing in ("false", "true")}
+    packed, padded = runs["true"].data.metrics, runs["false"].data.metrics
+    assert runs["true"].info.status == "FINISHED" and runs["true"].data.params["train.packing"] == "True"
+    assert packed["sequences"] < packed["windows"] == padded["sequences"]  # several windows share a row
+    assert packed["padding_fraction"] < 0.05 < padded["padding_fraction"]
+
+
+@pytest.mark.parametrize("loss", ["plain", "fused"])
+def test_packed_files_do_not_attend_to_each_other(store, smoke_profile, tmp_path, loss):
+    """A packed row's loss is exactly the token-weighted loss of its files trained one by one,
+    through the trainer's own collator and compute_loss: no attention or label crosses a file
+    boundary. The same row with a KV cache switched on leaks, which is why the trainer turns it off."""
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present")
-    profile = config.load_profile("smoke", ["training.packing=true"])
-    with pytest.raises(LangdecError, match="packing=true needs a CUDA GPU with flash-attention"):
-        _train(profile)
+    profile = config.load_profile("smoke", ["training.packing=true", "training.lora_dropout=0.0", f"training.loss={loss}"])
+    from langdec.model import load_tokenizer
+
+    tokenizer = load_tokenizer(profile)
+    torch.manual_seed(0)
+    docs = [torch.randint(3, profile.model.tokenizer_vocab, (n,)).tolist() for n in (13, 40, 25)]
+    trainer, _ = train._trainer(profile, "hf", "none", 42, train._dataset(docs, 45), tokenizer, tmp_path / "ckpt",
+                                tracking.MemoryMetricLogger(), False, None)
+    for name, p in trainer.model.named_parameters():  # non-zero LoRA B, so the adapters take part
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    collate = trainer.data_collator
+    rows = trainer.train_dataset
+    assert sorted(map(sorted, rows["seq_lengths"])) == [[13, 25], [40]]  # best fit: 40 alone, 25 + 13 share a row
+    packed = collate([rows[i] for i in range(len(rows))])
+    assert packed["input_ids"].shape == (2, 40) and "attention_mask" not in packed
+    with torch.no_grad():
+        together = float(trainer.compute_loss(trainer.model, dict(packed)))
+        apart = [float(trainer.compute_loss(trainer.model, dict(collate([{"input_ids": d, "seq_lengths": [len(d)]}]))))
+                 for d in docs]
+        leaked = float(trainer.model(**packed, use_cache=True).loss)
+    weights = [len(d) - 1 for d in docs]  # a file's first token is context only
+    expected = sum(l * w for l, w in zip(apart, weights)) / sum(weights)
+    assert together == pytest.approx(expected, rel=1e-5)
+    assert abs(leaked - expected) > 1e-4
 
 
 def test_model_not_reachable_offline_says_what_to_do(monkeypatch, langdec_home):
@@ -201,3 +250,23 @@ def test_fused_lm_head_loss_equals_the_plain_loss(smoke_profile, logit_scale):
     for name, p in model.named_parameters():
         if p.requires_grad:
             assert torch.allclose(p.grad, plain_grads[name], rtol=1e-4, atol=1e-6), name
+
+
+@pytest.mark.parametrize("cuda, bf16, second_order, expected", [
+    (False, False, False, "fp32"),   # CPU: half-precision matmuls are slow or missing
+    (True, True, False, "bf16"),     # Ampere and newer (H100)
+    (True, False, False, "fp16"),    # T4, as the study ran
+    (True, False, True, "fp32"),     # T4 with a second-order optimiser: no fp16 loss scaling
+])
+def test_auto_precision_follows_the_device(monkeypatch, cuda, bf16, second_order, expected):
+    import torch
+
+    from langdec.model import effective_precision
+
+    # the decision only, on a machine that has neither GPU: torch's capability probes answer as each device would
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert effective_precision("auto", second_order=second_order) == expected
+    if cuda and not bf16:
+        with pytest.raises(LangdecError, match="bf16 needs a GPU with bf16 support"):
+            effective_precision("bf16")

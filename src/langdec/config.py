@@ -85,7 +85,7 @@ class TrainingConfig:
     loss: str = "auto"  # fused (TRL's chunked LM head, no full logits) | plain (full logits) | auto: fused on CUDA, plain on CPU
     fourier_lambda: float = 0.0  # weight of the Fourier penalty on LoRA updates (FLeX); 0 = off
     fourier_cutoff: float = 0.5  # normalised frequency radius in (0, 1) above which update energy is penalised
-    precision: str = "fp16"  # fp16 | bf16 | fp32
+    precision: str = "auto"  # auto: bf16 where the GPU has it, else fp16; fp32 on CPU | fp16 | bf16 | fp32
     quantization: str = "nf4"  # nf4 | none
     backend: str = "auto"  # auto | hf | unsloth
     packing: bool = False
@@ -331,7 +331,7 @@ def load_profile(name: str, overrides: list[str] | None = None) -> Profile:
 def _validate_profile(profile: Profile, where: str) -> None:
     t = profile.training
     choices = {
-        "training.precision": (t.precision, ("fp16", "bf16", "fp32")),
+        "training.precision": (t.precision, ("auto", "fp16", "bf16", "fp32")),
         "training.quantization": (t.quantization, ("nf4", "none")),
         "training.backend": (t.backend, ("auto", "hf", "unsloth")),
         "training.loss": (t.loss, ("auto", "fused", "plain")),

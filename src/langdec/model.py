@@ -125,6 +125,24 @@ def compute_dtype(precision: str):
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
 
 
+def effective_precision(precision: str, *, second_order: bool = False) -> str:
+    """What `precision` means on this machine. Half precision is slow or missing in CPU matmuls, so
+    CPU runs fp32. `auto` takes bf16 where the GPU has it (Ampere and newer: no loss scaling, fp32's
+    range) and fp16 elsewhere (the study's T4s); a second-order optimiser cannot use fp16's loss
+    scaling, so there `auto` falls back to fp32."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "fp32"
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise LangdecError("training.precision=bf16 needs a GPU with bf16 support (Ampere or newer); use fp16 or auto")
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32" if second_order else "fp16"
+
+
 def load_base_model(profile: Profile, *, quantization: str | None = None, precision: str | None = None,
                     device: str | None = None, attn_implementation: str | None = None):
     """The base causal LM, NF4-quantised when asked (bitsandbytes; also runs on CPU)."""
@@ -133,12 +151,8 @@ def load_base_model(profile: Profile, *, quantization: str | None = None, precis
 
     source = model_source(profile)
     quantization = quantization or profile.training.quantization
-    precision = precision or profile.training.precision
+    precision = effective_precision(precision or profile.training.precision)
     cuda = torch.cuda.is_available()
-    if precision in ("fp16", "bf16") and not cuda:
-        precision = "fp32"  # half-precision matmuls are slow or missing on CPU
-    if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
-        raise LangdecError("training.precision=bf16 needs a GPU with bf16 support (Ampere or newer); use fp16")
     kwargs: dict = {"dtype": compute_dtype(precision), "revision": profile.model.revision, "trust_remote_code": profile.model.trust_remote_code}
     if quantization == "nf4":
         try:

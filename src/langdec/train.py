@@ -1,7 +1,7 @@
 """The `train` stage: one LoRA/QLoRA adapter per (condition, language, tier, seed).
 
 Reads top to bottom like a recipe: setup (data, checks, model), train (TRL
-SFTTrainer, windows so no token is cut), save (adapter artifact, registered
+SFTTrainer; windows so no token is cut, packed rows so few are padding), save (adapter artifact, registered
 version). The CPU smoke profile runs the same code path as the GPU paper profile.
 """
 
@@ -72,12 +72,9 @@ class _CountingCollator:
 
     def __call__(self, features):
         batch = self.inner(features)
-        mask = batch.get("attention_mask")
-        if mask is not None:
-            self.real += int(mask.sum())
-            self.padded += int(mask.numel() - mask.sum())
-        else:
-            self.real += int(batch["input_ids"].numel())
+        real = sum(len(f["input_ids"]) for f in features)
+        self.real += real
+        self.padded += int(batch["input_ids"].numel()) - real
         return batch
 
 
@@ -131,9 +128,23 @@ def choose_backend(requested: str) -> str:
     return "hf"
 
 
-def _model_and_peft_config(profile: Profile, backend: str, quantization: str):
+def packed_attention(packing: bool, precision: str) -> str | None:
+    """The attention kernel for packed rows. Packed windows carry position ids that restart at 0 per
+    file and no attention mask; from those, transformers builds a block-diagonal causal mask for SDPA
+    and eager attention, so files never attend to each other (tested). flash-attention's varlen
+    kernels do the same without materialising the mask, so they are taken where installed (they
+    run in fp16/bf16 only)."""
     import importlib.util
 
+    import torch
+
+    if (packing and precision in ("fp16", "bf16") and torch.cuda.is_available()
+            and importlib.util.find_spec("flash_attn") is not None):
+        return "flash_attention_2"
+    return None
+
+
+def _model_and_peft_config(profile: Profile, backend: str, quantization: str):
     from peft import LoraConfig
 
     t = profile.training
@@ -150,13 +161,9 @@ def _model_and_peft_config(profile: Profile, backend: str, quantization: str):
         return model, None
     from .model import load_base_model
 
-    attention = None
-    if t.packing:
-        if importlib.util.find_spec("flash_attn") is None:
-            raise LangdecError("training.packing=true needs flash-attention (pip install flash-attn) so packed files "
-                               "cannot attend to each other; or set training.packing=false (windowing)")
-        attention = "flash_attention_2"
-    model = load_base_model(profile, quantization=quantization, attn_implementation=attention)
+    precision = training_precision(t)
+    model = load_base_model(profile, quantization=quantization, precision=precision,
+                            attn_implementation=packed_attention(t.packing, precision))
     if quantization == "nf4":
         from peft import prepare_model_for_kbit_training
 
@@ -189,6 +196,13 @@ def effective_loss(name: str) -> str:
     return name if name != "auto" else ("fused" if torch.cuda.is_available() else "plain")
 
 
+def training_precision(t) -> str:
+    from . import optimizers
+    from .model import effective_precision
+
+    return effective_precision(t.precision, second_order=optimizers.resolve(effective_optimizer(t.optimizer)).needs_graph)
+
+
 def _trainer_class():
     """SFTTrainer plus the options transformers does not have: package optimisers (Sophia),
     a second-order backward, and the Fourier penalty logged beside the task loss."""
@@ -213,6 +227,10 @@ def _trainer_class():
             return super().create_optimizer(model)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # With a KV cache, transformers skips its packed-sequence mask and packed files attend to each
+            # other (measured; the test shows it). Trainer's default args keep the cache off through the
+            # config; pinning it here keeps the plain path below safe whatever the model's config says.
+            inputs["use_cache"] = False
             # TRL's fused LM head has no double backward: a second-order step needs the plain loss (full logits)
             plain = effective_loss(self.langdec_training.loss) == "plain" or self.langdec_optimizer.needs_graph
             if plain:
@@ -256,6 +274,7 @@ def train_params(profile: Profile, job: Job, quantization: str, backend: str) ->
     settings = asdict(profile.training)
     settings["optimizer"] = effective_optimizer(settings["optimizer"])
     settings["loss"] = effective_loss(settings["loss"])
+    settings["precision"] = training_precision(profile.training)
     return {
         "condition": job.condition, "lang": job.lang or "en", "tier": job.tier, "seed": job.seed, "profile": profile.name,
         "model_id": profile.model.id, "quantization": quantization, "backend": backend,
@@ -318,11 +337,6 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
 
     if quantization == "nf4" and not torch.cuda.is_available() and profile.name == "paper":
         raise LangdecError("the paper profile trains NF4 on a CUDA GPU; none is visible. Use a GPU machine or --profile smoke")
-    if profile.training.packing and not torch.cuda.is_available():
-        # Packed rows need flash-attention's varlen kernels to keep documents from attending
-        # to each other; without them packing would leak across files, so we refuse.
-        raise LangdecError("training.packing=true needs a CUDA GPU with flash-attention; on CPU the windowed path "
-                           "(training.packing=false) already trains every token without truncation")
     cdata, data_run_id = data_run or data.run_stage(profile, cond, job, experiment, progress=progress)
     status, check_run_id, failed = checks.latest_status(experiment, cdata.digest)
     if status != "passed" and not allow_unchecked:
@@ -376,11 +390,12 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
             mlflow.set_tag("langdec.resumed_from", resume_from.name)
         logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *(extra_loggers or [])])
         logger.log({"files": stats.files, "windows": stats.windows, "tokens_total": stats.tokens, "target_tokens": stats.target_tokens})
-        train_dataset = _dataset(train_ids)
+        pack_to = profile.training.max_length if profile.training.packing else None
+        train_dataset = _dataset(train_ids, pack_to)
         eval_dataset = None
         if eval_steps:
             eval_ids, _ = tokenize_windows(validation_frame["code"].tolist(), tokenizer, profile.training.max_length)
-            eval_dataset = _dataset(eval_ids)
+            eval_dataset = _dataset(eval_ids, pack_to)
         # ---- train
         trainer, counter = _trainer(profile, backend, quantization, job.seed, train_dataset, tokenizer, ckpt_dir, logger, progress,
                                     stop_after_steps, eval_dataset=eval_dataset, eval_steps=eval_steps)
@@ -388,7 +403,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
             trainer.add_callback(callback)
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         mlflow.log_metric("trainable_parameters", trainable)
-        mlflow.log_metric("sequences", len(trainer.train_dataset))  # < windows only when packing really happened
+        mlflow.log_metric("sequences", len(trainer.train_dataset))  # rows trained: fewer than windows when packed
         start = time.perf_counter()
         try:
             output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -424,10 +439,13 @@ def _device() -> str:
     return device_name()
 
 
-def _dataset(ids: list[list[int]]):
+def _dataset(ids: list[list[int]], pack_to: int | None = None):
+    """One row per window, or (packing) windows laid end to end in rows of `pack_to` tokens."""
     from datasets import Dataset
 
-    return Dataset.from_dict({"input_ids": ids})
+    from .packing import packed_rows
+
+    return Dataset.from_dict(packed_rows(ids, pack_to) if pack_to else {"input_ids": ids})
 
 
 def _trainer(profile: Profile, backend: str, quantization: str, seed: int, dataset, tokenizer, ckpt_dir: Path,
@@ -459,8 +477,8 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         max_grad_norm=t.max_grad_norm,
         # a package optimiser is built by the trainer subclass; transformers only needs a valid placeholder
         optim=choice.name if (choice := optimizers.resolve(effective_optimizer(t.optimizer))).source == "transformers" else "adamw_torch",
-        fp16=cuda and t.precision == "fp16",
-        bf16=cuda and t.precision == "bf16",
+        fp16=training_precision(t) == "fp16",
+        bf16=training_precision(t) == "bf16",
         use_cpu=not cuda,
         logging_steps=t.logging_steps,
         save_steps=t.save_steps,
@@ -469,8 +487,7 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         data_seed=seed,
         gradient_checkpointing=t.gradient_checkpointing,
         max_length=t.max_length,
-        packing=t.packing,
-        padding_free=t.packing,  # packed rows carry position_ids, so no cross-document attention
+        packing=False,  # the dataset arrives packed (langdec.packing), with the collator to match
         report_to="none",
         eval_strategy="steps" if eval_dataset is not None else "no",
         eval_steps=eval_steps,
@@ -478,7 +495,13 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         disable_tqdm=not progress,
         dataloader_num_workers=0,
     )
-    collator = _CountingCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
+    if t.packing:
+        from .packing import PackedCollator
+
+        inner = PackedCollator(tokenizer.pad_token_id, flatten=packed_attention(True, training_precision(t)) == "flash_attention_2")
+    else:
+        inner = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)
+    collator = _CountingCollator(inner)
     trainer = _trainer_class()(model=model, args=config, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
                                peft_config=lora, data_collator=collator, langdec_optimizer=choice, langdec_training=t)
     trainer.add_callback(_callback(logger, collator))

@@ -37,6 +37,7 @@ class HubSource:
     id: str
     config: str
     split: str
+    items: int | None = None  # published rows per language in that split: a short download is flagged, and benchmarks/ sizes the matrix
 
 
 @dataclass
@@ -151,7 +152,14 @@ def _read_hub(bench: Benchmark, lang: str) -> list[dict[str, Any]]:
             "Offline? Pre-download with `huggingface-cli download --repo-type dataset`, set HF_HUB_OFFLINE=1, "
             "or use the shipped fixtures (evaluation.source=fixtures) or --source PATH."
         ) from None
-    return list(data)
+    rows = list(data)
+    if bench.hub.items and len(rows) != bench.hub.items:
+        import warnings
+
+        warnings.warn(f"{bench.name} ({lang}): {bench.hub.id} {config}/{bench.hub.split} has {len(rows)} rows, the published "
+                      f"split has {bench.hub.items}; scores are not comparable with the study's until that is explained "
+                      f"(another dataset revision?)", stacklevel=2)
+    return rows
 
 
 def load(name: str, lang: str, *, source: str = "fixtures", limit: int | None = None) -> list[Item]:

@@ -92,8 +92,10 @@ def _scores_with_prefix_cache(model, pad: int, prompts: list[list[int]], option_
 
     device = next(model.parameters()).device
     scores = [[float("-inf")] * len(o) for o in option_ids]
-    widest = max((len(o) for o in option_ids), default=1)
-    per_batch = max(1, batch_size // max(widest, 1))  # rows of the option pass stay within batch_size
+    # A one-token option ("A", "B", ...) is scored by the prompt pass alone; only longer options need
+    # a continuation row, and the option pass's rows stay within batch_size.
+    widest = max((sum(len(o) > 1 for o in opts) for opts in option_ids), default=0)
+    per_batch = max(1, batch_size // max(widest, 1))
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     for start in tqdm(range(0, len(order), per_batch), desc="log-likelihood", disable=not progress, leave=False):
         batch = order[start:start + per_batch]
@@ -102,7 +104,12 @@ def _scores_with_prefix_cache(model, pad: int, prompts: list[list[int]], option_
             out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                         use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts each option's first token
-        rows = [(b, j) for b, i in enumerate(batch) for j in range(len(option_ids[i]))]
+        for b, i in enumerate(batch):
+            for j, o in enumerate(option_ids[i]):
+                scores[i][j] = float(first[b, o[0]])
+        rows = [(b, j) for b, i in enumerate(batch) for j, o in enumerate(option_ids[i]) if len(o) > 1]
+        if not rows:
+            continue
         cache = out.past_key_values
         cache.batch_select_indices(torch.tensor([b for b, _ in rows], device=device))
         opts = [option_ids[batch[b]][j] for b, j in rows]
@@ -121,11 +128,8 @@ def _scores_with_prefix_cache(model, pad: int, prompts: list[list[int]], option_
         logprobs = torch.log_softmax(logits, dim=-1)
         for r, (b, j) in enumerate(rows):
             o = opts[r]
-            total = float(first[b, o[0]])
-            if len(o) > 1:
-                target = torch.tensor(o[1:], device=logprobs.device)
-                total += float(logprobs[r, torch.arange(len(o) - 1), target].sum())
-            scores[batch[b]][j] = total
+            target = torch.tensor(o[1:], device=logprobs.device)
+            scores[batch[b]][j] += float(logprobs[r, torch.arange(len(o) - 1), target].sum())
     return scores
 
 

@@ -41,7 +41,7 @@ def _load_model(profile: Profile, adapter_uri: str | None):
     from ..model import load_base_model, load_tokenizer
 
     quantization = profile.training.quantization if torch.cuda.is_available() else "none"
-    model = load_base_model(profile, quantization=quantization, precision="bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None)
+    model = load_base_model(profile, quantization=quantization, precision="auto")  # scoring needs no fp16 loss scaling
     if adapter_uri:
         import mlflow
         from peft import PeftModel

@@ -209,6 +209,14 @@ def test_packed_files_do_not_attend_to_each_other(store, smoke_profile, tmp_path
     expected = sum(l * w for l, w in zip(apart, weights)) / sum(weights)
     assert together == pytest.approx(expected, rel=1e-5)
     assert abs(leaked - expected) > 1e-4
+    # the layout flash-attention gets: the batch as one row, boundaries also as cu_seq_lens
+    from langdec.packing import PackedCollator
+
+    flat = PackedCollator(tokenizer.pad_token_id, flatten=True)([rows[i] for i in range(len(rows))])
+    assert flat["input_ids"].shape == (1, 78) and flat["cu_seq_lens_q"].tolist()[-1] == 78
+    assert int((flat["labels"] == -100).sum()) == 3  # one context-only token per file
+    with torch.no_grad():
+        assert float(trainer.compute_loss(trainer.model, dict(flat))) == pytest.approx(expected, rel=1e-5)
 
 
 def test_model_not_reachable_offline_says_what_to_do(monkeypatch, langdec_home):

@@ -261,7 +261,7 @@ def _train_key(profile, cond, job) -> str:
     from . import data, train
 
     cdata = data.prepare(profile, cond, job, progress=False)
-    backend = train.choose_backend(profile.training.backend)
+    backend = train.choose_backend(profile.training.backend, profile.training.packing)
     return train.run_key(profile, job, profile.training.quantization, backend, cdata.digest)
 
 

@@ -12,6 +12,7 @@ its files' losses taken one by one.
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass
 
 
@@ -62,10 +63,9 @@ class PackedCollator:
         labels = [list(f.get("labels") or f["input_ids"]) for f in features]
         lengths = [list(f["seq_lengths"]) for f in features]
         positions = [[p for n in ls for p in range(n)] for ls in lengths]
-        for lab, pos in zip(labels, positions):
-            for j, p in enumerate(pos):
-                if p == 0:
-                    lab[j] = -100  # a window's first token is context only
+        for lab, ls in zip(labels, lengths):
+            for start in itertools.accumulate(ls[:-1], initial=0):
+                lab[start] = -100  # a window's first token is context only
         if self.flatten:
             ids, labels, positions = [sum(ids, [])], [sum(labels, [])], [sum(positions, [])]
         width = max(len(r) for r in ids)
@@ -76,7 +76,7 @@ class PackedCollator:
             "position_ids": torch.tensor([r + [0] * (width - len(r)) for r in positions]),
         }
         if self.flatten:
-            bounds = torch.tensor([0, *torch.tensor(sum(lengths, [])).cumsum(0).tolist()], dtype=torch.int32)
+            bounds = torch.tensor(list(itertools.accumulate(sum(lengths, []), initial=0)), dtype=torch.int32)
             batch["cu_seq_lens_q"] = batch["cu_seq_lens_k"] = bounds
             batch["max_length_q"] = batch["max_length_k"] = int(max(sum(lengths, [])))
         return batch

@@ -111,7 +111,9 @@ def _callback(logger: tracking.MetricLogger, counter: _CountingCollator):
 
 
 # --------------------------------------------------------------------------- backends
-def choose_backend(requested: str) -> str:
+def choose_backend(requested: str, packing: bool = False) -> str:
+    """hf or unsloth. Packed rows are proven to keep files apart on the hf path only (tests/test_train.py),
+    so with packing `auto` takes hf and an explicit unsloth is refused."""
     import importlib.util
 
     import torch
@@ -122,9 +124,12 @@ def choose_backend(requested: str) -> str:
             raise LangdecError("--backend unsloth needs a CUDA GPU; use --backend hf on this machine")
         if not has_unsloth:
             raise LangdecError("--backend unsloth needs the GPU extra: pip install 'langdec[gpu]'")
+        if packing:
+            raise LangdecError("--backend unsloth with training.packing=true is not verified to keep packed files apart; "
+                               "use --backend hf (packing proven), or --set training.packing=false")
         return "unsloth"
     if requested == "auto":
-        return "unsloth" if has_unsloth and torch.cuda.is_available() else "hf"
+        return "unsloth" if has_unsloth and torch.cuda.is_available() and not packing else "hf"
     return "hf"
 
 
@@ -332,7 +337,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     if not cond.available:
         raise LangdecError(f"condition {cond.name}: {cond.unavailable_reason}")
     quantization = quantization or profile.training.quantization
-    backend = choose_backend(backend if backend != "auto" else profile.training.backend)
+    backend = choose_backend(backend if backend != "auto" else profile.training.backend, profile.training.packing)
     import torch
 
     if quantization == "nf4" and not torch.cuda.is_available() and profile.name == "paper":
@@ -460,6 +465,7 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
 
     t = profile.training
     cuda = torch.cuda.is_available()
+    precision = training_precision(t)
     model, lora = _model_and_peft_config(profile, backend, quantization)
     if optimizers.resolve(effective_optimizer(t.optimizer)).needs_graph:
         # fused attention kernels (SDPA flash/efficient) have no double backward; the eager path does
@@ -477,8 +483,8 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         max_grad_norm=t.max_grad_norm,
         # a package optimiser is built by the trainer subclass; transformers only needs a valid placeholder
         optim=choice.name if (choice := optimizers.resolve(effective_optimizer(t.optimizer))).source == "transformers" else "adamw_torch",
-        fp16=training_precision(t) == "fp16",
-        bf16=training_precision(t) == "bf16",
+        fp16=precision == "fp16",
+        bf16=precision == "bf16",
         use_cpu=not cuda,
         logging_steps=t.logging_steps,
         save_steps=t.save_steps,
@@ -498,7 +504,7 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
     if t.packing:
         from .packing import PackedCollator
 
-        inner = PackedCollator(tokenizer.pad_token_id, flatten=packed_attention(True, training_precision(t)) == "flash_attention_2")
+        inner = PackedCollator(tokenizer.pad_token_id, flatten=packed_attention(True, precision) == "flash_attention_2")
     else:
         inner = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)
     collator = _CountingCollator(inner)

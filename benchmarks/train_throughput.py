@@ -159,13 +159,14 @@ def window_lengths(spec: str, seq: int, tokens: int, seed: int = 0) -> list[int]
             raise SystemExit(f"{path}: no token_count column (columns: {', '.join(frame.columns)})")
         counts = [int(c) for c in frame["token_count"] if int(c) > 1]
         draw = lambda: rng.choice(counts)
+    from langdec.train import windows
+
     out: list[int] = []
-    while sum(out) < tokens:
-        n = draw()
-        while n > seq:  # windows overlap by one token, like langdec.train.windows
-            out.append(seq)
-            n -= seq - 1
-        out.append(n)
+    total = 0
+    while total < tokens:
+        cut = [len(w) for w in windows(range(draw()), seq)]  # the stage's own cut: lengths only
+        out += cut
+        total += sum(cut)
     return out
 
 

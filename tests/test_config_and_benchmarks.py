@@ -123,8 +123,8 @@ def _label_cases():
 
 
 @pytest.mark.parametrize("bench,lang,label,word", list(_label_cases()))
-def test_refined_maps_every_answer_word_of_every_language(bench, lang, label, word):
-    ex = extractors.get("refined")
+def test_langdec_extractor_maps_every_answer_word_of_every_language(bench, lang, label, word):
+    ex = extractors.get("langdec")
     assert ex(bench, word) == label
     assert ex(bench, f" {word}.\nmore text") == label
 
@@ -136,20 +136,22 @@ def test_strict_accepts_english_labels(bench, label):
 
 @pytest.mark.parametrize("output", ["sports and politics", "travel / health", "体育和政治", "صحت اور سیاست"])
 def test_two_labels_are_a_hedge(output):
-    assert extractors.get("refined")("sib200", output) is None
+    for name in ("refined", "langdec"):
+        assert extractors.get(name)("sib200", output) is None
 
 
 @pytest.mark.parametrize("output", ["", "asdf qwer", "\n\n", "1234"])
 def test_garbage_has_no_label(output):
-    for name in ("strict", "refined"):
+    for name in ("strict", "refined", "langdec"):
         assert extractors.get(name)("sib200", output) is None
 
 
 def test_strict_and_refined_differ_where_the_study_saw_flips():
     strict, refined = extractors.get("strict"), extractors.get("refined")
-    assert strict("sib200", "science and technology") is None and refined("sib200", "science and technology") == "science/technology"
-    assert strict("xnli", "It is a contradiction") is None and refined("xnli", "It is a contradiction") == "contradiction"
-    assert strict("belebele", "The answer is C") is None and refined("belebele", "The answer is C") == "C"
+    assert strict("sib200", "politics and sports") == "politics" and refined("sib200", "politics and sports") is None
+    assert strict("sib200", "سیاست") is None and refined("sib200", "سیاست") == "politics"
+    assert strict("xnli", "答案是entailment") is None and refined("xnli", "答案是entailment") == "entailment"
+    assert strict("belebele", "the answer is b") == refined("belebele", "the answer is b") == "B"
     assert refined("mgsm", "so ۱۲,۵۰۰ in total") == "12500"
 
 
@@ -157,7 +159,7 @@ def test_extractor_versions_are_stable_and_distinct():
     first = {n: e.version for n, e in extractors.extractors().items()}
     extractors.extractors.cache_clear()
     assert {n: e.version for n, e in extractors.extractors().items()} == first
-    assert first["strict"] != first["refined"]
+    assert len(set(first.values())) == len(first) == 3
 
 
 def test_extract_cli_contract(tmp_path):

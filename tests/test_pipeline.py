@@ -120,9 +120,9 @@ def test_reparse_rescoring_without_the_model(ladder, monkeypatch):
     refined = stage.reparse(run.info.run_id, "refined")
     key = "template1.sib200.data:en.instr:en.acc"
     gold = [r["gold"] for r in sib if r["cell"] == "template1.sib200.data:en.instr:en"]
-    # strict: English words and the first native word per label, read as a prefix ("geography / travel" -> geography);
-    # refined: splits "science and technology", finds "travel" inside a sentence, and calls "geography / travel" a hedge
-    strict_ok = {"sports", "politics", "entertainment", "health", "geography"}
+    # the study's strict: English names by substring, first in its category order ("geography / travel" -> travel),
+    # no native words here; refined: also native words (体育, صحت), and "geography / travel" is a hedge
+    strict_ok = {"science/technology", "politics", "travel", "entertainment"}
     refined_ok = {"science/technology", "sports", "politics", "travel", "health", "entertainment"}
     expect_strict = sum(g in strict_ok for g in gold) / len(gold)
     expect_refined = sum(g in refined_ok for g in gold) / len(gold)

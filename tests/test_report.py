@@ -24,7 +24,7 @@ def built():
                 + _gen(XNLI, ["neutral"] * 20, bench="xnli", data="es"))
     records = report.records_from_run("baseline", "42", baseline, [])
     for seed in ("42", "123"):
-        cond = _gen(SIB, ["sports", "x", "It is about travel", "x"]) + _gen(XNLI, ["entailment"] * 20, bench="xnli", data="es")
+        cond = _gen(SIB, ["sports", "x", "سفر", "x"]) + _gen(XNLI, ["entailment"] * 20, bench="xnli", data="es")
         records += report.records_from_run("cond2-zh", seed, cond, [])
     return report.build(records)
 
@@ -34,7 +34,7 @@ def test_values_match_the_hand_computation(built):
     assert base_strict.mean == pytest.approx(6 / 8)  # its own value: both instruction languages
     strict = built.value("cond2-zh", "sib200", "en", "gen.strict")
     refined = built.value("cond2-zh", "sib200", "en", "gen.refined")
-    # strict reads "politics and sports" as politics; refined calls it a hedge and finds "travel" in a sentence
+    # strict reads "politics and sports" as politics and misses Urdu "سفر"; refined calls the first a hedge and reads سفر as travel
     assert strict.baseline == pytest.approx(2 / 4) and strict.mean == pytest.approx(1 / 4)   # like-for-like: instr en only
     assert refined.baseline == pytest.approx(1 / 4) and refined.mean == pytest.approx(2 / 4)
     assert strict.delta == pytest.approx(-0.25) and refined.delta == pytest.approx(0.25)
@@ -53,13 +53,13 @@ def test_sign_flip_and_outcomes(built):
 
 
 def test_each_cell_is_counted_once(built):
-    assert len(built.cells) == 2 * 2 * 2  # groups x (benchmark, data) x extractors; seeds and templates are not cells
-    assert built.summary() == {"cells": 4, "win": 2, "loss": 0, "tie": 2, "sign_flips": 2, "mostly_one_label": 4}
+    assert len(built.cells) == 2 * 2 * 3  # groups x (benchmark, data) x extractors; seeds and templates are not cells
+    assert built.summary() == {"cells": 6, "win": 3, "loss": 0, "tie": 3, "sign_flips": 2, "mostly_one_label": 6}
 
 
 def test_markdown_and_terminal_table(built, tmp_path):
     text = report.markdown(built, [])
-    assert "4 condition cells: 2 wins, 0 losses, 2 ties" in text and "2 conclusions flip sign" in text
+    assert "6 condition cells: 3 wins, 0 losses, 3 ties" in text and "2 conclusions flip sign" in text
     table = report.print_table(built)
     assert "cond2-zh" in table and "(+1.000 W) !" in table
     assert report.heatmap(built, tmp_path / "h.png").stat().st_size > 1000

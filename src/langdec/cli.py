@@ -301,11 +301,29 @@ def cmd_benchmarks(args) -> int:
             b = benchmarks.get(name)
             print(f"{name}: {b.task}, languages {', '.join(b.languages)}, hub {b.hub.id}")
         return 0
+    if args.action == "prompts":
+        return _print_prompts(args)
     if not args.name or not args.lang:
         raise LangdecError("usage: langdec benchmarks show BENCH --lang L [--source PATH]")
     items = benchmarks.load(args.name, args.lang, source=args.source)
     print(json.dumps({"benchmark": args.name, "lang": args.lang, "source": args.source, "rows": len(items),
                       "labels": benchmarks.label_distribution(items)}, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _print_prompts(args) -> int:
+    """One JSON line per item: the exact prompt the evaluation sends, so anyone can diff it."""
+    from .evaluation import benchmarks, prompts
+
+    data = args.data_lang or args.lang
+    if not args.name or not data or not args.instr:
+        raise LangdecError("usage: langdec benchmarks prompts BENCH --data-lang D --instr I [--template T] "
+                           "[--prompts SET] [--source PATH] [--limit N]")
+    _, supplied_by = prompts.resolve(args.prompts, args.template, args.name, args.instr)
+    for item in benchmarks.load(args.name, data, source=args.source, limit=args.limit):
+        print(json.dumps({"id": item.id, "benchmark": args.name, "data": data, "instr": args.instr, "template": args.template,
+                          "prompt_set": supplied_by, "prompt": prompts.render(args.template, args.name, args.instr, item, args.prompts),
+                          "gold": item.label}, ensure_ascii=False))
     return 0
 
 
@@ -418,7 +436,8 @@ def cmd_report(args) -> int:
     profile = config.load_profile(args.profile)
     experiment = tracking.experiment_name(profile.name, args.phase)
     out = Path(args.out) if args.out else work_dir() / "reports" / experiment
-    rep, path = report.run_stage(experiment, out, extractor=args.extractor, tier=args.tier)
+    rep, path = report.run_stage(experiment, out, extractor=args.extractor, tier=args.tier, by_tier=args.by_tier,
+                                 flip_threshold=args.flip_threshold)
     print(report.print_tables(rep))
     print(f"\nreport: {path}\nbrowse the runs: {tracking.ui_command()}")
     return 0
@@ -523,11 +542,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--extractor", required=True)
     s.set_defaults(func=cmd_reparse)
 
-    s = command("benchmarks", help="list benchmarks, or show one language's rows and label distribution")
-    s.add_argument("action", choices=["list", "show"])
+    s = command("benchmarks", help="list benchmarks, show one language's rows and label distribution, or print its prompts")
+    s.add_argument("action", choices=["list", "show", "prompts"])
     s.add_argument("name", nargs="?")
     s.add_argument("--lang")
     s.add_argument("--source", default="fixtures", help="fixtures, hub, or a file/folder in the original format")
+    s.add_argument("--data-lang", help="prompts: the items' language (defaults to --lang)")
+    s.add_argument("--instr", help="prompts: the instruction language")
+    s.add_argument("--template", default="template1", help="prompts: template1 or template2")
+    s.add_argument("--prompts", default="study", help="prompts: the template set (experiments/prompts/), default the study's")
+    s.add_argument("--limit", type=int, default=None, help="prompts: at most N items")
     s.set_defaults(func=cmd_benchmarks)
 
     s = command("promote", help="set an alias (e.g. paper) on the versions that pass registry/<policy>.yaml")
@@ -579,7 +603,10 @@ def parser() -> argparse.ArgumentParser:
     s = command("report", help="compare every condition with the baseline; writes Markdown, JSON and a heat-map")
     s.add_argument("--profile", default="smoke")
     s.add_argument("--phase", default="phase-3")
-    s.add_argument("--tier", default=None)
+    s.add_argument("--tier", default=None, help="only this tier (a report never pools tiers)")
+    s.add_argument("--by-tier", action="store_true", help="report each tier of a condition as its own row")
+    s.add_argument("--flip-threshold", type=float, default=0.01,
+                   help="a conclusion flips when |delta| exceeds this under both extractors with opposite signs (the study: 0.01)")
     s.add_argument("--extractor", default="refined")
     s.add_argument("--out", default=None)
     s.set_defaults(func=cmd_report)

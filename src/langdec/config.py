@@ -104,6 +104,10 @@ class EvaluationConfig:
     max_new_tokens: int = 10
     batch_size: int = 32
     max_prompt_tokens: int = 1024
+    # right: cut a long prompt's end, as the study did; left: keep the end (question and answer cue)
+    truncation_side: str = "right"
+    # the template set (experiments/prompts/<name>.yaml): study = the study's wording; langdec = langdec's earlier one
+    prompts: str = "study"
     loglikelihood: bool = True
     # execution-scored code benchmarks (experiments/benchmarks/code/): pass@k over `code_samples` per task
     code_benchmarks: list[str] = field(default_factory=list)
@@ -337,6 +341,7 @@ def _validate_profile(profile: Profile, where: str) -> None:
         "training.loss": (t.loss, ("auto", "fused", "plain")),
         "training.scheduler": (t.scheduler, ("cosine", "linear", "constant", "constant_with_warmup")),
         "evaluation.source": (profile.evaluation.source, ("hub", "fixtures")),
+        "evaluation.truncation_side": (profile.evaluation.truncation_side, ("right", "left")),
         "translation.backend": (profile.translation.backend, ("cohere", "openai", "hf")),
     }
     for key, (value, valid) in choices.items():
@@ -372,10 +377,15 @@ def _validate_profile(profile: Profile, where: str) -> None:
             raise LangdecError(f"{where}: evaluation.code_k must be <= code_samples, and code_samples > 1 needs "
                                "code_temperature > 0 (greedy samples are all the same)")
     from .evaluation.benchmarks import benchmark_names
+    from .evaluation.prompts import get_set, resolve
 
     for bench in profile.evaluation.benchmarks:
         if bench not in benchmark_names():
             raise did_you_mean("benchmark", bench, benchmark_names())
+    get_set(ev.prompts)  # an unknown set fails here, listing the valid ones
+    for template in ev.templates:
+        for bench in ev.benchmarks:
+            resolve(ev.prompts, template, bench, "en")  # a missing template or benchmark fails before any model loads
 
 
 @functools.lru_cache(maxsize=1)

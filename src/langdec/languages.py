@@ -1,8 +1,9 @@
 """The one place language codes are normalised and per-language tables are loaded.
 
 Each `languages/<code>.yaml` holds everything language-specific: codes and
-aliases (ISO 639-1, FLORES-200), the transpiler's Python vocabulary, the
-instruction prompts and the native answer words. Adding a language is adding a file.
+aliases (ISO 639-1, FLORES-200), the transpiler's Python vocabulary and the
+native answer words. Adding a language is adding a file (plus its wording in the
+prompt template sets under experiments/prompts/ if it is an instruction language).
 """
 
 from __future__ import annotations

@@ -14,22 +14,29 @@ every finished evaluation run), not from pre-averaged metrics, so that:
   interval excludes zero, tie otherwise.
 * a conclusion whose sign differs between the strict and refined extractors is
   flagged, and so is a cell whose answers are mostly one label.
+* a report never pools tiers: records carry their tier, and a condition group seen at
+  two tiers is refused (name one with `tier`, or split with `by_tier`).
+
+Beside these, `study_tables` gives the study's own units (its paper tables, its
+conclusion-flip rule and its significance tests) from the same records.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import tracking
+from . import study_tables, tracking
 from .atomic import write_text
+from .errors import LangdecError
 from .evaluation import extractors
 from .evaluation.stage import CODE_RESULTS, EVAL_STAGE, GENERATIONS, LOGLIKELIHOOD
 
-EXTRACTORS = ("strict", "refined")
+EXTRACTORS = ("strict", "refined", "langdec")  # the study's two, then langdec's own rules
 CONSTANT_LABEL_SHARE = 0.8
 BOOTSTRAP = 2000
 
@@ -46,6 +53,7 @@ class Record:
     item_id: str
     correct: bool
     pred: str | None
+    tier: str = ""
 
 
 @dataclass
@@ -80,6 +88,7 @@ class Report:
     cells: list[ReportCell] = field(default_factory=list)
     extractor: str = "refined"
     extractor_versions: dict[str, str] = field(default_factory=dict)
+    study: study_tables.StudyTables | None = None
 
     def value(self, group: str, benchmark: str, data: str, kind: str) -> ReportCell | None:
         for c in self.cells:
@@ -106,20 +115,21 @@ def group_of(tags: dict[str, str]) -> str:
 
 # --------------------------------------------------------------------------- records
 def records_from_run(group: str, seed: str, generations: list[dict], loglikelihood: list[dict],
-                     code_results: list[dict] | None = None) -> list[Record]:
+                     code_results: list[dict] | None = None, tier: str = "") -> list[Record]:
     out: list[Record] = []
     for name in EXTRACTORS:
         ex = extractors.get(name)
         for r in generations:
             pred = ex(r["benchmark"], r["output"])
             out.append(Record(group, seed, f"gen.{name}", r["benchmark"], r["data"], r["template"], r["instr"],
-                              str(r["item_id"]), pred == r["gold"], pred))
+                              str(r["item_id"]), pred == r["gold"], pred, tier))
     for r in loglikelihood:
-        out.append(Record(group, seed, "ll", r["benchmark"], r["data"], "template1", "en", str(r["item_id"]), r["pred"] == r["gold"], r["pred"]))
+        out.append(Record(group, seed, "ll", r["benchmark"], r["data"], "template1", "en", str(r["item_id"]), r["pred"] == r["gold"],
+                          r["pred"], tier))
     # one record per executed sample: the mean over a task's samples is its unbiased pass@1
     for r in code_results or []:
         out.append(Record(group, seed, "code.pass_at_1", r["benchmark"], r.get("language", "code"), "-", "-", str(r["task_id"]),
-                          bool(r["passed"]), None))
+                          bool(r["passed"]), None, tier))
     return out
 
 
@@ -147,9 +157,25 @@ def collect_records(experiment: str, tier: str | None = None) -> list[Record]:
             continue
         latest.setdefault((group_of(tags), tags.get("tier", ""), tags.get("seed", "")), run)
     records: list[Record] = []
-    for (group, _tier, seed), run in latest.items():
+    for (group, run_tier, seed), run in latest.items():
         records += records_from_run(group, seed, _artifact_lines(run.info.run_id, GENERATIONS), _artifact_lines(run.info.run_id, LOGLIKELIHOOD),
-                                    _artifact_lines(run.info.run_id, CODE_RESULTS))
+                                    _artifact_lines(run.info.run_id, CODE_RESULTS), tier="" if group == "baseline" else run_tier)
+    return records
+
+
+def separate_tiers(records: list[Record], *, by_tier: bool = False) -> list[Record]:
+    """Refuse records that would pool tiers within a condition group, or (by_tier) name each group with its tier."""
+    if by_tier:
+        return [dataclasses.replace(r, group=f"{r.group}-{r.tier}") if r.tier and r.group != "baseline" else r for r in records]
+    tiers: dict[str, set[str]] = collections.defaultdict(set)
+    for r in records:
+        if r.group != "baseline":
+            tiers[r.group].add(r.tier)
+    mixed = {g: sorted(t) for g, t in tiers.items() if len(t) > 1}
+    if mixed:
+        named = "; ".join(f"{g}: {', '.join(t)}" for g, t in sorted(mixed.items()))
+        raise LangdecError(f"the report would pool tiers ({named}); pass --tier TIER for one tier, or --by-tier to "
+                           "report each tier as its own condition")
     return records
 
 
@@ -164,7 +190,9 @@ def _bootstrap(cond: list[float], base: list[float], rounds: int, seed: int) -> 
     return float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))
 
 
-def build(records: list[Record], *, extractor: str = "refined", rounds: int = BOOTSTRAP, seed: int = 0) -> Report:
+def build(records: list[Record], *, extractor: str = "refined", rounds: int = BOOTSTRAP, seed: int = 0,
+          by_tier: bool = False, flip_threshold: float = study_tables.FLIP_THRESHOLD) -> Report:
+    records = separate_tiers(records, by_tier=by_tier)
     by_cell: dict[tuple[str, str, str, str], list[Record]] = collections.defaultdict(list)
     for r in records:
         by_cell[(r.group, r.benchmark, r.data, r.kind)].append(r)
@@ -183,6 +211,7 @@ def build(records: list[Record], *, extractor: str = "refined", rounds: int = BO
             _compare(cell, recs, by_cell.get(("baseline", bench, data, kind), []), rounds, seed)
         report.cells.append(cell)
     _flag_sign_flips(report)
+    report.study = study_tables.build(records, threshold=flip_threshold)
     return report
 
 
@@ -234,7 +263,14 @@ def print_tables(report: Report) -> str:
     """Every table that has cells: generative, log-likelihood, and executed code."""
     kinds = [f"gen.{report.extractor}", "ll", "code.pass_at_1"]
     present = {c.kind for c in report.cells}
-    return "\n\n".join(print_table(report, k) for k in kinds if k in present) or "(no evaluation runs yet)"
+    parts = [print_table(report, k) for k in kinds if k in present]
+    if report.study and report.study.paper:
+        study = report.study
+        parts.append("the study's paper table (refined extractor): accuracy % per condition x benchmark/instruction language, "
+                     "mean over seed, template and data language; (delta vs baseline)\n" + study_tables.paper_table(study, "refined")
+                     + f"\nconclusion flips (study rule, |delta| > {study.threshold:g} under strict and refined): "
+                     f"{len(study.flips)} of {study.cells_compared} cells")
+    return "\n\n".join(parts) or "(no evaluation runs yet)"
 
 
 def print_table(report: Report, kind: str | None = None) -> str:
@@ -269,7 +305,8 @@ def markdown(report: Report, figures: list[str]) -> str:
            f"over items, {BOOTSTRAP} rounds); {s['sign_flips']} conclusions flip sign between the strict and refined "
            f"extractors; {s['mostly_one_label']} cells answer mostly one label.", "",
            "A value is the accuracy over the templates and instruction languages the condition was evaluated on, per",
-           "seed, then mean ± std over seeds; the baseline is taken over exactly the same cells.", ""]
+           "seed, then mean ± std over seeds; the baseline is taken over exactly the same cells. Extractors: `strict` and",
+           "`refined` are the study's two (its inference-time extractor and its reparse), `langdec` is langdec's own rules.", ""]
     for fig in figures:
         out += [f"![{fig}]({fig})", ""]
     kinds = [f"gen.{n}" for n in EXTRACTORS] + ["ll", "code.pass_at_1"]
@@ -285,6 +322,8 @@ def markdown(report: Report, figures: list[str]) -> str:
                        f"{'' if c.baseline is None else f'{c.baseline:.3f}'} | {'' if c.delta is None else f'{c.delta:+.3f}'} | "
                        f"{ci} | {c.outcome} | {'; '.join(c.flags)} |")
         out.append("")
+    if report.study:
+        out += study_tables.markdown(report.study)
     return "\n".join(out)
 
 
@@ -393,11 +432,13 @@ def seed_spread(report: Report, path: Path) -> Path | None:
     return path
 
 
-def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tier: str | None = None) -> tuple[Report, Path]:
+def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tier: str | None = None, by_tier: bool = False,
+              flip_threshold: float = study_tables.FLIP_THRESHOLD) -> tuple[Report, Path]:
     import mlflow
 
     records = collect_records(experiment, tier)
-    report = build(records, extractor=extractor)
+    report = build(records, extractor=extractor, by_tier=by_tier, flip_threshold=flip_threshold)
+    records = separate_tiers(records, by_tier=by_tier)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = [p.name for p in (heatmap(report, out_dir / "delta_heatmap.png"),
                                 heatmap_by_instruction(records, report, out_dir / "delta_by_instruction.png"),
@@ -408,9 +449,11 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
                 "seeds": sorted(c.per_seed), "baseline": c.baseline, "delta": c.delta, "ci": c.ci, "outcome": c.outcome,
                 "n_items": c.n_items, "top_label_share": c.top_label_share, "flags": c.flags} for c in report.cells]
     write_text(out_dir / "report.json", json.dumps({"summary": report.summary(), "extractor_versions": report.extractor_versions,
-                                                    "cells": summary}, indent=2))
-    with tracking.stage_run(experiment, "report", "report", params={"extractor": extractor, "tier": tier or "all"}, tags={}, reuse=False):
+                                                    "cells": summary, "study": study_tables.as_json(report.study)}, indent=2))
+    params = {"extractor": extractor, "tier": tier or "all", "by_tier": by_tier, "flip_threshold": flip_threshold}
+    with tracking.stage_run(experiment, "report", "report", params=params, tags={}, reuse=False):
         mlflow.log_metrics({f"report.{k}": v for k, v in report.summary().items()})
+        mlflow.log_metric("report.study_conclusion_flips", len(report.study.flips))
         for name in ["report.md", "report.json", *figures]:
             mlflow.log_artifact(str(out_dir / name))
     return report, md_path

@@ -206,7 +206,8 @@ def complete(model, tokenizer, tasks: list[CodeTask], settings: CodeSettings, pr
     outs = generate(model, tokenizer, [t.prompt for t in tasks], max_new_tokens=settings.max_new_tokens,
                     batch_size=settings.batch_size, max_prompt_tokens=settings.max_prompt_tokens, progress=progress,
                     samples=settings.samples, temperature=settings.temperature,
-                    stop=sorted({s for t in tasks for s in t.stop}))
+                    stop=sorted({s for t in tasks for s in t.stop}),
+                    truncation_side="left")  # a completion continues the prompt's end
     return [[truncate(o, t.stop) for o in per_task] for t, per_task in zip(tasks, outs)]
 
 

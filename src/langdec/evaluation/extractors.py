@@ -1,8 +1,10 @@
-"""Answer extractors: registered steps chained per task, versioned by their code and tables.
+"""Answer extractors: registered steps chained per benchmark or task, versioned by their code and tables.
 
 A chain runs its steps left to right; a step takes the previous value (text) and
 returns new text, or the final label (None = no answer). Chains are declared in
-experiments/extractors.yaml.
+experiments/extractors.yaml, per benchmark (`xnli: [...]`) or per task kind
+(`classification: [...]`); a benchmark's own chain wins. The steps live in
+`extract_steps` (langdec's) and `study_steps` (the study's two extractors).
 """
 
 from __future__ import annotations
@@ -11,153 +13,44 @@ import functools
 import hashlib
 import inspect
 import json
-import re
-import unicodedata
+import sys
 from dataclasses import dataclass
-from typing import Callable
 
 import yaml
 
 from ..config import experiments_dir
 from ..errors import LangdecError, did_you_mean
-from . import benchmarks
+from . import benchmarks, study_steps
+from .extract_steps import STEPS, Context
 from .prompts import and_words, answer_words
 
-Step = Callable[[str, "Context"], "str | None"]
-STEPS: dict[str, Step] = {}
-
-
-@dataclass(frozen=True)
-class Context:
-    benchmark: str
-    labels: tuple[str, ...]
-
-
-def step(fn: Step) -> Step:
-    STEPS[fn.__name__] = fn
-    return fn
-
-
-def _norm(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower().strip()
-    return re.sub(r"^[\s\"'`*_(\[]+|[\s\"'`*_)\].。:：!！?？،۔]+$", "", text)
-
-
-@step
-def first_line(text: str, ctx: Context) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
-
-
-@functools.lru_cache(maxsize=None)  # the report calls extractors once per stored answer
-def _terms(ctx: Context, *, first_only: bool) -> dict[str, str]:
-    """English label words plus native answer words (all of them, or the first per label as strict had)."""
-    terms = {label.lower(): label for label in ctx.labels}
-    for table in answer_words(ctx.benchmark).values():
-        for label, words in table.items():
-            for word in words[:1] if first_only else words:
-                terms.setdefault(_norm(word), label)
-    return terms
-
-
-@step
-def strict_label(text: str, ctx: Context) -> str | None:
-    norm = _norm(text)
-    terms = _terms(ctx, first_only=True)
-    if norm in terms:
-        return terms[norm]
-    for term in sorted(terms, key=len, reverse=True):  # "neutral." / "sports news"
-        if norm.startswith(term) and (len(norm) == len(term) or not norm[len(term)].isalnum()):
-            return terms[term]
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def _splitter() -> re.Pattern:
-    joiners = "|".join(re.escape(w) for w in sorted(and_words(), key=len, reverse=True))
-    return re.compile(rf"\s*(?:[/,&+;、，；]|\s(?:{joiners})\s)\s*")
-
-
-def _split(text: str) -> list[str]:
-    return [p for p in (_norm(p) for p in _splitter().split(text)) if p]
-
-
-@step
-def refined_label(text: str, ctx: Context) -> str | None:
-    terms = _terms(ctx, first_only=False)
-    norm = _norm(text)
-    if norm in terms:
-        return terms[norm]
-    found = {terms[p] for p in _split(norm) if p in terms}
-    if not found:
-        # No part is a label on its own: look for label terms inside the answer.
-        for term, label in terms.items():
-            pattern = rf"(?<![\w]){re.escape(term)}(?![\w])" if term.isascii() else re.escape(term)
-            if re.search(pattern, norm):
-                found.add(label)
-    return found.pop() if len(found) == 1 else None  # two or more labels is a hedge
-
-
-@step
-def leading_letter(text: str, ctx: Context) -> str | None:
-    letters = "".join(ctx.labels)
-    match = re.match(rf"^\s*[(\[]?([{letters}])(?:[)\].:,\s]|$)", text)
-    return match.group(1) if match else None
-
-
-@step
-def refined_letter(text: str, ctx: Context) -> str | None:
-    text = unicodedata.normalize("NFKC", text)
-    letters = "".join(ctx.labels)
-    lead = leading_letter(text, ctx)
-    if lead:
-        return lead
-    standalone = set(re.findall(rf"(?<![A-Za-z])([{letters}])(?![A-Za-z])", text))
-    return standalone.pop() if len(standalone) == 1 else None
-
-
-def _numbers(text: str) -> list[str]:
-    digits = "".join(str(unicodedata.decimal(c)) if unicodedata.decimal(c, None) is not None else c for c in unicodedata.normalize("NFKC", text))
-    found = re.findall(r"-?\d[\d,]*(?:\.\d+)?", digits)
-    out = []
-    for number in found:
-        number = number.replace(",", "").rstrip(".")
-        if number.endswith(".0"):
-            number = number[:-2]
-        out.append(number)
-    return out
-
-
-@step
-def first_number(text: str, ctx: Context) -> str | None:
-    numbers = _numbers(text)
-    return numbers[0] if numbers else None
-
-
-@step
-def last_number(text: str, ctx: Context) -> str | None:
-    numbers = _numbers(text)
-    return numbers[-1] if numbers else None
-
-
-# --------------------------------------------------------------------------- chains
 @dataclass(frozen=True)
 class Extractor:
     name: str
-    chains: dict[str, tuple[str, ...]]
+    description: str
+    chains: dict[str, tuple[str, ...]]  # benchmark name -> steps
     version: str
 
     def __call__(self, benchmark: str, output: str) -> str | None:
         bench = benchmarks.get(benchmark)
         ctx = Context(benchmark, tuple(bench.labels))
         value: str | None = output
-        for name in self.chains[bench.task]:
+        for name in self.chains[benchmark]:
             if value is None:
                 return None
             value = STEPS[name](value, ctx)
         return value if value != "" else None
+
+
+def _chain(path, name: str, spec: dict, bench: benchmarks.Benchmark) -> tuple[str, ...]:
+    steps = spec.get(bench.name) or spec.get(bench.task)
+    if not steps:
+        raise LangdecError(f"{path}: extractor {name!r} has no chain for benchmark {bench.name!r} "
+                           f"(give `{bench.name}:` or `{bench.task}:` a list of steps)")
+    for s in steps:
+        if s not in STEPS:
+            raise did_you_mean("extractor step", s, STEPS)
+    return tuple(steps)
 
 
 @functools.lru_cache(maxsize=1)
@@ -165,24 +58,21 @@ def extractors() -> dict[str, Extractor]:
     path = experiments_dir() / "extractors.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     out = {}
-    tables = {b: answer_words(b) for b in benchmarks.benchmark_names()}
+    tables = {"answers": {b: answer_words(b) for b in benchmarks.benchmark_names()}, "and": and_words(),
+              "study": study_steps.terms()}
     for name, spec in data.items():
-        chains = {}
-        for task in benchmarks.TASKS:
-            steps = spec.get(task)
-            if not steps:
-                raise LangdecError(f"{path}: extractor {name!r} has no chain for task {task!r}")
-            for s in steps:
-                if s not in STEPS:
-                    raise did_you_mean("extractor step", s, STEPS)
-            chains[task] = tuple(steps)
-        used = sorted({s for chain in chains.values() for s in chain})
-        material = json.dumps(
-            {"chains": chains, "code": [inspect.getsource(STEPS[s]) for s in used], "tables": tables, "and": and_words(),
-             "helpers": [inspect.getsource(f) for f in (_norm, _split, _splitter, _numbers, _terms)]},
-            sort_keys=True, ensure_ascii=False,
-        )
-        out[name] = Extractor(name, chains, hashlib.sha256(material.encode()).hexdigest()[:10])
+        known = {"description", *benchmarks.TASKS, *benchmarks.benchmark_names()}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise LangdecError(f"{path}: extractor {name!r} has unknown key(s) {', '.join(unknown)}; "
+                               f"valid: {', '.join(sorted(known))}")
+        chains = {b: _chain(path, name, spec, benchmarks.get(b)) for b in benchmarks.benchmark_names()}
+        # A version hashes the chains, the whole source of every module a used step lives in
+        # (so helpers are covered too) and every table a step can read.
+        modules = sorted({STEPS[s].__module__ for chain in chains.values() for s in chain})
+        material = json.dumps({"chains": chains, "code": [inspect.getsource(sys.modules[m]) for m in modules], "tables": tables},
+                              sort_keys=True, ensure_ascii=False)
+        out[name] = Extractor(name, str(spec.get("description", "")), chains, hashlib.sha256(material.encode()).hexdigest()[:10])
     return out
 
 

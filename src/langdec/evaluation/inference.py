@@ -7,9 +7,30 @@ from typing import Sequence
 from tqdm import tqdm
 
 
+TRUNCATION_SIDES = ("right", "left")
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str], *, max_prompt_tokens: int, truncation_side: str = "right") -> list[list[int]]:
+    """Token ids of each prompt (special tokens included) cut to `max_prompt_tokens`.
+
+    `right` keeps the prompt's start and drops its end, as the study's preprocessing did
+    (`tokenizer(..., truncation=True, max_length=1024)` at the tokenizer's default side);
+    `left` keeps the end, where the question and the answer cue are. Both scoring paths
+    encode through here, so a long prompt is cut the same way for generation and for
+    log-likelihood."""
+    if truncation_side not in TRUNCATION_SIDES:
+        raise ValueError(f"truncation_side {truncation_side!r}; valid: {', '.join(TRUNCATION_SIDES)}")
+    saved = tokenizer.truncation_side
+    tokenizer.truncation_side = truncation_side
+    try:
+        return tokenizer(list(prompts), add_special_tokens=True, truncation=True, max_length=max_prompt_tokens)["input_ids"]
+    finally:
+        tokenizer.truncation_side = saved
+
+
 def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int,
              max_prompt_tokens: int, progress: bool = False, samples: int | None = None, temperature: float = 0.0,
-             stop: Sequence[str] | None = None):
+             stop: Sequence[str] | None = None, truncation_side: str = "right"):
     """Greedy continuations, batched by prompt length with left padding (as the study did).
 
     With `samples`, returns that many continuations per prompt (a list each), sampled at
@@ -17,33 +38,26 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     generation early (the caller still cuts the text at the first stop)."""
     import torch
 
-    tokenizer.padding_side = "left"
-    truncation_side = tokenizer.truncation_side
-    tokenizer.truncation_side = "left"  # keep the instruction's end, where the answer cue is
-    lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]]
-    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    encoded = encode_prompts(tokenizer, prompts, max_prompt_tokens=max_prompt_tokens, truncation_side=truncation_side)
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     per_prompt = samples or 1
     sampling = samples is not None and temperature > 0
     outputs: list[list[str]] = [[] for _ in prompts]
     device = next(model.parameters()).device
-    try:
-        for start in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress, leave=False):
-            batch = order[start : start + batch_size]
-            enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True, truncation=True,
-                            max_length=max_prompt_tokens).to(device)
-            options = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if sampling else {"do_sample": False}
-            if stop:
-                options.update(stop_strings=list(stop), tokenizer=tokenizer)
-            with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, num_beams=1, pad_token_id=tokenizer.pad_token_id,
-                                     num_return_sequences=per_prompt if sampling else 1, **options)
-            new = out[:, enc["input_ids"].shape[1] :]
-            texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-            for row, text in enumerate(texts):
-                i = batch[row // (per_prompt if sampling else 1)]
-                outputs[i].append(text)
-    finally:
-        tokenizer.truncation_side = truncation_side
+    for start in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress, leave=False):
+        batch = order[start : start + batch_size]
+        ids, mask, _ = _left_padded([encoded[i] for i in batch], tokenizer.pad_token_id)
+        options = {"do_sample": True, "temperature": temperature, "top_p": 0.95} if sampling else {"do_sample": False}
+        if stop:
+            options.update(stop_strings=list(stop), tokenizer=tokenizer)
+        with torch.no_grad():
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+                                 num_beams=1, pad_token_id=tokenizer.pad_token_id,
+                                 num_return_sequences=per_prompt if sampling else 1, **options)
+        texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+        for row, text in enumerate(texts):
+            i = batch[row // (per_prompt if sampling else 1)]
+            outputs[i].append(text)
     if samples is None:
         return [o[0] for o in outputs]
     # greedy decoding gives one answer; n identical samples would only repeat it
@@ -51,22 +65,24 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
 
 
 def choose_options(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]], *, batch_size: int,
-                   max_prompt_tokens: int, progress: bool = False, reuse_prefix: bool = True) -> list[int]:
+                   max_prompt_tokens: int, progress: bool = False, reuse_prefix: bool = True,
+                   truncation_side: str = "right") -> list[int]:
     """Index of the most likely option per prompt (sum of option-token log-probs)."""
     scores = option_logprobs(model, tokenizer, prompts, options, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens,
-                             progress=progress, reuse_prefix=reuse_prefix)
+                             progress=progress, reuse_prefix=reuse_prefix, truncation_side=truncation_side)
     return [max(range(len(s)), key=s.__getitem__) for s in scores]
 
 
 def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]], *, batch_size: int,
-                    max_prompt_tokens: int, progress: bool = False, reuse_prefix: bool = True) -> list[list[float]]:
+                    max_prompt_tokens: int, progress: bool = False, reuse_prefix: bool = True,
+                    truncation_side: str = "right") -> list[list[float]]:
     """Log-probability of each option after its prompt.
 
     With `reuse_prefix` the prompt runs once (its KV cache is then copied to each of its
     options, which run as a short continuation), instead of once per option: a 4-option item
     costs one prompt pass, not four. Without it, every (prompt, option) runs whole, left-padded,
     with logits only at the answer positions. Both give the same numbers (tested)."""
-    encoded = [tokenizer(p, add_special_tokens=True, truncation=True, max_length=max_prompt_tokens)["input_ids"] for p in prompts]
+    encoded = encode_prompts(tokenizer, prompts, max_prompt_tokens=max_prompt_tokens, truncation_side=truncation_side)
     option_ids = [[tokenizer(" " + o, add_special_tokens=False)["input_ids"] for o in opts] for opts in options]
     if reuse_prefix:
         return _scores_with_prefix_cache(model, tokenizer.pad_token_id, encoded, option_ids, batch_size, progress)

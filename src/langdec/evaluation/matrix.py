@@ -9,7 +9,7 @@ from typing import Iterable
 
 from ..config import Condition
 from . import benchmarks
-from .prompts import instruction_languages
+from .prompts import DEFAULT_SET, instruction_languages
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,9 @@ def ll_key(benchmark: str, data: str, stat: str = "acc") -> str:
     return f"ll.{benchmark}.data:{data}.{stat}"
 
 
-def instruction_languages_for(cond: Condition, trained: str | None, data_languages: list[str]) -> list[str]:
-    available = set(instruction_languages())
+def instruction_languages_for(cond: Condition, trained: str | None, data_languages: list[str],
+                              prompt_set: str = DEFAULT_SET) -> list[str]:
+    available = set(instruction_languages(prompt_set))
     if cond.instruction_languages == "all" or not trained:
         langs = [l for l in data_languages if l in available]
     else:
@@ -42,8 +43,9 @@ def instruction_languages_for(cond: Condition, trained: str | None, data_languag
     return langs
 
 
-def cells(cond: Condition, trained: str | None, data_languages: list[str], bench_names: Iterable[str], templates: list[str]) -> list[Cell]:
-    instr = instruction_languages_for(cond, trained, data_languages)
+def cells(cond: Condition, trained: str | None, data_languages: list[str], bench_names: Iterable[str], templates: list[str],
+          prompt_set: str = DEFAULT_SET) -> list[Cell]:
+    instr = instruction_languages_for(cond, trained, data_languages, prompt_set)
     out = []
     for bench_name in bench_names:
         bench = benchmarks.get(bench_name)

@@ -83,13 +83,14 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     ev = profile.evaluation
     bench_names = benchmarks_override or ev.benchmarks
     source = source or ev.source
-    matrix = cells(cond, job.lang, data_languages, bench_names, ev.templates)
+    matrix = cells(cond, job.lang, data_languages, bench_names, ev.templates, ev.prompts)
     if not matrix and not ev.code_benchmarks:
         raise LangdecError(f"{job.run_name}: the evaluation matrix is empty (benchmarks {bench_names}, data languages {data_languages})")
     extractor_names = sorted(extractors.extractors())
     params = {"condition": job.condition, "lang": job.lang or "", "tier": job.tier, "seed": job.seed, "profile": profile.name,
               "benchmarks": bench_names, "templates": ev.templates, "data_languages": data_languages, "source": source,
               "max_items": ev.max_items, "max_new_tokens": ev.max_new_tokens, "max_prompt_tokens": ev.max_prompt_tokens,
+              "truncation_side": ev.truncation_side, "prompts": ev.prompts,
               "adapter_run": train_run_id or "none", "loglikelihood": ev.loglikelihood}
     if ev.code_benchmarks:
         params.update({"code_benchmarks": ev.code_benchmarks, "code_samples": ev.code_samples, "code_temperature": ev.code_temperature,
@@ -110,13 +111,14 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         records, prompts = [], []
         for cell in matrix:
             for item in items[(cell.benchmark, cell.data)]:
-                prompt = render(cell.template, cell.benchmark, cell.instr, item)
+                prompt = render(cell.template, cell.benchmark, cell.instr, item, ev.prompts)
                 prompts.append(prompt)
-                records.append({"cell": cell.name, **asdict(cell), "item_id": item.id, "prompt_hash": prompt_hash(prompt), "gold": item.label})
+                records.append({"cell": cell.name, **asdict(cell), "tier": job.tier, "item_id": item.id,
+                                "prompt_hash": prompt_hash(prompt), "gold": item.label})
         outputs = generate(model, tokenizer, prompts, max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
-                           max_prompt_tokens=ev.max_prompt_tokens, progress=progress) if prompts else []
+                           max_prompt_tokens=ev.max_prompt_tokens, progress=progress, truncation_side=ev.truncation_side) if prompts else []
         for rec, out in zip(records, outputs):
-            rec["output"] = out
+            rec["output"] = out.strip()  # the study stored the decoded answer stripped
         gen_seconds = time.perf_counter() - start
         metrics, rows = _score_generations(records, extractor_names)
         if ev.loglikelihood:
@@ -182,9 +184,9 @@ def _loglikelihood(model, tokenizer, items: dict, ev) -> tuple[dict[str, float],
         closed = [it for it in its if it.options]
         if not closed:
             continue
-        prompts = [render("template1", bench_name, "en", it) for it in closed]
+        prompts = [render("template1", bench_name, "en", it, ev.prompts) for it in closed]
         chosen = choose_options(model, tokenizer, prompts, [it.options for it in closed], batch_size=ev.batch_size,
-                                max_prompt_tokens=ev.max_prompt_tokens)
+                                max_prompt_tokens=ev.max_prompt_tokens, truncation_side=ev.truncation_side)
         preds = [it.options[c] for it, c in zip(closed, chosen)]
         s = score(preds, [it.label for it in closed])
         metrics[ll_key(bench_name, data)] = s.acc

@@ -1,0 +1,134 @@
+"""Extraction steps, registered by name: the pieces extractor chains are built from.
+
+A step takes the previous value (text) and returns new text, or the final label
+(None = no answer). This module holds langdec's own steps; the study's two
+extractors are steps in `study_steps`. Chains are declared in experiments/extractors.yaml.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable
+
+from .prompts import and_words, answer_words
+
+Step = Callable[[str, "Context"], "str | None"]
+STEPS: dict[str, Step] = {}
+
+
+@dataclass(frozen=True)
+class Context:
+    benchmark: str
+    labels: tuple[str, ...]
+
+
+def step(fn: Step) -> Step:
+    STEPS[fn.__name__] = fn
+    return fn
+
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower().strip()
+    return re.sub(r"^[\s\"'`*_(\[]+|[\s\"'`*_)\].。:：!！?？،۔]+$", "", text)
+
+
+@step
+def first_line(text: str, ctx: Context) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+@functools.lru_cache(maxsize=None)  # the report calls extractors once per stored answer
+def _terms(ctx: Context, *, first_only: bool) -> dict[str, str]:
+    """English label words plus native answer words (all of them, or the first per label as strict had)."""
+    terms = {label.lower(): label for label in ctx.labels}
+    for table in answer_words(ctx.benchmark).values():
+        for label, words in table.items():
+            for word in words[:1] if first_only else words:
+                terms.setdefault(_norm(word), label)
+    return terms
+
+
+@step
+def strict_label(text: str, ctx: Context) -> str | None:
+    norm = _norm(text)
+    terms = _terms(ctx, first_only=True)
+    if norm in terms:
+        return terms[norm]
+    for term in sorted(terms, key=len, reverse=True):  # "neutral." / "sports news"
+        if norm.startswith(term) and (len(norm) == len(term) or not norm[len(term)].isalnum()):
+            return terms[term]
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _splitter() -> re.Pattern:
+    joiners = "|".join(re.escape(w) for w in sorted(and_words(), key=len, reverse=True))
+    return re.compile(rf"\s*(?:[/,&+;、，；]|\s(?:{joiners})\s)\s*")
+
+
+def _split(text: str) -> list[str]:
+    return [p for p in (_norm(p) for p in _splitter().split(text)) if p]
+
+
+@step
+def refined_label(text: str, ctx: Context) -> str | None:
+    terms = _terms(ctx, first_only=False)
+    norm = _norm(text)
+    if norm in terms:
+        return terms[norm]
+    found = {terms[p] for p in _split(norm) if p in terms}
+    if not found:
+        # No part is a label on its own: look for label terms inside the answer.
+        for term, label in terms.items():
+            pattern = rf"(?<![\w]){re.escape(term)}(?![\w])" if term.isascii() else re.escape(term)
+            if re.search(pattern, norm):
+                found.add(label)
+    return found.pop() if len(found) == 1 else None  # two or more labels is a hedge
+
+
+@step
+def leading_letter(text: str, ctx: Context) -> str | None:
+    letters = "".join(ctx.labels)
+    match = re.match(rf"^\s*[(\[]?([{letters}])(?:[)\].:,\s]|$)", text)
+    return match.group(1) if match else None
+
+
+@step
+def refined_letter(text: str, ctx: Context) -> str | None:
+    text = unicodedata.normalize("NFKC", text)
+    letters = "".join(ctx.labels)
+    lead = leading_letter(text, ctx)
+    if lead:
+        return lead
+    standalone = set(re.findall(rf"(?<![A-Za-z])([{letters}])(?![A-Za-z])", text))
+    return standalone.pop() if len(standalone) == 1 else None
+
+
+def _numbers(text: str) -> list[str]:
+    digits = "".join(str(unicodedata.decimal(c)) if unicodedata.decimal(c, None) is not None else c for c in unicodedata.normalize("NFKC", text))
+    found = re.findall(r"-?\d[\d,]*(?:\.\d+)?", digits)
+    out = []
+    for number in found:
+        number = number.replace(",", "").rstrip(".")
+        if number.endswith(".0"):
+            number = number[:-2]
+        out.append(number)
+    return out
+
+
+@step
+def first_number(text: str, ctx: Context) -> str | None:
+    numbers = _numbers(text)
+    return numbers[0] if numbers else None
+
+
+@step
+def last_number(text: str, ctx: Context) -> str | None:
+    numbers = _numbers(text)
+    return numbers[-1] if numbers else None

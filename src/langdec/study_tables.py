@@ -1,0 +1,280 @@
+"""The study's report units, computed from langdec's per-item records.
+
+The study's cell is (condition, seed, template, benchmark, data language, instruction
+language); a cell's value is its accuracy. From those cells, as the study's scripts did
+(build_vs_baseline.py, build_significance.py, build_phase3_tables.py):
+
+* paper table: per (condition, benchmark, instruction language), the mean over seed,
+  template and data language of the cell accuracies; its delta is the mean over the same
+  cells of (condition cell - baseline cell with the same template, benchmark, data and
+  instruction language);
+* conclusion flips: a condition cell whose delta vs the baseline is above +threshold under
+  one extractor and below -threshold under the other (the study: 0.01, "strict" being its
+  inference-time extractor and "refined" its reparse);
+* significance per (condition, benchmark, data, instruction): a one-sample t test of the
+  per-seed accuracies (templates averaged within a seed) against the baseline mean, Welch's
+  t test of the (seed, template) observations against the baseline's, and a pooled
+  two-proportion z test over every scored item, with a Bonferroni threshold over all
+  comparisons. Unlike the study's script, n is the cell's true item count (its XNLI n of
+  2,505 was half the 5,010 test items).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import statistics
+import warnings
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+EXTRACTORS = ("strict", "refined")  # the study's two
+FLIP_THRESHOLD = 0.01
+ALPHA = 0.05
+
+
+class ItemRecord(Protocol):
+    group: str
+    seed: str
+    kind: str
+    benchmark: str
+    data: str
+    template: str
+    instr: str
+    correct: bool
+
+
+CellKey = tuple[str, str, str, str, str, str]  # group, seed, template, benchmark, data, instr
+
+
+@dataclass
+class PaperRow:
+    extractor: str
+    group: str
+    benchmark: str
+    instr: str
+    value: float
+    delta: float | None
+    n_seeds: int
+    n_cells: int
+
+
+@dataclass
+class Flip:
+    group: str
+    seed: str
+    template: str
+    benchmark: str
+    data: str
+    instr: str
+    delta_strict: float
+    delta_refined: float
+
+
+@dataclass
+class Significance:
+    group: str
+    benchmark: str
+    data: str
+    instr: str
+    n_seeds: int
+    n_items_cond: int
+    n_items_base: int
+    baseline_acc: float
+    cond_acc: float
+    delta: float
+    one_sample_p: float
+    welch_p: float
+    prop_z: float
+    prop_z_p: float
+    bonferroni: bool = False
+
+
+@dataclass
+class StudyTables:
+    extractor: str  # the one the significance tests use (the study: refined)
+    threshold: float
+    paper: list[PaperRow] = field(default_factory=list)
+    flips: list[Flip] = field(default_factory=list)
+    cells_compared: int = 0
+    significance: list[Significance] = field(default_factory=list)
+    bonferroni_p: float = float("nan")
+
+
+def cell_counts(records: Iterable[ItemRecord], extractor: str) -> dict[CellKey, tuple[int, int]]:
+    """(correct, n) per study cell under one extractor."""
+    counts: dict[CellKey, list[int]] = collections.defaultdict(lambda: [0, 0])
+    kind = f"gen.{extractor}"
+    for r in records:
+        if r.kind == kind:
+            c = counts[(r.group, r.seed, r.template, r.benchmark, r.data, r.instr)]
+            c[0] += int(r.correct)
+            c[1] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def _baseline_cells(counts: dict[CellKey, tuple[int, int]]) -> dict[tuple[str, str, str, str], float]:
+    """Baseline accuracy per (template, benchmark, data, instr), averaged over its seeds if it has several."""
+    acc: dict[tuple[str, str, str, str], list[float]] = collections.defaultdict(list)
+    for (group, _seed, t, b, d, i), (c, n) in counts.items():
+        if group == "baseline":
+            acc[(t, b, d, i)].append(c / n)
+    return {k: statistics.fmean(v) for k, v in acc.items()}
+
+
+def paper_rows(records: list[ItemRecord], extractor: str) -> list[PaperRow]:
+    counts = cell_counts(records, extractor)
+    base = _baseline_cells(counts)
+    grouped: dict[tuple[str, str, str], list[tuple[CellKey, float]]] = collections.defaultdict(list)
+    for key, (c, n) in counts.items():
+        group, _seed, _t, bench, _d, instr = key
+        grouped[(group, bench, instr)].append((key, c / n))
+    rows = []
+    for (group, bench, instr), cells in sorted(grouped.items()):
+        deltas = [acc - base[(k[2], k[3], k[4], k[5])] for k, acc in cells if (k[2], k[3], k[4], k[5]) in base]
+        rows.append(PaperRow(extractor, group, bench, instr, statistics.fmean(a for _, a in cells),
+                             None if group == "baseline" or not deltas else statistics.fmean(deltas),
+                             len({k[1] for k, _ in cells}), len(cells)))
+    return rows
+
+
+def conclusion_flips(records: list[ItemRecord], threshold: float = FLIP_THRESHOLD) -> tuple[list[Flip], int]:
+    """Cells whose delta vs the baseline changes sign between strict and refined, beyond +-threshold on both."""
+    strict, refined = cell_counts(records, "strict"), cell_counts(records, "refined")
+    base_s, base_r = _baseline_cells(strict), _baseline_cells(refined)
+    flips, compared = [], 0
+    for key in sorted(set(strict) & set(refined)):
+        at = key[2:]
+        if key[0] == "baseline" or at not in base_s or at not in base_r:
+            continue
+        compared += 1
+        ds = strict[key][0] / strict[key][1] - base_s[at]
+        dr = refined[key][0] / refined[key][1] - base_r[at]
+        if (ds > threshold and dr < -threshold) or (ds < -threshold and dr > threshold):
+            flips.append(Flip(*key, delta_strict=ds, delta_refined=dr))
+    return flips, compared
+
+
+def _significance_row(group: str, bench: str, data: str, instr: str, cond: dict[tuple[str, str], tuple[int, int]],
+                      base: dict[tuple[str, str], tuple[int, int]]) -> Significance:
+    import numpy as np
+    from scipy import stats
+
+    cond_obs = np.array([c / n for c, n in cond.values()])
+    base_obs = np.array([c / n for c, n in base.values()])
+    by_seed: dict[str, list[float]] = collections.defaultdict(list)
+    for (seed, _t), (c, n) in cond.items():
+        by_seed[seed].append(c / n)
+    per_seed = np.array([statistics.fmean(v) for v in by_seed.values()])
+    base_mean = float(base_obs.mean())
+    nan = float("nan")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # zero-variance samples give nan, which is the honest answer
+        one = float(stats.ttest_1samp(per_seed, popmean=base_mean).pvalue) if len(per_seed) >= 2 else nan
+        welch = float(stats.ttest_ind(cond_obs, base_obs, equal_var=False).pvalue) if len(cond_obs) >= 2 and len(base_obs) >= 2 else nan
+    n_cond, n_base = sum(n for _, n in cond.values()), sum(n for _, n in base.values())
+    k_cond, k_base = sum(c for c, _ in cond.values()), sum(c for c, _ in base.values())
+    pooled = (k_cond + k_base) / (n_cond + n_base)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n_cond + 1 / n_base))
+    diff = k_cond / n_cond - k_base / n_base
+    z = diff / se if se > 0 else nan
+    p_z = float(2 * stats.norm.sf(abs(z))) if se > 0 else nan
+    return Significance(group, bench, data, instr, len(per_seed), n_cond, n_base, k_base / n_base, k_cond / n_cond,
+                        float(cond_obs.mean()) - base_mean, one, welch, z, p_z)
+
+
+def significance(records: list[ItemRecord], extractor: str = "refined") -> tuple[list[Significance], float]:
+    counts = cell_counts(records, extractor)
+    base: dict[tuple[str, str, str], dict[tuple[str, str], tuple[int, int]]] = collections.defaultdict(dict)
+    cond: dict[tuple[str, str, str, str], dict[tuple[str, str], tuple[int, int]]] = collections.defaultdict(dict)
+    for (group, seed, t, b, d, i), value in counts.items():
+        if group == "baseline":
+            base[(b, d, i)][(seed, t)] = value
+        else:
+            cond[(group, b, d, i)][(seed, t)] = value
+    rows = [_significance_row(g, b, d, i, obs, base[(b, d, i)]) for (g, b, d, i), obs in sorted(cond.items()) if (b, d, i) in base]
+    threshold = ALPHA / len(rows) if rows else float("nan")
+    for row in rows:
+        row.bonferroni = row.prop_z_p == row.prop_z_p and row.prop_z_p < threshold
+    return rows, threshold
+
+
+def build(records: list[ItemRecord], *, threshold: float = FLIP_THRESHOLD, extractor: str = "refined") -> StudyTables:
+    out = StudyTables(extractor, threshold)
+    for name in EXTRACTORS:
+        out.paper += paper_rows(records, name)
+    out.flips, out.cells_compared = conclusion_flips(records, threshold)
+    out.significance, out.bonferroni_p = significance(records, extractor)
+    return out
+
+
+# --------------------------------------------------------------------------- presentation
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None or x != x:
+        return ""
+    return f"{x * 100:+.1f}" if signed else f"{x * 100:.1f}"
+
+
+def paper_table(tables: StudyTables, extractor: str) -> str:
+    """Markdown: rows are conditions, columns benchmark/instruction language; value (delta) in percent."""
+    rows = [r for r in tables.paper if r.extractor == extractor]
+    if not rows:
+        return ""
+    columns = sorted({(r.benchmark, r.instr) for r in rows})
+    groups = sorted({r.group for r in rows}, key=lambda g: (g != "baseline", g))
+    at = {(r.group, r.benchmark, r.instr): r for r in rows}
+    lines = ["| condition | seeds | " + " | ".join(f"{b} instr={i}" for b, i in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for g in groups:
+        seeds = max((r.n_seeds for r in rows if r.group == g), default=0)
+        values = []
+        for b, i in columns:
+            r = at.get((g, b, i))
+            values.append("" if r is None else _pct(r.value) + (f" ({_pct(r.delta, True)})" if r.delta is not None else ""))
+        lines.append(f"| {g} | {'-' if g == 'baseline' else seeds} | " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def markdown(tables: StudyTables) -> list[str]:
+    out = ["## The study's units", "",
+           "As the study's paper tables: accuracy in percent per (condition, benchmark, instruction language), the mean",
+           "over seed, template and data language; in brackets the mean per-cell delta vs the baseline.", ""]
+    for name in EXTRACTORS:
+        table = paper_table(tables, name)
+        if table:
+            out += [f"### {name} extractor", "", table, ""]
+    out += [f"### Conclusion flips (|delta| > {tables.threshold:g} under both extractors, opposite signs)", "",
+            f"{len(tables.flips)} of {tables.cells_compared} condition cells (condition, seed, template, benchmark, data, "
+            f"instruction) flip between strict and refined.", ""]
+    if tables.flips:
+        out += ["| condition | seed | template | benchmark | data | instr | delta strict | delta refined |", "|---|---|---|---|---|---|---|---|"]
+        out += [f"| {f.group} | {f.seed} | {f.template} | {f.benchmark} | {f.data} | {f.instr} | {f.delta_strict:+.4f} | "
+                f"{f.delta_refined:+.4f} |" for f in tables.flips]
+        out.append("")
+    if tables.significance:
+        out += [f"### Significance ({tables.extractor} extractor; Bonferroni threshold p < {tables.bonferroni_p:.2e} over "
+                f"{len(tables.significance)} comparisons)", "",
+                "| condition | benchmark | data | instr | seeds | n cond | n base | baseline | condition | delta pp | "
+                "one-sample p | Welch p | z | z p | Bonferroni |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s in tables.significance:
+            out.append(f"| {s.group} | {s.benchmark} | {s.data} | {s.instr} | {s.n_seeds} | {s.n_items_cond} | {s.n_items_base} | "
+                       f"{s.baseline_acc:.4f} | {s.cond_acc:.4f} | {s.delta * 100:+.2f} | {_p(s.one_sample_p)} | {_p(s.welch_p)} | "
+                       f"{'' if s.prop_z != s.prop_z else f'{s.prop_z:.3f}'} | {_p(s.prop_z_p)} | {'***' if s.bonferroni else ''} |")
+        out.append("")
+    return out
+
+
+def _p(p: float) -> str:
+    return "" if p != p else f"{p:.5f}"
+
+
+def as_json(tables: StudyTables) -> dict:
+    from dataclasses import asdict
+
+    def clean(value):
+        return None if isinstance(value, float) and value != value else value
+
+    return {"extractor": tables.extractor, "flip_threshold": tables.threshold, "cells_compared": tables.cells_compared,
+            "bonferroni_p": clean(tables.bonferroni_p),
+            "paper": [asdict(r) for r in tables.paper], "flips": [asdict(f) for f in tables.flips],
+            "significance": [{k: clean(v) for k, v in asdict(s).items()} for s in tables.significance]}

@@ -66,7 +66,8 @@ def test_report_carries_the_study_units_and_refuses_to_pool_tiers():
     built = report.build(RECORDS, rounds=200)
     assert built.study is not None and len(built.study.flips) == 2
     text = report.markdown(built, [])
-    assert "## The study's units" in text and "2 of 4 condition cells" in text and "| cond2-zh | 2 |" in text
+    assert "## The study's units" in text and "2 of 4 condition cells" in text and "| cond2-zh | 2 | 65.0 (+5.0) |" in text
+    assert "cond2-zh   2      67.5 (+7.5)" in report.print_tables(built)
     twenty = _records("cond2-zh", {("42", "template1"): (9, 9)}, tier="20k")
     with pytest.raises(LangdecError, match=r"pool tiers \(cond2-zh: 20k, 5k\).*--by-tier"):
         report.build(RECORDS + twenty, rounds=50)

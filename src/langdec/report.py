@@ -265,11 +265,7 @@ def print_tables(report: Report) -> str:
     present = {c.kind for c in report.cells}
     parts = [print_table(report, k) for k in kinds if k in present]
     if report.study and report.study.paper:
-        study = report.study
-        parts.append("the study's paper table (refined extractor): accuracy % per condition x benchmark/instruction language, "
-                     "mean over seed, template and data language; (delta vs baseline)\n" + study_tables.paper_table(study, "refined")
-                     + f"\nconclusion flips (study rule, |delta| > {study.threshold:g} under strict and refined): "
-                     f"{len(study.flips)} of {study.cells_compared} cells")
+        parts.append(study_tables.terminal(report.study))
     return "\n\n".join(parts) or "(no evaluation runs yet)"
 
 

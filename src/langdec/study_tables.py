@@ -215,24 +215,41 @@ def _pct(x: float | None, signed: bool = False) -> str:
     return f"{x * 100:+.1f}" if signed else f"{x * 100:.1f}"
 
 
-def paper_table(tables: StudyTables, extractor: str) -> str:
-    """Markdown: rows are conditions, columns benchmark/instruction language; value (delta) in percent."""
-    rows = [r for r in tables.paper if r.extractor == extractor]
-    if not rows:
-        return ""
-    columns = sorted({(r.benchmark, r.instr) for r in rows})
+def paper_grid(tables: StudyTables, extractor: str, benchmark: str) -> list[list[str]]:
+    """Header row plus one row per condition: seeds, then value (delta) in percent per instruction language."""
+    rows = [r for r in tables.paper if r.extractor == extractor and r.benchmark == benchmark]
+    instrs = sorted({r.instr for r in rows})
     groups = sorted({r.group for r in rows}, key=lambda g: (g != "baseline", g))
-    at = {(r.group, r.benchmark, r.instr): r for r in rows}
-    lines = ["| condition | seeds | " + " | ".join(f"{b} instr={i}" for b, i in columns) + " |",
-             "|---|---|" + "---|" * len(columns)]
+    at = {(r.group, r.instr): r for r in rows}
+    grid = [["condition", "seeds", *(f"instr={i}" for i in instrs)]]
     for g in groups:
-        seeds = max((r.n_seeds for r in rows if r.group == g), default=0)
+        seeds = max(r.n_seeds for r in rows if r.group == g)
         values = []
-        for b, i in columns:
-            r = at.get((g, b, i))
+        for i in instrs:
+            r = at.get((g, i))
             values.append("" if r is None else _pct(r.value) + (f" ({_pct(r.delta, True)})" if r.delta is not None else ""))
-        lines.append(f"| {g} | {'-' if g == 'baseline' else seeds} | " + " | ".join(values) + " |")
-    return "\n".join(lines)
+        grid.append([g, "-" if g == "baseline" else str(seeds), *values])
+    return grid
+
+
+def _benchmarks(tables: StudyTables, extractor: str) -> list[str]:
+    return sorted({r.benchmark for r in tables.paper if r.extractor == extractor})
+
+
+def aligned(grid: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in grid) for i in range(len(grid[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in grid]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def terminal(tables: StudyTables, extractor: str = "refined") -> str:
+    parts = [f"the study's paper tables ({extractor} extractor): accuracy % per condition and instruction language, mean over "
+             "seed, template and data language; (mean per-cell delta vs baseline)"]
+    for bench in _benchmarks(tables, extractor):
+        parts.append(f"{bench}\n" + aligned(paper_grid(tables, extractor, bench)))
+    parts.append(f"conclusion flips (the study's rule: |delta| > {tables.threshold:g} under strict and refined, opposite signs): "
+                 f"{len(tables.flips)} of {tables.cells_compared} condition cells")
+    return "\n\n".join(parts)
 
 
 def markdown(tables: StudyTables) -> list[str]:
@@ -240,9 +257,11 @@ def markdown(tables: StudyTables) -> list[str]:
            "As the study's paper tables: accuracy in percent per (condition, benchmark, instruction language), the mean",
            "over seed, template and data language; in brackets the mean per-cell delta vs the baseline.", ""]
     for name in EXTRACTORS:
-        table = paper_table(tables, name)
-        if table:
-            out += [f"### {name} extractor", "", table, ""]
+        for bench in _benchmarks(tables, name):
+            grid = paper_grid(tables, name, bench)
+            out += [f"### {bench}, {name} extractor", "", "| " + " | ".join(grid[0]) + " |", "|" + "---|" * len(grid[0])]
+            out += ["| " + " | ".join(row) + " |" for row in grid[1:]]
+            out.append("")
     out += [f"### Conclusion flips (|delta| > {tables.threshold:g} under both extractors, opposite signs)", "",
             f"{len(tables.flips)} of {tables.cells_compared} condition cells (condition, seed, template, benchmark, data, "
             f"instruction) flip between strict and refined.", ""]

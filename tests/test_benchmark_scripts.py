@@ -39,3 +39,9 @@ def test_eval_throughput_prints_generative_and_loglikelihood_rows(tmp_path):
     out = _run("eval_throughput.py", "--shape", "smoke", "--items", "16", "--batch", "8", tmp_path=tmp_path)
     assert "| generative (10 new tokens) | 8 |" in out
     assert "| log-likelihood, prompt once" in out and "| log-likelihood, every option" in out
+
+
+def test_extract_scaling_prints_a_row_per_extractor_and_length(tmp_path):
+    out = _run("extract_scaling.py", "--lengths", "1000", "4000", tmp_path=tmp_path)
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert {(r[0], r[1]) for r in rows} == {(n, l) for n in ("strict", "refined", "langdec") for l in ("1000", "4000")}

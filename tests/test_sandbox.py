@@ -169,3 +169,44 @@ def test_java_candidates_compile_and_run_with_assertions_enabled():
     assert [r["status"] for r in records] == ["passed", "failed", "failed"]
     assert "AssertionError" in records[1]["stderr"] and "error" in records[2]["stderr"]  # a failed assert; a compile error
     assert metrics["code.mbpp_java.pass_at_1"] == pytest.approx(1 / 3)
+
+
+def test_no_secret_of_the_caller_reaches_the_candidate(sandbox, monkeypatch):
+    canary = "sk-langdec-canary-4f1e9b"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    monkeypatch.setenv("CO_API_KEY", canary)
+    result = _run(sandbox, "import os\n"
+                           "print(dict(os.environ))\n"
+                           "for pid in os.listdir('/proc'):\n"
+                           "    if pid.isdigit():\n"
+                           "        try: print(pid, open(f'/proc/{pid}/environ', 'rb').read())\n"
+                           "        except OSError as e: print(pid, e)\n")
+    assert result.passed, result.stderr
+    assert "/proc/1" not in result.stdout and "1 b'" in result.stdout  # PID 1 (bubblewrap) was read...
+    assert canary not in result.stdout + result.stderr  # ...and holds no key
+
+
+def test_every_writable_filesystem_is_capped(tmp_path):
+    cap_mb = 4
+    fill = ("import os, sys\n"
+            "total = {}\n"
+            "for where in ('/dev/shm', '/tmp', '.'):\n"
+            "    total[where] = 0\n"
+            "    for n in range(64):\n"
+            "        try:\n"
+            "            with open(os.path.join(where, f'f{n}'), 'wb') as f: f.write(b'x' * 1024 * 1024)\n"
+            "            total[where] += 1024 * 1024\n"
+            "        except OSError:\n"
+            "            break\n"
+            "try:\n"
+            "    open('/dev/extra', 'wb').write(b'x')\n"
+            "    total['/dev'] = 1\n"
+            "except OSError:\n"
+            "    total['/dev'] = 0\n"
+            "print(total)\n")
+    with Sandbox(Limits(wall_seconds=10, disk_mb=cap_mb), slots=1) as box:
+        result = box.run(Program({"main.py": fill}, [python_command("main.py")]))
+    assert result.passed, result.stderr
+    written = eval(result.stdout)  # a dict literal the candidate printed
+    assert all(0 < written[w] <= cap_mb * 1024 * 1024 for w in ("/dev/shm", "/tmp", "."))
+    assert written["/dev"] == 0

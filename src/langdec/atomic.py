@@ -1,4 +1,10 @@
-"""Outputs appear whole or not at all: write beside the target, then rename."""
+"""Outputs appear whole or not at all, only inside their destination, never over a user's files.
+
+Everything is written beside the target, then renamed into place. A user-named
+destination that already holds something is refused unless the caller passes
+`replace=True` (the CLI's `--force`); a relative path taken from input data (a row's
+`file_path`) must stay inside the destination and name one file only once.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,59 @@ import contextlib
 import os
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator
+
+from .errors import LangdecError
+
+
+def check_destination(target: Path | str, *, replace: bool) -> None:
+    """Refuse a destination that cannot be written, or that holds the user's things.
+
+    A folder with anything in it, or an existing file, is the user's: refused unless `replace`.
+    The folder it will be created in must be writable (checked before the work, not after it)."""
+    target = Path(target)
+    parent = target.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise LangdecError(f"{target}: cannot be created, {parent} is a file; choose another output path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LangdecError(f"{target}: cannot write in {parent} (permission denied); choose a writable output path")
+    if replace or not (target.exists() or target.is_symlink()):
+        return
+    if target.is_dir() and not target.is_symlink():
+        if not any(target.iterdir()):
+            return
+        raise LangdecError(f"{target}: the folder exists and is not empty; name a new folder, or pass --force to replace it")
+    raise LangdecError(f"{target}: the file exists; name a new file, or pass --force to replace it")
+
+
+def relative_inside(relative: str, *, where: str) -> PurePosixPath:
+    """A path from input data as a relative path that cannot leave its destination."""
+    path = PurePosixPath(str(relative).replace("\\", "/"))
+    if not str(relative).strip() or path.is_absolute() or ".." in path.parts:
+        raise LangdecError(f"{where}: file_path {relative!r} must be a relative path inside the output folder (no leading /, "
+                           "no '..'); fix the row or write rows (.parquet/.jsonl) instead of a folder")
+    return path
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path | str) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto the target on success."""
+def atomic_path(target: Path | str, *, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto the target on success.
+
+    `replace=False` (a user-named output) refuses an existing target, before and after the work."""
     target = Path(target)
+    check_destination(target, replace=replace)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        check_destination(target, replace=replace)  # something may have appeared there meanwhile
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; collaborators read outputs with the usual mode
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -27,13 +72,19 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: Path | str) -> Iterator[Path]:
-    """Yield a temporary folder beside `target`; it replaces `target` only if the block succeeds."""
+def atomic_dir(target: Path | str, *, replace: bool) -> Iterator[Path]:
+    """Yield a temporary folder beside `target`; it takes `target`'s place only if the block succeeds.
+
+    `replace=False` (a user-named output) refuses a non-empty target, before and after the work; langdec's
+    own caches pass True."""
     target = Path(target)
+    check_destination(target, replace=replace)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; an output folder gets the user's usual mode
     try:
         yield tmp
+        check_destination(target, replace=replace)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -51,14 +102,26 @@ def write_text(target: Path | str, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_files_or_rows(dest: Path, files: list[tuple[str, str]], rows: list[dict], columns: list[str]) -> None:
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, for every thread, for a moment)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def write_files_or_rows(dest: Path, files: list[tuple[str, str]], rows: list[dict], columns: list[str], *,
+                        replace: bool = False) -> None:
     """The output forms every corpus command shares: .parquet/.jsonl rows, one .py file, or a mirrored tree.
 
     Text is written as bytes: newline translation would break an exact round trip."""
     import json
 
     if dest.suffix in (".parquet", ".jsonl"):
-        with atomic_path(dest) as tmp:
+        with atomic_path(dest, replace=replace) as tmp:
             if dest.suffix == ".parquet":
                 import pandas as pd
 
@@ -67,11 +130,21 @@ def write_files_or_rows(dest: Path, files: list[tuple[str, str]], rows: list[dic
                 tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     elif dest.suffix == ".py" and len(files) <= 1:
         if files:
-            with atomic_path(dest) as tmp:
+            with atomic_path(dest, replace=replace) as tmp:
                 tmp.write_bytes(files[0][1].encode("utf-8"))
     else:
-        with atomic_dir(dest) as tmp:
-            for relative, text in files:
-                target = tmp / relative
+        seen: dict[str, int] = {}
+        paths = []
+        for number, (relative, _) in enumerate(files, start=1):
+            path = relative_inside(relative, where=f"row {number}")
+            key = path.as_posix().casefold()  # two names that differ only in case are one file on many systems
+            if key in seen:
+                raise LangdecError(f"rows {seen[key]} and {number}: both have file_path {relative!r}, so one would overwrite the "
+                                   "other; make the paths unique or write rows (.parquet/.jsonl) instead of a folder")
+            seen[key] = number
+            paths.append(path)
+        with atomic_dir(dest, replace=replace) as tmp:
+            for path, (_, text) in zip(paths, files):
+                target = tmp.joinpath(*path.parts)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(text.encode("utf-8"))

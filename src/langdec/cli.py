@@ -64,6 +64,10 @@ def cmd_transpile(args) -> int:
 
     if not args.lang:
         raise LangdecError("--lang is required (one of " + ", ".join(packs.available()) + ")")
+    if args.out:
+        from .atomic import check_destination
+
+        check_destination(args.out, replace=args.force)  # before the work, not after it
     direction = "reverse" if args.reverse else "forward"
     rows = iter_rows(args.src, code_column=args.code_column)
     outcomes = batch.run(rows, args.lang, direction=direction, workers=args.workers, progress=not args.quiet)
@@ -74,7 +78,7 @@ def cmd_transpile(args) -> int:
 
         tokenizer = load_tokenizer(config.load_profile(args.profile, args.overrides))
         count_tokens = lambda codes: [len(ids) for ids in tokenizer(codes, add_special_tokens=False)["input_ids"]]  # noqa: E731
-    summary = write_outputs(outcomes, args.src, args.out, args.lang, direction, count_tokens)
+    summary = write_outputs(outcomes, args.src, args.out, args.lang, direction, count_tokens, replace=args.force)
     print(json.dumps(summary.as_dict() if args.json else _short(summary.as_dict()), indent=2, ensure_ascii=False))
     return 0 if summary.exact or not summary.files else 1
 
@@ -109,6 +113,10 @@ def cmd_translate(args) -> int:
     cfg = profile.translation
     rows = list(iter_rows(args.src, code_column=args.code_column, limit=args.limit))
     out = Path(args.out) if args.out else None
+    if out is not None:
+        from .atomic import check_destination
+
+        check_destination(out, replace=args.force)
     experiment = _experiment(profile, args.phase)
     import mlflow
 
@@ -119,7 +127,7 @@ def cmd_translate(args) -> int:
         with tracking.stage_run(experiment, "translate", f"translate-{t.lang}", params=params, tags={"lang": t.lang}, reuse=False) as run:
             outcomes = t.run(rows, concurrency=cfg.concurrency, progress=not args.quiet, total=len(rows))
             if out is not None:
-                kept, failed = stage.write_outputs(outcomes, out, t.lang, cfg.model)
+                kept, failed = stage.write_outputs(outcomes, out, t.lang, cfg.model, replace=args.force)
             else:
                 kept, failed = [], []
                 for o in outcomes:
@@ -361,7 +369,7 @@ def cmd_export(args) -> int:
 
     tracking.configure()
     profile = config.load_profile(args.profile)
-    manifest = registry.export(profile.registered_model, args.alias or None, Path(args.dest))
+    manifest = registry.export(profile.registered_model, args.alias or None, Path(args.dest), replace=args.force)
     for path in sorted(manifest):
         print(f"{args.dest}/{path}")
     print(f"load one with: PeftModel.from_pretrained(base, {args.dest!r}, subfolder={sorted(manifest)[0].rstrip('/')!r})")
@@ -458,6 +466,7 @@ def parser() -> argparse.ArgumentParser:
     s = command("transpile", help="translate Python's reserved vocabulary (a file/folder/table), or build a condition's data")
     s.add_argument("src", nargs="?", help="a .py file, a folder, a .parquet/.jsonl with a code column, or hf:ID[:config]; omit to build the stage data")
     s.add_argument("--out", help="output: a folder (mirrors the input tree), or .parquet / .jsonl rows")
+    s.add_argument("--force", action="store_true", help="replace --out even if it exists and is not empty")
     s.add_argument("--reverse", action="store_true", help="translate back to English")
     s.add_argument("--workers", type=int, default=None)
     s.add_argument("--code-column", default=None)
@@ -469,6 +478,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("src", help="a .py file, a folder, a .parquet/.jsonl with a code column, or hf:ID[:config]")
     s.add_argument("--lang", required=True, help="target language (zh, es, ur, ...)")
     s.add_argument("--out", help="output: a folder (mirrors the input tree), a .py file, or .parquet / .jsonl rows")
+    s.add_argument("--force", action="store_true", help="replace --out even if it exists and is not empty")
     s.add_argument("--backend", default=None, help="cohere | openai | hf (default: the profile's translation.backend)")
     s.add_argument("--model", default=None, help="model name (e.g. c4ai-aya-expanse-32b), or a local path for hf")
     s.add_argument("--base-url", default=None, help="an OpenAI-compatible server (vLLM ...), or 'local' for the bundled stand-in")
@@ -568,6 +578,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = command("export", help="write the promoted adapters in the published folder layout")
     s.add_argument("dest")
+    s.add_argument("--force", action="store_true", help="replace DEST even if it is not empty")
     s.add_argument("--alias", default="paper")
     s.add_argument("--profile", default="smoke")
     s.set_defaults(func=cmd_export)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 import types
 import typing
@@ -332,6 +333,30 @@ def load_profile(name: str, overrides: list[str] | None = None) -> Profile:
     return profile
 
 
+def _section_name(section) -> str:
+    return {TrainingConfig: "training", EvaluationConfig: "evaluation", TranslationConfig: "translation",
+            CorpusConfig: "corpus"}.get(type(section), type(section).__name__)
+
+
+def _validate_base_url(url: str | None, where: str) -> None:
+    """`local`, or an http(s) URL; the message never repeats the URL's credentials or query (they can hold keys)."""
+    if url in (None, "", "local"):
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on an out-of-range port
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        shown = url.split("?", 1)[0].split("#", 1)[0]
+        shown = shown.split("@", 1)[-1] if "@" in shown else shown
+        raise LangdecError(f"{where}: translation.base_url {shown!r} (query and credentials not shown) is not an http(s) URL "
+                           "with a host and a valid port, e.g. http://host:8000/v1, or `local` for the bundled stand-in")
+
+
 def _validate_profile(profile: Profile, where: str) -> None:
     t = profile.training
     choices = {
@@ -347,9 +372,18 @@ def _validate_profile(profile: Profile, where: str) -> None:
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise LangdecError(f"{where}: {key} = {value!r}; valid values: {', '.join(valid)}")
+    for section in (t, profile.evaluation, profile.translation, profile.corpus):
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if isinstance(value, float) and not math.isfinite(value):  # nan passes every < and > check
+                raise LangdecError(f"{where}: {_section_name(section)}.{f.name} = {value}; give a finite number")
     for key, value in (("training.lr", t.lr), ("training.batch_size", t.batch_size), ("training.max_length", t.max_length), ("training.lora_r", t.lora_r)):
-        if value <= 0:
+        if not value > 0:
             raise LangdecError(f"{where}: {key} must be positive, got {value}")
+    for tier, files in profile.corpus.tiers.items():
+        if not isinstance(files, int) or isinstance(files, bool) or files < 1:
+            raise LangdecError(f"{where}: corpus.tiers.{tier} = {files!r}; a tier is a positive number of files")
+    _validate_base_url(profile.translation.base_url, where)
     if t.fourier_lambda < 0 or not 0 < t.fourier_cutoff < 1:
         raise LangdecError(f"{where}: training.fourier_lambda must be >= 0 and training.fourier_cutoff in (0, 1)")
     from . import optimizers

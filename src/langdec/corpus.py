@@ -198,7 +198,7 @@ def build_tier(profile: Profile, tier: str, seed: int, *, progress: bool = True)
         "digest": hashlib.sha256("\n".join(frame["sha256"]).encode()).hexdigest(),
         "filters": asdict(report),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=True) as tmp:  # langdec's own cache
         frame.to_parquet(tmp / "english.parquet", index=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return Tier(out, frame, manifest)

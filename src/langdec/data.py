@@ -247,7 +247,7 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
         "tokens": int(frame["token_count"].sum()),
         **processing,
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=True) as tmp:  # langdec's own cache
         train.to_parquet(tmp / "train.parquet", index=False)
         validation.to_parquet(tmp / "validation.parquet", index=False)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))

@@ -86,7 +86,7 @@ def build_smoke_model(profile: Profile) -> Path:
     )
     torch.manual_seed(0)
     model = Cohere2ForCausalLM(config)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=True) as tmp:  # langdec's own cache
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return out

@@ -68,10 +68,20 @@ def ensure_can_register(name: str, phase: str, job: Job, *, supersede: bool) -> 
 
 def register(name: str, run_id: str, source: str, *, phase: str, job: Job, profile: Profile, data_digest: str,
              check_status: str, tags: dict[str, str], supersede: bool) -> str:
+    from .locks import hold
+
+    key = version_key(phase, job)
+    # check-then-create under one lock per cell, so two processes never both register the same cell
+    with hold(f"registry-{name}-" + "-".join(f"{k}={v}" for k, v in sorted(key.items())), f"registering {name} {job.run_name}"):
+        return _register(name, run_id, key, phase=phase, job=job, profile=profile, data_digest=data_digest,
+                         check_status=check_status, tags=tags, supersede=supersede)
+
+
+def _register(name: str, run_id: str, key: dict[str, str], *, phase: str, job: Job, profile: Profile, data_digest: str,
+              check_status: str, tags: dict[str, str], supersede: bool) -> str:
     import mlflow
 
     _ensure_model(name)
-    key = version_key(phase, job)
     previous = live_versions(name, key)
     if previous and not supersede:
         ensure_can_register(name, phase, job, supersede=False)
@@ -123,14 +133,61 @@ class Policy:
     path: Path
 
 
+# A policy file's schema: every rule, its type, and what it checks (the error for an unknown key lists these).
+POLICY_RULES: dict[str, tuple[type, str]] = {
+    "phase": (str, "the version's phase tag equals this"),
+    "data_checks_passed": (bool, "the data-check run the training relied on passed"),
+    "benchmarks": (list, "every named benchmark was evaluated"),
+    "current_extractor": (str, "scored with this extractor's current version"),
+    "min_seeds": (int, "at least this many seeds of the same cell pass"),
+}
+POLICY_KEYS = ("alias", "rules")
+
+
+def _read_policy(path: Path) -> dict[str, Any]:
+    """A policy file, validated against its schema; every problem names the file and the key."""
+    from .evaluation.benchmarks import benchmark_names
+    from .evaluation.extractors import extractors
+
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise LangdecError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+    if not isinstance(spec, dict) or not spec:
+        raise LangdecError(f"{path}: a policy is a mapping with keys {', '.join(POLICY_KEYS)}; the file is empty or not a mapping")
+    unknown = sorted(set(map(str, spec)) - set(POLICY_KEYS))
+    if unknown:
+        raise LangdecError(f"{path}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(POLICY_KEYS)}")
+    if not isinstance(spec.get("alias"), str) or not spec["alias"].strip():
+        raise LangdecError(f"{path}: `alias` must be a non-empty string (the alias the policy sets, e.g. paper)")
+    rules = spec.get("rules")
+    if not isinstance(rules, dict) or not rules:
+        raise LangdecError(f"{path}: `rules` must be a non-empty mapping; valid rules: {', '.join(POLICY_RULES)}")
+    for key, value in rules.items():
+        if key not in POLICY_RULES:
+            raise LangdecError(f"{path}: unknown rule {key!r}; valid rules: {', '.join(POLICY_RULES)}")
+        kind, _ = POLICY_RULES[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise LangdecError(f"{path}: rules.{key} must be a {kind.__name__}, got {value!r}")
+    for bench in rules.get("benchmarks", []):
+        if bench not in benchmark_names():
+            raise LangdecError(f"{path}: rules.benchmarks names unknown benchmark {bench!r}; valid: {', '.join(benchmark_names())}")
+    if "current_extractor" in rules and rules["current_extractor"] not in extractors():
+        raise LangdecError(f"{path}: rules.current_extractor {rules['current_extractor']!r} is not an extractor; "
+                           f"valid: {', '.join(sorted(extractors()))}")
+    if rules.get("min_seeds", 1) < 1:
+        raise LangdecError(f"{path}: rules.min_seeds must be at least 1")
+    return spec
+
+
 def load_policy(alias: str) -> Policy:
     folder = project_root() / "registry"
-    for path in sorted(folder.glob("*.yaml")):
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if spec.get("alias") == alias:
-            return Policy(path.stem, alias, spec.get("rules", {}), path)
-    valid = [yaml.safe_load(p.read_text()).get("alias") for p in folder.glob("*.yaml")]
-    raise LangdecError(f"no promotion policy for alias {alias!r} in {folder}; policies exist for: {', '.join(sorted(map(str, valid)))}")
+    specs = {path: _read_policy(path) for path in sorted(folder.glob("*.yaml"))}
+    for path, spec in specs.items():
+        if spec["alias"] == alias:
+            return Policy(path.stem, alias, spec["rules"], path)
+    raise LangdecError(f"no promotion policy for alias {alias!r} in {folder}; policies exist for: "
+                       f"{', '.join(sorted(s['alias'] for s in specs.values())) or '(none)'}")
 
 
 def check_policy(policy: Policy, version) -> list[str]:
@@ -155,8 +212,11 @@ def check_policy(policy: Policy, version) -> list[str]:
     if extractor:
         recorded = json.loads(tags.get("extractor_versions", "{}") or "{}")
         current = get_extractor(extractor).version
-        if recorded.get(extractor) != current:
-            reasons.append(f"not scored with the current {extractor} extractor ({current}); recorded {recorded.get(extractor)!r}. Run `langdec reparse`")
+        if tags.get("evaluation_status") != "evaluated":
+            reasons.append("never evaluated; run `langdec evaluate` for its condition, language, tier and seed")
+        elif recorded.get(extractor) != current:
+            reasons.append(f"not scored with the current {extractor} extractor ({current}); recorded {recorded.get(extractor)!r}. "
+                           "Run `langdec reparse RUN_ID --extractor " + extractor + "` on its evaluation run")
     return reasons
 
 
@@ -166,6 +226,10 @@ def promote(name: str, alias: str, *, versions: list[str] | None = None) -> dict
     client = _client()
     candidates = client.search_model_versions(f"name = '{name}'")
     if versions:
+        missing = sorted(set(versions) - {v.version for v in candidates}, key=lambda v: (len(v), v))
+        if missing:
+            existing = sorted((v.version for v in candidates), key=int)
+            raise LangdecError(f"{name} has no version {', '.join(missing)}; its versions are {', '.join(existing) or '(none)'}")
         candidates = [v for v in candidates if v.version in set(versions)]
     refused: dict[str, list[str]] = {}
     accepted = []
@@ -260,16 +324,19 @@ def manifest_markdown(manifest: dict[str, Any], name: str, alias: str | None) ->
     return "\n".join(lines) + "\n"
 
 
-def export(name: str, alias: str | None, dest: Path) -> dict[str, Any]:
-    """Adapter folders in the published layout plus MANIFEST.md and manifest.json, written atomically."""
+def export(name: str, alias: str | None, dest: Path, *, replace: bool = False) -> dict[str, Any]:
+    """Adapter folders in the published layout plus MANIFEST.md and manifest.json, written atomically.
+
+    A non-empty `dest` is refused unless `replace` (the CLI's --force)."""
     import mlflow
 
-    from .atomic import atomic_dir
+    from .atomic import atomic_dir, check_destination
 
+    check_destination(dest, replace=replace)  # before any download
     versions = selected_versions(name, alias)
     if not versions:
         raise LangdecError(f"no live versions of {name}" + (f" carry the alias {alias!r}; run `langdec promote --alias {alias}` first" if alias else ""))
-    with atomic_dir(dest) as tmp:
+    with atomic_dir(dest, replace=replace) as tmp:
         adapters: dict[str, Path] = {}
         for v in versions:
             target = tmp / published_path(v.tags)

@@ -1,9 +1,13 @@
 """Runs untrusted generated code: one fresh directory, one separate process tree, hard limits.
 
 Isolation comes from bubblewrap (`bwrap`, Debian package `bubblewrap`): the
-candidate sees a read-only /usr and /etc, the interpreter's own prefix, its own
-empty working directory and a private /tmp, nothing of the user's files (/root,
-/home, the project and its data are simply not mounted); it gets new network
+candidate sees a read-only /usr, /etc and /dev, the interpreter's own prefix, its own
+working directory, a private /tmp and /dev/shm (each a tmpfs capped at `disk_mb`, so
+no writable filesystem can grow past its cap, on disk or in memory), nothing of the
+user's files (/root, /home, the project and its data are simply not mounted); the
+program's files are copied in from a read-only staging folder. bubblewrap itself starts
+from an empty environment, so no process inside (bubblewrap is PID 1 there) holds the
+caller's variables, API keys included. It gets new network
 (no interface but a down loopback), PID, IPC and UTS namespaces, and dies with
 its parent. Limits are kernel rlimits set before exec: CPU seconds, address
 space, file size, open files, and processes. When langdec runs as root, each
@@ -20,6 +24,7 @@ from __future__ import annotations
 import functools
 import os
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -43,6 +48,7 @@ class Limits:
     memory_mb: int = 1024  # address space; the JVM gets its heap from -Xmx within this
     processes: int = 128  # threads count too: a JVM starts a few dozen
     file_mb: int = 16
+    disk_mb: int = 64  # each writable filesystem (working directory, /tmp, /dev/shm) is a tmpfs of this size
     open_files: int = 256
     output_chars: int = 4000
 
@@ -86,7 +92,7 @@ def bwrap() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _base_binds() -> tuple[str, ...]:
-    args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev"]
     for link in ("bin", "lib", "lib64", "sbin"):
         target = Path("/") / link
         if target.is_symlink():
@@ -158,40 +164,42 @@ class Sandbox:
         return apply
 
     def run(self, program: Program) -> ExecResult:
+        """Copy the program's files into a fresh capped working directory and run its commands there, in order,
+        in one sandbox; the first command that fails ends the program and gives its status."""
         slot = self._take()
-        work = Path(tempfile.mkdtemp(prefix=f"slot{slot}-", dir=self.root))
-        start = time.perf_counter()
+        stage = Path(tempfile.mkdtemp(prefix=f"slot{slot}-", dir=self.root))
+        work = stage / "in"
         try:
             for name, text in program.files.items():
                 target = work / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
-            if os.geteuid() == 0:
-                for path in [work, *work.rglob("*")]:
-                    os.chown(path, BASE_UID + slot, BASE_UID + slot)
-            result = ExecResult("passed", 0, 0.0)
-            for command in program.commands:
-                result = self._one(command, work, slot, program.extra_binds)
-                if not result.passed:
-                    break
-            result.seconds = time.perf_counter() - start
-            return result
+            work.mkdir(exist_ok=True)
+            for path in [stage, *stage.rglob("*")]:
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)  # read-only for the candidate's uid
+            return self._program(program, stage, slot)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(stage, ignore_errors=True)
             self._give(slot)
 
-    def _one(self, command: list[str], work: Path, slot: int, extra_binds: list[str]) -> ExecResult:
+    def _program(self, program: Program, stage: Path, slot: int) -> ExecResult:
         limits = self.limits
-        argv = [bwrap(), *_base_binds(), *extra_binds, "--bind", str(work), "/sandbox", "--chdir", "/sandbox",
+        size = str(limits.disk_mb * 1024 * 1024)
+        script = " && ".join(["cp -R /in/. /sandbox/", *(shlex.join(c) for c in program.commands)])
+        argv = [bwrap(), *_base_binds(), "--size", size, "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+                "--size", size, "--tmpfs", "/tmp", *program.extra_binds, "--ro-bind", str(stage / "in"), "/in",
+                "--size", size, "--tmpfs", "/sandbox", "--chdir", "/sandbox",
                 "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
                 "--setenv", "HOME", "/sandbox", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
-                *command]
-        out_path, err_path = work / ".stdout", work / ".stderr"
+                "/bin/sh", "-c", script]
+        out_path, err_path = stage / "stdout", stage / "stderr"
         start = time.perf_counter()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, preexec_fn=self._preexec(slot))
+            # an empty environment for bubblewrap itself: inside, it is PID 1 and /proc/1/environ is readable
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, preexec_fn=self._preexec(slot),
+                                    env={"PATH": "/usr/bin:/bin"})
             try:
-                code = proc.wait(timeout=limits.wall_seconds)
+                code = proc.wait(timeout=limits.wall_seconds * max(1, len(program.commands)))
                 status = "passed" if code == 0 else "failed"
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -200,7 +208,7 @@ class Sandbox:
         if os.geteuid() == 0:
             _reap(BASE_UID + slot)  # the PID namespace dies with bwrap; make sure before the slot is reused
         if code is not None and (code < 0 or code - 128 in _LIMIT_SIGNALS):
-            status = "killed"  # bwrap reports a signal death as 128 + signal: CPU limit, file size, ...
+            status = "killed"  # a signal death shows as 128 + signal: CPU limit, file size, ...
         return ExecResult(status, code, time.perf_counter() - start, _tail(out_path, limits.output_chars),
                           _tail(err_path, limits.output_chars))
 

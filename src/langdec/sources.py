@@ -7,6 +7,8 @@ a 100k-file corpus or a streamed hub dataset costs the memory of one batch.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -53,7 +55,26 @@ def iter_rows(src: str | Path, *, code_column: str | None = None, limit: int | N
 
 
 def _tree(root: Path) -> Iterator[SourceRow]:
-    for path in sorted(p for p in root.rglob("*.py") if p.is_file()):
+    """Every .py file under root. Symbolic links are never followed (a loop never ends, and a link can point
+    outside the folder); each one skipped is reported on stderr, so nothing is dropped silently."""
+    found: list[Path] = []
+    skipped: list[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        for name in sorted(dirs):
+            if (here / name).is_symlink():
+                skipped.append(f"{(here / name).relative_to(root).as_posix()}/ (a symbolic link to a folder)")
+        for name in files:
+            path = here / name
+            if not name.endswith(".py"):
+                continue
+            if path.is_symlink():
+                skipped.append(f"{path.relative_to(root).as_posix()} (a symbolic link)")
+            elif path.is_file():
+                found.append(path)
+    for line in sorted(skipped):
+        sys.stderr.write(f"langdec: {root}: skipped {line}; not followed\n")
+    for path in sorted(found):
         yield SourceRow(path.relative_to(root).as_posix(), path.read_bytes())
 
 
@@ -68,14 +89,22 @@ def _pick_column(columns, wanted: str | None, where: str) -> str:
     raise LangdecError(f"{where}: no code column (looked for {', '.join(CODE_COLUMNS)}); pass --code-column")
 
 
-def _from_record(record: dict[str, Any], column: str, number: int) -> SourceRow:
+def _from_record(record: dict[str, Any], column: str, number: int, where: str) -> SourceRow:
     path = record.get("file_path") or record.get("path") or record.get("max_stars_repo_path") or f"row-{number}"
     idx = record.get("idx")
+    code = record[column] if record[column] is not None else ""
+    if not isinstance(code, (str, bytes)):
+        raise LangdecError(f"{where}: column {column!r} holds a {type(code).__name__}, not the file's text; fix the row "
+                           "or pass --code-column")
+    try:
+        idx = int(idx) if idx is not None else None
+    except (TypeError, ValueError):
+        raise LangdecError(f"{where}: idx {idx!r} is not an integer; fix the row or drop the column") from None
     return SourceRow(
         file_path=str(path),
-        data=record[column] if record[column] is not None else "",
+        data=code,
         license=record.get("license") or _first(record.get("licenses") or record.get("max_stars_repo_licenses")),
-        idx=int(idx) if idx is not None else None,
+        idx=idx,
         extra={k: v for k, v in record.items() if k in ("stars", "max_stars_count", "repo_name", "code_en")},
     )
 
@@ -95,22 +124,37 @@ def _parquet(path: Path, column: str | None) -> Iterator[SourceRow]:
         raise LangdecError(f"{path}: not a readable Parquet file ({exc}); re-export it or pass another source") from None
     column = _pick_column(handle.schema_arrow.names, column, str(path))
     number = 0
-    for batch in handle.iter_batches(batch_size=256):
+    batches = handle.iter_batches(batch_size=256)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # a corrupt data page surfaces only when its batch is read
+            raise LangdecError(f"{path}: rows from {number + 1} on cannot be read ({type(exc).__name__}: {str(exc)[:160]}); "
+                               "the file is damaged: re-export it") from None
         for record in batch.to_pylist():
-            yield _from_record(record, column, number)
+            yield _from_record(record, column, number, f"{path}: row {number + 1}")
             number += 1
 
 
 def _jsonl(path: Path, column: str | None) -> Iterator[SourceRow]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle):
+            where = f"{path}:{number + 1}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise LangdecError(f"{where}: not UTF-8 (byte {exc.start} of the line); re-encode the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise LangdecError(f"{path}:{number + 1}: not valid JSON ({exc.msg}); fix or remove the line") from None
-            yield _from_record(record, _pick_column(record, column, f"{path}:{number + 1}"), number)
+                raise LangdecError(f"{where}: not valid JSON ({exc.msg}); fix or remove the line") from None
+            if not isinstance(record, dict):
+                raise LangdecError(f"{where}: a row must be a JSON object with a code column, got {type(record).__name__}")
+            yield _from_record(record, _pick_column(record, column, where), number, where)
 
 
 def _hub(spec: str, column: str | None) -> Iterator[SourceRow]:
@@ -128,4 +172,4 @@ def _hub(spec: str, column: str | None) -> Iterator[SourceRow]:
     chosen = None
     for number, record in enumerate(stream):
         chosen = chosen or _pick_column(record, column, f"hf:{spec}")
-        yield _from_record(record, chosen, number)
+        yield _from_record(record, chosen, number, f"hf:{spec}: row {number + 1}")

@@ -29,7 +29,23 @@ def configure() -> str:
     uri = default_tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    _initialised(uri)
     return uri
+
+
+@functools.lru_cache(maxsize=None)
+def _initialised(uri: str) -> None:
+    """Create (or migrate) a local SQLite store under a lock: two commands started together on a fresh
+    store otherwise race in MLflow's schema migration and can leave it half-migrated."""
+    if not uri.startswith("sqlite:"):
+        return  # a server or a database migrates once, server-side
+    from mlflow.tracking import MlflowClient
+
+    from .locks import hold
+
+    with hold(f"store-{uri}", f"the creation of the tracking store {uri}"):
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models(max_results=1)
 
 
 def experiment_name(profile_name: str, phase: str) -> str:
@@ -105,15 +121,38 @@ class StageRun:
 def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, Any], tags: dict[str, str],
               data_digest: str | None = None, reuse: bool = True, run_id: str | None = None,
               system_metrics: bool = False) -> Iterator[StageRun]:
-    """Start (or reuse, or resume `run_id`) a tracked stage run; failure marks the run FAILED."""
-    import mlflow
+    """Start (or reuse, or resume `run_id`) a tracked stage run; failure marks the run FAILED.
 
+    Only one process at a time works on a key (`claim`): a second one waits, then reuses the
+    first's finished run."""
     key = run_key(stage, params, data_digest)
     if reuse and run_id is None:
         found = find_finished(experiment, stage, key)
         if found is not None:
             yield StageRun(found.info.run_id, True, experiment)
             return
+    with claim(experiment, stage, key, run_name):
+        if reuse and run_id is None:
+            found = find_finished(experiment, stage, key)  # finished while we waited for the claim
+            if found is not None:
+                yield StageRun(found.info.run_id, True, experiment)
+                return
+        with _started_run(experiment, stage, run_name, key, params, tags, data_digest, run_id, system_metrics) as run:
+            yield run
+
+
+def claim(experiment: str, stage: str, key: str, run_name: str):
+    """The one lock of a stage key: its run, its checkpoint folder and its registered version."""
+    from .locks import hold
+
+    return hold(f"{experiment}-{stage}-{key}", f"{stage} {run_name} (key {key}) in {experiment}")
+
+
+@contextlib.contextmanager
+def _started_run(experiment: str, stage: str, run_name: str, key: str, params: dict[str, Any], tags: dict[str, str],
+                 data_digest: str | None, run_id: str | None, system_metrics: bool) -> Iterator[StageRun]:
+    import mlflow
+
     mlflow.set_experiment(experiment_id=experiment_id(experiment))
     if run_id is None:
         _close_abandoned(experiment, stage, key)
@@ -130,7 +169,8 @@ def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, A
 
 def _close_abandoned(experiment: str, stage: str, key: str) -> None:
     """A run of the same stage and key still RUNNING belongs to a process that died (SIGKILL, a lost
-    machine): mark it FAILED so nothing is left running, and say why."""
+    machine): the caller holds the key's claim, which a live process would still hold. Mark it FAILED
+    so nothing is left running, and say why."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()

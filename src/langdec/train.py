@@ -353,89 +353,95 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         )
     params = train_params(profile, job, quantization, backend)
     key = run_key(profile, job, quantization, backend, cdata.digest)
-    finished = tracking.find_finished(experiment, TRAIN_STAGE, key)
-    if finished is not None:
-        version = registry.version_for_run(profile.registered_model, finished.info.run_id)
-        return TrainResult(finished.info.run_id, True, version, f"runs:/{finished.info.run_id}/adapter",
-                           finished.data.metrics.get("eval_loss"))
-    if register:
-        registry.ensure_can_register(profile.registered_model, phase, job, supersede=supersede)
-    ckpt_dir = _checkpoint_dir(experiment, key)
-    previous = _resumable_run(experiment, key) if resume else None
-    resume_from = _last_checkpoint(ckpt_dir) if previous is not None else None
-    if previous is not None and resume_from is None and previous.info.status == "RUNNING":
-        # killed before its first checkpoint (SIGKILL, a lost machine): close it as failed, start afresh
-        from mlflow.tracking import MlflowClient
+    # one process per key: its run, its checkpoint folder and its registered version; a second one waits,
+    # then finds the finished run below and reuses it
+    with tracking.claim(experiment, TRAIN_STAGE, key, job.run_name):
+        finished = tracking.find_finished(experiment, TRAIN_STAGE, key)
+        if finished is not None:
+            version = registry.version_for_run(profile.registered_model, finished.info.run_id)
+            return TrainResult(finished.info.run_id, True, version, f"runs:/{finished.info.run_id}/adapter",
+                               finished.data.metrics.get("eval_loss"))
+        if register:
+            registry.ensure_can_register(profile.registered_model, phase, job, supersede=supersede)
+        ckpt_dir = _checkpoint_dir(experiment, key)
+        previous = _resumable_run(experiment, key) if resume else None
+        resume_from = _last_checkpoint(ckpt_dir) if previous is not None else None
+        if previous is not None and resume_from is None and previous.info.status == "RUNNING":
+            # killed before its first checkpoint (SIGKILL, a lost machine): close it as failed, start afresh
+            from mlflow.tracking import MlflowClient
 
-        MlflowClient().set_terminated(previous.info.run_id, "FAILED")
-    if resume_from is None and ckpt_dir.exists():
+            MlflowClient().set_terminated(previous.info.run_id, "FAILED")
+        if resume_from is None and ckpt_dir.exists():
+            import shutil
+
+            shutil.rmtree(ckpt_dir)  # stale checkpoints of a run we are not resuming
+
+        from transformers import set_seed
+
+        set_seed(job.seed)
+        from .model import load_tokenizer
+
+        tokenizer = load_tokenizer(profile, padding_side="right")
+        train_frame, validation_frame = cdata.frames()
+        train_ids, stats = tokenize_windows(train_frame["code"].tolist(), tokenizer, profile.training.max_length)
+        tags = {**data.job_tags(profile, job), "phase": phase, "run_name": job.run_name, "data_check_run": check_run_id or "",
+                "data_check_status": status, "data_run": data_run_id, "backend": backend, "device": _device(), **(extra_tags or {})}
+        if status != "passed":
+            tags["langdec.allow_unchecked"] = "true"
+        if cdata.manifest.get("transpiler_version"):
+            tags["transpiler_version"] = cdata.manifest["transpiler_version"]
+            tags["pack_digest"] = cdata.manifest["pack_digest"]
+        _raise_on_sigterm()
+        with tracking.stage_run(experiment, TRAIN_STAGE, job.run_name, params=params, tags=tags, data_digest=cdata.digest,
+                                reuse=False, run_id=previous.info.run_id if resume_from else None, system_metrics=True) as srun:
+            if resume_from is not None:
+                mlflow.set_tag("langdec.resumed_from", resume_from.name)
+            logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *(extra_loggers or [])])
+            logger.log({"files": stats.files, "windows": stats.windows, "tokens_total": stats.tokens, "target_tokens": stats.target_tokens})
+            pack_to = profile.training.max_length if profile.training.packing else None
+            train_dataset = _dataset(train_ids, pack_to)
+            eval_dataset = None
+            if eval_steps:
+                eval_ids, _ = tokenize_windows(validation_frame["code"].tolist(), tokenizer, profile.training.max_length)
+                eval_dataset = _dataset(eval_ids, pack_to)
+            # ---- train
+            trainer, counter = _trainer(profile, backend, quantization, job.seed, train_dataset, tokenizer, ckpt_dir, logger, progress,
+                                        stop_after_steps, eval_dataset=eval_dataset, eval_steps=eval_steps)
+            for callback in callbacks or []:
+                trainer.add_callback(callback)
+            trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+            mlflow.log_metric("trainable_parameters", trainable)
+            mlflow.log_metric("sequences", len(trainer.train_dataset))  # rows trained: fewer than windows when packed
+            start = time.perf_counter()
+            try:
+                output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise LangdecError(f"could not write a checkpoint to {ckpt_dir} ({exc.strerror}); free disk space "
+                                       "and re-run the same command to resume from the last complete checkpoint") from None
+                raise
+            seconds = time.perf_counter() - start
+            padding = counter.padded / max(counter.real + counter.padded, 1)
+            logger.log({"train_seconds": seconds, "padding_fraction": padding, "train_loss": float(output.training_loss),
+                        "tokens_trained": float(counter.real), "tokens_per_s_overall": counter.real / max(seconds, 1e-9),
+                        "peak_memory_mb": peak_memory_mb()})
+            if stop_after_steps is not None and trainer.state.global_step < trainer.state.max_steps:
+                raise SystemExit(f"stopped after {trainer.state.global_step} steps (simulated interruption)")
+            eval_loss = None
+            if eval_dataset is not None:
+                eval_loss = float(trainer.evaluate()["eval_loss"])
+                mlflow.log_metric("eval_loss", eval_loss, step=trainer.state.global_step)
+            # ---- save: the adapter is written whole to a temporary folder, then logged
+            adapter_uri = _save_adapter(trainer, tokenizer, srun.run_id, job, profile, cdata)
+            version = None
+            if register:
+                version = registry.register(profile.registered_model, srun.run_id, adapter_uri, phase=phase, job=job, profile=profile,
+                                            data_digest=cdata.digest, check_status=status, tags=tags, supersede=supersede)
+                mlflow.set_tag("registered_version", version)
         import shutil
 
-        shutil.rmtree(ckpt_dir)  # stale checkpoints of a run we are not resuming
-
-    from transformers import set_seed
-
-    set_seed(job.seed)
-    from .model import load_tokenizer
-
-    tokenizer = load_tokenizer(profile, padding_side="right")
-    train_frame, validation_frame = cdata.frames()
-    train_ids, stats = tokenize_windows(train_frame["code"].tolist(), tokenizer, profile.training.max_length)
-    tags = {**data.job_tags(profile, job), "phase": phase, "run_name": job.run_name, "data_check_run": check_run_id or "",
-            "data_check_status": status, "data_run": data_run_id, "backend": backend, "device": _device(), **(extra_tags or {})}
-    if status != "passed":
-        tags["langdec.allow_unchecked"] = "true"
-    if cdata.manifest.get("transpiler_version"):
-        tags["transpiler_version"] = cdata.manifest["transpiler_version"]
-        tags["pack_digest"] = cdata.manifest["pack_digest"]
-    _raise_on_sigterm()
-    with tracking.stage_run(experiment, TRAIN_STAGE, job.run_name, params=params, tags=tags, data_digest=cdata.digest,
-                            reuse=False, run_id=previous.info.run_id if resume_from else None, system_metrics=True) as srun:
-        if resume_from is not None:
-            mlflow.set_tag("langdec.resumed_from", resume_from.name)
-        logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *(extra_loggers or [])])
-        logger.log({"files": stats.files, "windows": stats.windows, "tokens_total": stats.tokens, "target_tokens": stats.target_tokens})
-        pack_to = profile.training.max_length if profile.training.packing else None
-        train_dataset = _dataset(train_ids, pack_to)
-        eval_dataset = None
-        if eval_steps:
-            eval_ids, _ = tokenize_windows(validation_frame["code"].tolist(), tokenizer, profile.training.max_length)
-            eval_dataset = _dataset(eval_ids, pack_to)
-        # ---- train
-        trainer, counter = _trainer(profile, backend, quantization, job.seed, train_dataset, tokenizer, ckpt_dir, logger, progress,
-                                    stop_after_steps, eval_dataset=eval_dataset, eval_steps=eval_steps)
-        for callback in callbacks or []:
-            trainer.add_callback(callback)
-        trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-        mlflow.log_metric("trainable_parameters", trainable)
-        mlflow.log_metric("sequences", len(trainer.train_dataset))  # rows trained: fewer than windows when packed
-        start = time.perf_counter()
-        try:
-            output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise LangdecError(f"could not write a checkpoint to {ckpt_dir} ({exc.strerror}); free disk space "
-                                   "and re-run the same command to resume from the last complete checkpoint") from None
-            raise
-        seconds = time.perf_counter() - start
-        padding = counter.padded / max(counter.real + counter.padded, 1)
-        logger.log({"train_seconds": seconds, "padding_fraction": padding, "train_loss": float(output.training_loss),
-                    "tokens_trained": float(counter.real), "tokens_per_s_overall": counter.real / max(seconds, 1e-9),
-                    "peak_memory_mb": peak_memory_mb()})
-        if stop_after_steps is not None and trainer.state.global_step < trainer.state.max_steps:
-            raise SystemExit(f"stopped after {trainer.state.global_step} steps (simulated interruption)")
-        eval_loss = None
-        if eval_dataset is not None:
-            eval_loss = float(trainer.evaluate()["eval_loss"])
-            mlflow.log_metric("eval_loss", eval_loss, step=trainer.state.global_step)
-        # ---- save: the adapter is written whole to a temporary folder, then logged
-        adapter_uri = _save_adapter(trainer, tokenizer, srun.run_id, job, profile, cdata)
-        version = None
-        if register:
-            version = registry.register(profile.registered_model, srun.run_id, adapter_uri, phase=phase, job=job, profile=profile,
-                                        data_digest=cdata.digest, check_status=status, tags=tags, supersede=supersede)
-            mlflow.set_tag("registered_version", version)
-    return TrainResult(srun.run_id, False, version, adapter_uri, eval_loss)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the adapter is in MLflow; checkpoints only serve an interrupted run
+        return TrainResult(srun.run_id, False, version, adapter_uri, eval_loss)
 
 
 def _device() -> str:

@@ -94,8 +94,12 @@ def redact_url(url: str | None) -> str:
         return ""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:  # out of range: show none rather than fail while reporting
+        port = None
+    if port:
+        host += f":{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 

@@ -65,13 +65,14 @@ def _row(o: FileOutcome, lang: str, model: str) -> dict:
             "token_count": None, "translation_model": model, "prompt_version": prompt.PROMPT_VERSION}
 
 
-def write_outputs(outcomes: Iterable[FileOutcome], out: Path, lang: str, model: str) -> tuple[list[FileOutcome], list[FileOutcome]]:
+def write_outputs(outcomes: Iterable[FileOutcome], out: Path, lang: str, model: str, *,
+                  replace: bool = False) -> tuple[list[FileOutcome], list[FileOutcome]]:
     """Rows (.parquet/.jsonl), one .py file, or a mirrored tree; written atomically, failures listed beside."""
     kept, failed = [], []
     for o in outcomes:
         (kept if o.ok else failed).append(o)
     rows = [_row(o, lang, model) for o in kept] if out.suffix in (".parquet", ".jsonl") else []
-    write_files_or_rows(out, [(o.file_path, o.text) for o in kept], rows, ROW_COLUMNS)
+    write_files_or_rows(out, [(o.file_path, o.text) for o in kept], rows, ROW_COLUMNS, replace=replace)
     return kept, failed
 
 

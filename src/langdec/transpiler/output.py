@@ -28,7 +28,7 @@ def _row(o: Outcome, lang: str, direction: str, pack_digest: str) -> dict:
 
 
 def write_outputs(outcomes: Iterable[Outcome], src: str, out: str | None, lang: str, direction: str,
-                  count_tokens: Callable[[list[str]], list[int]] | None = None) -> Summary:
+                  count_tokens: Callable[[list[str]], list[int]] | None = None, *, replace: bool = False) -> Summary:
     """Consume outcomes, write the kept files, and return the summary (also saved beside DEST).
 
     Table outputs get `token_count` from `count_tokens` (the profile's tokenizer) when given."""
@@ -41,6 +41,7 @@ def write_outputs(outcomes: Iterable[Outcome], src: str, out: str | None, lang: 
     if count_tokens is not None and rows:
         for row, count in zip(rows, count_tokens([r["code"] for r in rows])):
             row["token_count"] = count
-    write_files_or_rows(dest, [(o.file_path, o.text) for o in kept], rows, list(_row(Outcome("", True), lang, direction, digest)))
+    write_files_or_rows(dest, [(o.file_path, o.text) for o in kept], rows, list(_row(Outcome("", True), lang, direction, digest)),
+                        replace=replace)
     write_text(dest.with_name(dest.name + ".report.json"), json.dumps(summary.as_dict(), indent=2, ensure_ascii=False))
     return summary

@@ -436,13 +436,28 @@ def cmd_tracking_server(args) -> int:
     return subprocess.call(command)
 
 
+def cmd_import_results(args) -> int:
+    from . import published, tracking
+
+    tracking.configure()
+    imported, skipped = published.import_results(args.src, args.experiment)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    print(json.dumps({"experiment": args.experiment, "imported": sum(not i.reused for i in imported),
+                      "already_imported": sum(i.reused for i in imported), "skipped": len(skipped),
+                      "files": [vars(i) for i in imported],
+                      "next": f"langdec report --experiment {args.experiment}  (and langdec reparse RUN_ID --extractor NAME)"},
+                     indent=2))
+    return 0
+
+
 def cmd_report(args) -> int:
     from . import config, report, tracking
     from .paths import work_dir
 
     tracking.configure()
     profile = config.load_profile(args.profile)
-    experiment = tracking.experiment_name(profile.name, args.phase)
+    experiment = args.experiment or tracking.experiment_name(profile.name, args.phase)
     out = Path(args.out) if args.out else work_dir() / "reports" / experiment
     rep, path = report.run_stage(experiment, out, extractor=args.extractor, tier=args.tier, by_tier=args.by_tier,
                                  flip_threshold=args.flip_threshold)
@@ -611,9 +626,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=cmd_tracking_server)
 
+    s = command("import-results", help="import the study's published result files as evaluation runs (reparse and report them)")
+    s.add_argument("src", help="hf:legesher/language-decoded-experiments, or a local folder in its layout")
+    s.add_argument("--experiment", default="imported-phase-3", help="the MLflow experiment the imported runs go to")
+    s.set_defaults(func=cmd_import_results)
+
     s = command("report", help="compare every condition with the baseline; writes Markdown, JSON and a heat-map")
     s.add_argument("--profile", default="smoke")
     s.add_argument("--phase", default="phase-3")
+    s.add_argument("--experiment", default=None, help="report this experiment instead (e.g. imported-phase-3)")
     s.add_argument("--tier", default=None, help="only this tier (a report never pools tiers)")
     s.add_argument("--by-tier", action="store_true", help="report each tier of a condition as its own row")
     s.add_argument("--flip-threshold", type=float, default=0.01,

@@ -110,7 +110,10 @@ def group_of(tags: dict[str, str]) -> str:
         return "baseline"
     lang = tags.get("lang")
     group = f"cond{cond}-{lang}" if lang and cond != "1" and lang != "en" else f"cond{cond}"
-    return f"{group}-{tags['arm']}" if tags.get("arm") else group
+    if tags.get("arm"):
+        group = f"{group}-{tags['arm']}"
+    # the study's own adapters, evaluated by langdec, sit beside the re-trained ones of the same condition
+    return f"{group}@published" if tags.get("origin") == "published" else group
 
 
 # --------------------------------------------------------------------------- records
@@ -150,14 +153,15 @@ def collect_records(experiment: str, tier: str | None = None) -> list[Record]:
     runs = MlflowClient().search_runs([tracking.experiment_id(experiment)],
                                       f"tags.`langdec.stage` = '{EVAL_STAGE}' and attributes.status = 'FINISHED'",
                                       order_by=["attributes.start_time DESC"], max_results=5000)
-    latest: dict[tuple[str, str, str], object] = {}
+    latest: dict[tuple[str, str, str, str], object] = {}
     for run in runs:
         tags = run.data.tags
         if tier and tags.get("condition") != "baseline" and tags.get("tier") != tier:
             continue
-        latest.setdefault((group_of(tags), tags.get("tier", ""), tags.get("seed", "")), run)
+        # an imported result file holds one template: its runs are parts of one evaluation, not rivals
+        latest.setdefault((group_of(tags), tags.get("tier", ""), tags.get("seed", ""), tags.get("langdec.part", "")), run)
     records: list[Record] = []
-    for (group, run_tier, seed), run in latest.items():
+    for (group, run_tier, seed, _part), run in latest.items():
         records += records_from_run(group, seed, _artifact_lines(run.info.run_id, GENERATIONS), _artifact_lines(run.info.run_id, LOGLIKELIHOOD),
                                     _artifact_lines(run.info.run_id, CODE_RESULTS), tier="" if group == "baseline" else run_tier)
     return records

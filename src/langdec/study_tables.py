@@ -42,6 +42,7 @@ class ItemRecord(Protocol):
     template: str
     instr: str
     correct: bool
+    pred: str | None
 
 
 CellKey = tuple[str, str, str, str, str, str]  # group, seed, template, benchmark, data, instr
@@ -91,6 +92,18 @@ class Significance:
 
 
 @dataclass
+class HeadlineRow:
+    """The study's headline: what the refined extractor changes, by benchmark or by instruction language."""
+    by: str  # benchmark | instr
+    value: str
+    cells: int
+    acc_strict: float
+    acc_refined: float
+    unparsed_strict: float
+    unparsed_refined: float
+
+
+@dataclass
 class StudyTables:
     extractor: str  # the one the significance tests use (the study: refined)
     threshold: float
@@ -99,6 +112,7 @@ class StudyTables:
     cells_compared: int = 0
     significance: list[Significance] = field(default_factory=list)
     bonferroni_p: float = float("nan")
+    headline: list[HeadlineRow] = field(default_factory=list)
 
 
 def cell_counts(records: Iterable[ItemRecord], extractor: str) -> dict[CellKey, tuple[int, int]]:
@@ -199,8 +213,40 @@ def significance(records: list[ItemRecord], extractor: str = "refined") -> tuple
     return rows, threshold
 
 
+def unparsed_counts(records: Iterable[ItemRecord], extractor: str) -> dict[CellKey, tuple[int, int]]:
+    """(no answer, n) per study cell under one extractor."""
+    counts: dict[CellKey, list[int]] = collections.defaultdict(lambda: [0, 0])
+    kind = f"gen.{extractor}"
+    for r in records:
+        if r.kind == kind:
+            c = counts[(r.group, r.seed, r.template, r.benchmark, r.data, r.instr)]
+            c[0] += int(r.pred is None)
+            c[1] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def headline(records: list[ItemRecord]) -> list[HeadlineRow]:
+    """Mean cell accuracy and parse-failure rate under strict and refined, by benchmark and by instruction
+    language, over every cell both extractors scored (all conditions, the baseline included)."""
+    acc = {name: cell_counts(records, name) for name in EXTRACTORS}
+    fail = {name: unparsed_counts(records, name) for name in EXTRACTORS}
+    cells = sorted(set(acc["strict"]) & set(acc["refined"]))
+    rows = []
+    for by, index in (("benchmark", 3), ("instr", 5)):
+        for value in sorted({k[index] for k in cells}):
+            mine = [k for k in cells if k[index] == value]
+
+            def mean(table: dict[CellKey, tuple[int, int]]) -> float:
+                return statistics.fmean(table[k][0] / table[k][1] for k in mine)
+
+            rows.append(HeadlineRow(by, value, len(mine), mean(acc["strict"]), mean(acc["refined"]),
+                                    mean(fail["strict"]), mean(fail["refined"])))
+    return rows
+
+
 def build(records: list[ItemRecord], *, threshold: float = FLIP_THRESHOLD, extractor: str = "refined") -> StudyTables:
     out = StudyTables(extractor, threshold)
+    out.headline = headline(records)
     for name in EXTRACTORS:
         out.paper += paper_rows(records, name)
     out.flips, out.cells_compared = conclusion_flips(records, threshold)
@@ -247,15 +293,31 @@ def terminal(tables: StudyTables, extractor: str = "refined") -> str:
              "seed, template and data language; (mean per-cell delta vs baseline)"]
     for bench in _benchmarks(tables, extractor):
         parts.append(f"{bench}\n" + aligned(paper_grid(tables, extractor, bench)))
+    if tables.headline:
+        parts.append("what the refined extractor changes (percent, mean over cells)\n" + aligned(headline_grid(tables)))
     parts.append(f"conclusion flips (the study's rule: |delta| > {tables.threshold:g} under strict and refined, opposite signs): "
                  f"{len(tables.flips)} of {tables.cells_compared} condition cells")
     return "\n\n".join(parts)
+
+
+def headline_grid(tables: StudyTables) -> list[list[str]]:
+    grid = [["by", "", "cells", "acc strict", "acc refined", "change", "no answer strict", "no answer refined", "change"]]
+    for h in tables.headline:
+        grid.append([h.by, h.value, str(h.cells), _pct(h.acc_strict), _pct(h.acc_refined), _pct(h.acc_refined - h.acc_strict, True),
+                     _pct(h.unparsed_strict), _pct(h.unparsed_refined), _pct(h.unparsed_refined - h.unparsed_strict, True)])
+    return grid
 
 
 def markdown(tables: StudyTables) -> list[str]:
     out = ["## The study's units", "",
            "As the study's paper tables: accuracy in percent per (condition, benchmark, instruction language), the mean",
            "over seed, template and data language; in brackets the mean per-cell delta vs the baseline.", ""]
+    if tables.headline:
+        grid = headline_grid(tables)
+        out += ["### What the refined extractor changes (percent; mean over cells)", "",
+                "| " + " | ".join(grid[0]) + " |", "|" + "---|" * len(grid[0])]
+        out += ["| " + " | ".join(row) + " |" for row in grid[1:]]
+        out.append("")
     for name in EXTRACTORS:
         for bench in _benchmarks(tables, name):
             grid = paper_grid(tables, name, bench)
@@ -296,4 +358,5 @@ def as_json(tables: StudyTables) -> dict:
     return {"extractor": tables.extractor, "flip_threshold": tables.threshold, "cells_compared": tables.cells_compared,
             "bonferroni_p": clean(tables.bonferroni_p),
             "paper": [asdict(r) for r in tables.paper], "flips": [asdict(f) for f in tables.flips],
+            "headline": [asdict(h) for h in tables.headline],
             "significance": [{k: clean(v) for k, v in asdict(s).items()} for s in tables.significance]}

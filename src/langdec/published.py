@@ -1,0 +1,233 @@
+"""The study's published artifacts, read as langdec's own: result files and adapter folders.
+
+Layouts (the study's scripts write them; hub ids stay the real ones):
+
+* results, `legesher/language-decoded-experiments`:
+  `phase3/conditions/<condition>/seed<N>|seednone/<condition>_seed<N>_results_template<k>.json`, each a
+  JSON object of cells `template<k>_<bench>_data=<d>_instr=<i>` -> rows with `raw_output`, `gold`, `pred`,
+  plus `summary` and `parse_failure_rates`; `_summary_` (the inference-time extractor) and
+  `_summary_reparsed_` (the refined one) siblings carry `<cell>_acc` values.
+* adapters, `legesher/language-decoded-lora`: `tiny-aya-base/condition-2-zh-5k-seed42/` (phase 3),
+  `condition-2-zh-5k/` (phase 2), with suffixes such as `-native-code` or `-c4ai-aya-expanse-32b`.
+
+`import_results` turns every canonical result file into one finished evaluation run (stage `evaluate`,
+so `langdec reparse` and `langdec report` treat it like langdec's own), with every raw output as a
+per-item record and the study's published cells beside langdec's re-scoring of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import LangdecError
+
+RESULTS_REPO = "legesher/language-decoded-experiments"
+ADAPTERS_REPO = "legesher/language-decoded-lora"
+RESULTS_ROOT = "phase3/conditions"
+IMPORT_EXPERIMENT = "imported-phase-3"
+
+CELL = re.compile(r"^(?P<template>template\d+)_(?P<bench>[a-z0-9]+)_data=(?P<data>[a-z]{2})_instr=(?P<instr>[a-z]{2})$")
+CONDITION = re.compile(r"^condition-(?P<cond>\d+)-(?P<lang>[a-z]{2})-(?P<tier>\d+k)(?:-(?P<suffix>[a-z0-9-]+?))?(?:-seed(?P<seed>\d+))?$")
+BENCHMARK_NAMES = {"csqa": "xcsqa"}  # the study's name -> langdec's
+
+
+@dataclass(frozen=True)
+class StudyCondition:
+    condition: str  # baseline | 1 | 2 | 3 | 5
+    lang: str  # en for baseline and condition 1
+    tier: str  # "" for the baseline
+    seed: str | None = None
+    suffix: str = ""
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"condition": self.condition, "lang": "" if self.condition in ("baseline", "1") else self.lang, "tier": self.tier}
+
+
+def parse_condition(name: str) -> StudyCondition:
+    """`baseline`, `condition-2-zh-5k`, `condition-5-ur-5k-c4ai-aya-expanse-32b-seed42`, ..."""
+    if name == "baseline":
+        return StudyCondition("baseline", "en", "")
+    found = CONDITION.match(name)
+    if not found:
+        raise LangdecError(f"{name!r} is not one of the study's condition names (baseline, condition-<n>-<lang>-<tier>[-suffix]"
+                           "[-seed<N>], e.g. condition-2-zh-5k-seed42)")
+    return StudyCondition(found["cond"], found["lang"], found["tier"], found["seed"], found["suffix"] or "")
+
+
+# --------------------------------------------------------------------------- locating the files
+def local_copy(src: str, repo: str, patterns: list[str]) -> Path:
+    """A local folder for `hf:REPO[:SUBFOLDER]` (downloaded once into the hub cache) or a folder path."""
+    if not src.startswith("hf:"):
+        path = Path(src)
+        if not path.exists():
+            raise LangdecError(f"{path}: no such folder; give a local copy laid out like {repo}, or hf:{repo}")
+        return path
+    repo_id, _, sub = src[3:].partition(":")
+    from huggingface_hub import snapshot_download
+
+    try:
+        root = Path(snapshot_download(repo_id=repo_id, repo_type="dataset" if repo_id == RESULTS_REPO else None,
+                                      allow_patterns=[f"{sub.rstrip('/')}/*" if sub else p for p in patterns]))
+    except Exception as exc:
+        kind = " --repo-type dataset" if repo_id == RESULTS_REPO else ""
+        raise LangdecError(
+            f"hf:{repo_id}: cannot download ({type(exc).__name__}: {str(exc)[:160]}). Offline? Pre-download with "
+            f"`huggingface-cli download {repo_id}{kind} --local-dir DIR` (add --include to take part of it) and pass DIR, "
+            "or set HF_HUB_OFFLINE=1 with a filled hub cache") from None
+    return root / sub if sub else root
+
+
+@dataclass
+class Session:
+    condition: str
+    seed_folder: str  # seed42 | seednone
+    canonical: list[Path] = field(default_factory=list)
+    stray: list[Path] = field(default_factory=list)
+
+
+def sessions(root: Path) -> list[Session]:
+    """Every `<condition>/<seed folder>/` under the results root, its result files sorted into canonical
+    ones and strays (a file whose name carries another seed than its folder, or a smoke run)."""
+    base = root / RESULTS_ROOT if (root / RESULTS_ROOT).is_dir() else root
+    if not base.is_dir() or not any(p.is_dir() for p in base.iterdir()):
+        raise LangdecError(f"{root}: no {RESULTS_ROOT}/<condition>/<seed>/ folders; expected the layout of {RESULTS_REPO}")
+    out = []
+    for cond_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        for seed_dir in sorted(p for p in cond_dir.iterdir() if p.is_dir()):
+            session = Session(cond_dir.name, seed_dir.name)
+            prefix = f"{cond_dir.name}_{seed_dir.name}_results_"
+            for path in sorted(seed_dir.glob("*_results_*.json")):
+                (session.canonical if path.name.startswith(prefix) else session.stray).append(path)
+            out.append(session)
+    return out
+
+
+def sibling(results: Path, kind: str) -> Path:
+    """`X_results_template1.json` -> `X_summary_template1.json` (kind `summary`) or `X_summary_reparsed_...`."""
+    return results.with_name(results.name.replace("_results_", f"_{kind}_", 1))
+
+
+# --------------------------------------------------------------------------- one result file -> records
+def records_of(data: dict[str, Any], path: Path, tier: str) -> list[dict[str, Any]]:
+    """langdec's per-item generation records from one results file; item ids are row positions (every cell
+    of a benchmark and data language lists the same dataset rows in the same order)."""
+    from .evaluation import benchmarks
+    from .evaluation.matrix import Cell
+
+    records = []
+    for key, rows in data.items():
+        if key in ("summary", "parse_failure_rates") or not isinstance(rows, list):
+            continue
+        found = CELL.match(key)
+        if not found:
+            raise LangdecError(f"{path}: cell {key!r} is not template<k>_<benchmark>_data=<d>_instr=<i>")
+        bench = BENCHMARK_NAMES.get(found["bench"], found["bench"])
+        benchmarks.get(bench)  # an unknown benchmark fails here, listing langdec's
+        cell = Cell(found["template"], bench, found["data"], found["instr"])
+        for number, row in enumerate(rows):
+            if not isinstance(row, dict) or "raw_output" not in row or "gold" not in row:
+                raise LangdecError(f"{path}: {key} row {number + 1} has no raw_output/gold; is this a _results_ file?")
+            records.append({"cell": cell.name, "template": cell.template, "benchmark": bench, "data": cell.data,
+                            "instr": cell.instr, "tier": tier, "item_id": str(number), "prompt_hash": "",
+                            "gold": str(row["gold"]), "output": str(row["raw_output"] or ""), "study_pred": row.get("pred")})
+    return records
+
+
+def _published_cells(path: Path, prefix: str) -> dict[str, float]:
+    """`published.<extractor>.<cell>.acc|unparsed` from a summary sibling, if there is one."""
+    if not path.exists():
+        return {}
+    from .evaluation.matrix import Cell
+
+    body = json.loads(path.read_text(encoding="utf-8"))
+    out: dict[str, float] = {}
+    for key, value in (body.get("summary") or {}).items():
+        found = CELL.match(key.removesuffix("_acc")) if key.endswith("_acc") else None
+        if found:
+            cell = Cell(found["template"], BENCHMARK_NAMES.get(found["bench"], found["bench"]), found["data"], found["instr"])
+            out[f"{prefix}.{cell.name}.acc"] = float(value)
+            rate = (body.get("parse_failure_rates") or {}).get(key.removesuffix("_acc"))
+            if rate is not None:
+                out[f"{prefix}.{cell.name}.unparsed"] = float(rate)
+    return out
+
+
+@dataclass
+class Imported:
+    run_id: str
+    reused: bool
+    source: str
+    cells: int
+    items: int
+    strict_cells_equal: int | None  # langdec's strict vs the study's _summary_ cells
+    refined_cells_equal: int | None  # langdec's refined vs the study's _summary_reparsed_ cells
+    published_cells: int
+
+
+def import_file(path: Path, session: Session, experiment: str, source: str) -> Imported:
+    import mlflow
+
+    from . import tracking
+    from .evaluation import extractors
+    from .evaluation.stage import EVAL_STAGE, GENERATIONS, _score_generations, _table
+
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LangdecError(f"{path}: not a UTF-8 JSON results file ({exc}); re-download it") from None
+    study = parse_condition(session.condition)
+    seed = session.seed_folder.removeprefix("seed")
+    template = path.stem.rsplit("_results_", 1)[1]
+    records = records_of(data, path, study.tier)
+    names = sorted(extractors.extractors())
+    tags = {**study.tags, "seed": seed, "phase": "phase-3", "origin": "imported", "study_condition": session.condition,
+            "langdec.part": template,
+            "source_file": path.name, "source_sha256": digest, "source": source, "run_name": f"{session.condition}-{session.seed_folder}-{template}"}
+    params = {"source_file": path.name, "source_sha256": digest, "condition": study.condition, "seed": seed, "template": template}
+    with tracking.stage_run(experiment, EVAL_STAGE, tags["run_name"], params=params, tags=tags, data_digest=digest) as run:
+        if run.reused:
+            metrics = mlflow.get_run(run.run_id).data.metrics
+        else:
+            metrics, rows = _score_generations(records, names)
+            for kind, prefix in (("summary", "published.strict"), ("summary_reparsed", "published.refined")):
+                metrics.update(_published_cells(sibling(path, kind), prefix))
+            metrics["eval.items"] = float(len(records))
+            tracking.MlflowMetricLogger(run.run_id).log(metrics)
+            mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), GENERATIONS)
+            if rows:
+                mlflow.log_table(_table(rows), "cells.json")
+            mlflow.set_tags({f"langdec.extractor.{n}": extractors.get(n).version for n in names})
+            mlflow.set_tag("langdec.evaluated_benchmarks", ",".join(sorted({r["benchmark"] for r in records})))
+    return Imported(run.run_id, run.reused, path.name, len({r["cell"] for r in records}), len(records),
+                    _agreement(metrics, "strict"), _agreement(metrics, "refined"),
+                    sum(k.startswith("published.") and k.endswith(".acc") for k in metrics))
+
+
+def _agreement(metrics: dict[str, float], extractor: str) -> int | None:
+    published = {k.removeprefix(f"published.{extractor}."): v for k, v in metrics.items()
+                 if k.startswith(f"published.{extractor}.") and k.endswith(".acc")}
+    if not published:
+        return None
+    return sum(abs(metrics.get(f"gen.{extractor}.{k}", -1.0) - v) < 1e-9 for k, v in published.items())
+
+
+def import_results(src: str, experiment: str = IMPORT_EXPERIMENT) -> tuple[list[Imported], list[str]]:
+    """Import every canonical results file; returns what was imported and the strays skipped (with why)."""
+    root = local_copy(src, RESULTS_REPO, [f"{RESULTS_ROOT}/**"])
+    imported, skipped = [], []
+    for session in sessions(root):
+        for stray in session.stray:
+            skipped.append(f"{session.condition}/{session.seed_folder}/{stray.name}: its name does not start with "
+                           f"{session.condition}_{session.seed_folder}_results_ (another seed's file, or a smoke run)")
+        parse_condition(session.condition)  # an unknown folder name fails before anything is written
+        for path in session.canonical:
+            imported.append(import_file(path, session, experiment, src))
+    return imported, skipped

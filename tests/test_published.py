@@ -1,0 +1,133 @@
+"""The study's published artifacts read by langdec: result files imported, re-scored and reported; its
+adapter folders evaluated and registered with their origin. Fixtures: tests/data/published (see SOURCE.md),
+with every expected number computed by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from langdec import cli, published, report, tracking
+from langdec.evaluation import stage
+from langdec.evaluation.matrix import Cell
+
+DATA = Path(__file__).parent / "data" / "published"
+RESULTS = DATA / "experiments"
+EXPERIMENT = "imported-phase-3"
+# hand-computed from the raw outputs: (strict acc, refined acc) per (condition folder, seed folder, cell)
+CELLS = {
+    ("baseline", "seednone"): {"sib200.data:ur.instr:ur": (0.4, 0.6), "xnli.data:en.instr:en": (0.5, 0.75),
+                               "xcsqa.data:en.instr:en": (1 / 3, 1 / 3)},
+    ("condition-2-zh-5k", "seed42"): {"sib200.data:ur.instr:ur": (1.0, 1.0), "xnli.data:en.instr:en": (0.75, 0.75),
+                                      "xcsqa.data:en.instr:en": (2 / 3, 2 / 3)},
+    ("condition-2-zh-5k", "seed123"): {"sib200.data:ur.instr:ur": (0.4, 0.6), "xnli.data:en.instr:en": (0.25, 1.0),
+                                       "xcsqa.data:en.instr:en": (2 / 3, 2 / 3)},
+}
+
+
+@pytest.fixture(scope="module")
+def imported(module_store):
+    out = cli.main(["--quiet", "import-results", str(RESULTS)])
+    assert out == 0
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    return {r.data.tags["source_file"]: r for r in client.search_runs([exp.experiment_id])}
+
+
+def test_every_canonical_file_becomes_one_tagged_run_and_strays_are_skipped(imported, capsys):
+    assert sorted(imported) == ["baseline_seednone_results_template1.json", "condition-2-zh-5k_seed123_results_template1.json",
+                                "condition-2-zh-5k_seed42_results_template1.json"]
+    run = imported["condition-2-zh-5k_seed123_results_template1.json"]
+    assert {k: run.data.tags[k] for k in ("condition", "lang", "tier", "seed", "origin", "langdec.stage")} == \
+        {"condition": "2", "lang": "zh", "tier": "5k", "seed": "123", "origin": "imported", "langdec.stage": "evaluate"}
+    source = RESULTS / "phase3/conditions/condition-2-zh-5k/seed123/condition-2-zh-5k_seed123_results_template1.json"
+    import hashlib
+
+    assert run.data.tags["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    # every raw output is a per-item record under langdec's cell names
+    path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=stage.GENERATIONS)
+    records = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 5 + 4 + 3 and {r["benchmark"] for r in records} == {"sib200", "xnli", "xcsqa"}
+    assert records[0]["output"] == "politics" and records[0]["item_id"] == "0" and records[0]["tier"] == "5k"
+    # a second import adds nothing, and the stray is named again
+    before = len(MlflowClient().search_runs([run.info.experiment_id]))
+    assert cli.main(["--quiet", "import-results", str(RESULTS)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["already_imported"] == 3 and json.loads(captured.out)["imported"] == 0
+    assert "skipped condition-2-zh-5k/seed42/condition-2-zh-5k_seed123_results_template1.json" in captured.err
+    assert len(MlflowClient().search_runs([run.info.experiment_id])) == before
+
+
+def test_langdec_reproduces_the_published_cells_of_both_extractors(imported):
+    for (cond, seed), cells in CELLS.items():
+        metrics = imported[f"{cond}_{seed}_results_template1.json"].data.metrics
+        for cell, (strict, refined) in cells.items():
+            assert metrics[f"published.strict.template1.{cell}.acc"] == pytest.approx(strict)
+            assert metrics[f"published.refined.template1.{cell}.acc"] == pytest.approx(refined)
+            assert metrics[f"gen.strict.template1.{cell}.acc"] == pytest.approx(strict)
+            assert metrics[f"gen.refined.template1.{cell}.acc"] == pytest.approx(refined)
+
+
+def test_reparse_of_an_imported_run_gives_the_studys_reparsed_summary(imported):
+    for (cond, seed), cells in CELLS.items():
+        run = imported[f"{cond}_{seed}_results_template1.json"]
+        reparsed = stage.reparse(run.info.run_id, "refined")
+        summary = json.loads((RESULTS / "phase3/conditions" / cond / seed / f"{cond}_{seed}_summary_reparsed_template1.json").read_text())
+        for key, value in summary["summary"].items():
+            if key.endswith("_acc"):
+                found = published.CELL.match(key.removesuffix("_acc"))
+                cell = Cell(found["template"], published.BENCHMARK_NAMES.get(found["bench"], found["bench"]), found["data"], found["instr"])
+                assert reparsed[f"gen.refined.{cell.name}.acc"] == pytest.approx(value)
+
+
+def test_the_report_shows_the_studys_headline_on_imported_runs(imported):
+    records = report.collect_records(EXPERIMENT)
+    built = report.build(records, rounds=100)
+    study = built.study
+    paper = {(r.extractor, r.group, r.benchmark, r.instr): r for r in study.paper}
+    refined = paper[("refined", "cond2-zh", "sib200", "ur")]
+    assert (refined.value, refined.delta, refined.n_seeds) == (pytest.approx(0.8), pytest.approx(0.2), 2)
+    assert paper[("refined", "cond2-zh", "xnli", "en")].delta == pytest.approx(0.125)
+    assert paper[("strict", "cond2-zh", "xnli", "en")].delta == pytest.approx(0.0)
+    assert paper[("strict", "cond2-zh", "sib200", "ur")].delta == pytest.approx(0.3)
+    # one conclusion flips: seed 123's XNLI cell is -0.25 under strict and +0.25 under refined
+    assert [(f.seed, f.benchmark, f.delta_strict, f.delta_refined) for f in study.flips] == \
+        [("123", "xnli", pytest.approx(-0.25), pytest.approx(0.25))] and study.cells_compared == 6
+    head = {(h.by, h.value): h for h in study.headline}
+    xnli = head[("benchmark", "xnli")]
+    assert (xnli.acc_strict, xnli.acc_refined) == (pytest.approx(0.5), pytest.approx(2.5 / 3))
+    assert (xnli.unparsed_strict, xnli.unparsed_refined) == (pytest.approx(1 / 3), pytest.approx(0.0))
+    sib = head[("benchmark", "sib200")]
+    assert (sib.acc_strict, sib.acc_refined, sib.unparsed_strict, sib.unparsed_refined) == \
+        (pytest.approx(0.6), pytest.approx(2.2 / 3), pytest.approx(0.2), pytest.approx(0.2 / 3))
+    assert head[("instr", "ur")].cells == 3
+    text = report.print_tables(built)
+    assert "what the refined extractor changes" in text and "1 of 6 condition cells" in text
+
+
+def test_the_report_command_reads_the_imported_experiment(imported, tmp_path, capsys):
+    assert cli.main(["--quiet", "report", "--experiment", EXPERIMENT, "--out", str(tmp_path / "rep")]) == 0
+    out = capsys.readouterr().out
+    assert "cond2-zh" in out and "sib200" in out
+    body = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert len(body["study"]["flips"]) == 1 and body["study"]["headline"]
+
+
+def test_a_hub_source_that_cannot_be_reached_names_the_repository(module_store, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code = cli.main(["--quiet", "import-results", "hf:legesher/language-decoded-experiments"])
+    err = capsys.readouterr().err
+    assert code == 2 and "hf:legesher/language-decoded-experiments" in err and "huggingface-cli download" in err
+
+
+def test_study_folder_names_parse():
+    assert published.parse_condition("condition-5-zh-5k-c4ai-aya-expanse-32b-seed42") == \
+        published.StudyCondition("5", "zh", "5k", "42", "c4ai-aya-expanse-32b")
+    assert published.parse_condition("condition-3-zh-5k-native-code-seed42").suffix == "native-code"
+    assert published.parse_condition("condition-2-ur-20k") == published.StudyCondition("2", "ur", "20k")
+    with pytest.raises(Exception, match="not one of the study's condition names"):
+        published.parse_condition("cond2-zh")

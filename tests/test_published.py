@@ -129,5 +129,49 @@ def test_study_folder_names_parse():
         published.StudyCondition("5", "zh", "5k", "42", "c4ai-aya-expanse-32b")
     assert published.parse_condition("condition-3-zh-5k-native-code-seed42").suffix == "native-code"
     assert published.parse_condition("condition-2-ur-20k") == published.StudyCondition("2", "ur", "20k")
+    assert published.parse_condition("condition-2-zh-5k-seed42") == published.StudyCondition("2", "zh", "5k", "42")
     with pytest.raises(Exception, match="not one of the study's condition names"):
         published.parse_condition("cond2-zh")
+
+
+@pytest.fixture(scope="module")
+def published_adapter(smoke_profile, tmp_path_factory):
+    """A LoRA adapter of the smoke model saved in the published layout (tiny-aya-base/condition-2-zh-5k-seed42)."""
+    from peft import LoraConfig, get_peft_model
+
+    from langdec.model import load_base_model
+
+    folder = tmp_path_factory.mktemp("lora") / "tiny-aya-base" / "condition-2-zh-5k-seed42"
+    model = load_base_model(smoke_profile, quantization="none")
+    get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")).save_pretrained(folder)
+    return folder
+
+
+def test_a_published_adapter_is_evaluated_and_registered_with_its_origin(module_store, published_adapter, capsys):
+    argv = ["--quiet", "evaluate", "--adapter", str(published_adapter), "--benchmarks", "sib200,xnli", "--data-languages", "en,zh"]
+    assert cli.main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["adapter"] == "tiny-aya-base/condition-2-zh-5k-seed42" and first["condition"] == "cond2-zh-5k-s42"
+    client = MlflowClient()
+    version = client.get_model_version("langdec-smoke-adapters", first["registered_version"])
+    assert {k: version.tags[k] for k in ("origin", "published_folder", "condition", "lang", "tier", "seed", "phase")} == \
+        {"origin": "published", "published_folder": "tiny-aya-base/condition-2-zh-5k-seed42", "condition": "2", "lang": "zh",
+         "tier": "5k", "seed": "42", "phase": "phase-3"}
+    assert version.tags["evaluation_status"] == "evaluated" and version.tags["evaluated_benchmarks"] == "sib200,xnli"
+    # the registered weights are the published ones
+    local = Path(mlflow.artifacts.download_artifacts(version.source))
+    assert (local / "adapter_config.json").read_bytes() == (published_adapter / "adapter_config.json").read_bytes()
+    run = mlflow.get_run(first["run_id"])
+    assert run.data.tags["origin"] == "published" and report.group_of(run.data.tags) == "cond2-zh@published"
+    # the same weights again: the evaluation is reused and no second version appears
+    assert cli.main(argv) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["reused"] and again["registered_version"] == first["registered_version"]
+    assert len(client.search_model_versions("name = 'langdec-smoke-adapters' and tags.origin = 'published'")) == 1
+
+
+def test_a_folder_that_is_not_an_adapter_is_refused(tmp_path, capsys, module_store):
+    folder = tmp_path / "tiny-aya-base" / "condition-2-zh-5k-seed42"
+    folder.mkdir(parents=True)
+    assert cli.main(["--quiet", "evaluate", "--adapter", str(folder)]) == 2
+    assert "no adapter_config.json" in capsys.readouterr().err

@@ -245,6 +245,8 @@ def cmd_evaluate(args) -> int:
     from . import tracking, train
     from .evaluation import stage
 
+    if args.adapter:
+        return _evaluate_published(args)
     profile, cond, job = _job(args)
     experiment = _experiment(profile, args.phase)
     adapter_run = args.adapter_run
@@ -262,6 +264,39 @@ def cmd_evaluate(args) -> int:
     print(json.dumps({"run_id": result.run_id, "reused": result.reused, "cells": len([k for k in accs if k.startswith("gen.refined")]),
                       "mean_refined_acc": round(sum(v for k, v in accs.items() if k.startswith("gen.refined")) / max(1, len([k for k in accs if k.startswith("gen.refined")])), 4),
                       "browse": tracking.ui_command()}, indent=2))
+    return 0
+
+
+def _evaluate_published(args) -> int:
+    """The study's own adapter, evaluated like any run and registered with its origin."""
+    import mlflow
+
+    from . import config, published, registry, tracking
+    from .evaluation import extractors, stage
+
+    adapter = published.resolve_adapter(args.adapter)
+    study = adapter.study
+    cond = config.condition(study.condition)
+    profile = config.load_profile(args.profile, args.overrides)
+    job = config.Job(cond.name, None if cond.name == "1" else study.lang, study.tier, int(study.seed or args.seed))
+    phase = adapter.phase if args.phase == "phase-3" else args.phase
+    experiment = _experiment(profile, phase)
+    langs = args.data_languages.split(",") if args.data_languages else ["en", "zh", "es", "ur"]
+    benches = args.benchmarks.split(",") if args.benchmarks else None
+    result = stage.run(profile, cond, job, phase=phase, experiment=experiment, data_languages=langs, adapter_uri=str(adapter.path),
+                       benchmarks_override=benches, source=args.source, progress=not args.quiet, extra_tags=adapter.tags(),
+                       adapter_digest=adapter.digest)
+    run = mlflow.get_run(result.run_id)
+    if "adapter/adapter_config.json" not in {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "adapter")}:
+        mlflow.MlflowClient().log_artifacts(result.run_id, str(adapter.path), "adapter")
+    evaluated = run.data.tags.get("langdec.evaluated_benchmarks", "").split(",")
+    version = registry.register_published(profile.registered_model, result.run_id, adapter, job=job, profile=profile,
+                                          benchmarks=[b for b in evaluated if b],
+                                          extractor_versions={n: extractors.get(n).version for n in extractors.extractors()},
+                                          cells=sum(k.startswith("gen.refined.") and k.endswith(".acc") for k in result.metrics))
+    print(json.dumps({"run_id": result.run_id, "reused": result.reused, "adapter": adapter.folder, "origin": "published",
+                      "registered_model": profile.registered_model, "registered_version": version,
+                      "condition": job.run_name, "browse": tracking.ui_command()}, indent=2))
     return 0
 
 
@@ -552,6 +587,8 @@ def parser() -> argparse.ArgumentParser:
     s = command("evaluate", help="score the base model or an adapter on its evaluation matrix")
     _job_args(s)
     s.add_argument("--adapter-run", default=None, help="MLflow run id of the training run (default: the matching finished one)")
+    s.add_argument("--adapter", default=None, help="the study's published adapter: hf:legesher/language-decoded-lora:"
+                   "tiny-aya-base/condition-2-zh-5k-seed42, or a local folder in that layout (its name gives the condition)")
     s.add_argument("--benchmarks", default=None, help="comma-separated subset of the profile's benchmarks")
     s.add_argument("--data-languages", default=None, help="comma-separated, default en,zh,es,ur")
     s.add_argument("--source", default=None, help="fixtures, hub, or a folder laid out like the original files")

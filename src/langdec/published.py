@@ -32,7 +32,7 @@ RESULTS_ROOT = "phase3/conditions"
 IMPORT_EXPERIMENT = "imported-phase-3"
 
 CELL = re.compile(r"^(?P<template>template\d+)_(?P<bench>[a-z0-9]+)_data=(?P<data>[a-z]{2})_instr=(?P<instr>[a-z]{2})$")
-CONDITION = re.compile(r"^condition-(?P<cond>\d+)-(?P<lang>[a-z]{2})-(?P<tier>\d+k)(?:-(?P<suffix>[a-z0-9-]+?))?(?:-seed(?P<seed>\d+))?$")
+CONDITION = re.compile(r"^condition-(?P<cond>\d+)-(?P<lang>[a-z]{2})-(?P<tier>\d+k)(?:-(?P<suffix>[a-z0-9-]+?))??(?:-seed(?P<seed>\d+))?$")
 BENCHMARK_NAMES = {"csqa": "xcsqa"}  # the study's name -> langdec's
 
 
@@ -231,3 +231,49 @@ def import_results(src: str, experiment: str = IMPORT_EXPERIMENT) -> tuple[list[
         for path in session.canonical:
             imported.append(import_file(path, session, experiment, src))
     return imported, skipped
+
+
+# --------------------------------------------------------------------------- adapters
+@dataclass(frozen=True)
+class PublishedAdapter:
+    path: Path  # the local adapter folder (adapter_config.json + weights)
+    folder: str  # its published name: tiny-aya-base/condition-2-zh-5k-seed42 or condition-2-zh-5k
+    source: str  # hf:REPO:FOLDER or the local path given
+    study: StudyCondition
+    phase: str
+    digest: str  # sha256 over the adapter's files, so an evaluation of the same weights is reused
+
+    def tags(self) -> dict[str, str]:
+        return {"origin": "published", "published_folder": self.folder, "published_source": self.source,
+                "study_condition": self.folder.rsplit("/", 1)[-1], "adapter_sha256": self.digest}
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(path.relative_to(folder).as_posix().encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def resolve_adapter(spec: str) -> PublishedAdapter:
+    """`hf:legesher/language-decoded-lora:tiny-aya-base/condition-2-zh-5k-seed42`, or a local folder in that layout."""
+    if spec.startswith("hf:"):
+        repo, _, folder = spec[3:].partition(":")
+        if not folder:
+            raise LangdecError(f"{spec}: name the adapter folder, e.g. hf:{ADAPTERS_REPO}:tiny-aya-base/condition-2-zh-5k-seed42")
+        path = local_copy(spec, repo, [])
+    else:
+        path = Path(spec)
+        parent = path.parent.name
+        folder = f"{parent}/{path.name}" if parent and not parent.startswith("condition-") and path.name.startswith("condition-") \
+            and parse_condition(path.name).seed else path.name
+    folder = folder.strip("/")
+    if not (path / "adapter_config.json").is_file():
+        raise LangdecError(f"{path}: no adapter_config.json; give an adapter folder such as tiny-aya-base/condition-2-zh-5k-seed42")
+    study = parse_condition(folder.rsplit("/", 1)[-1])
+    if study.condition == "baseline":
+        raise LangdecError(f"{spec}: the baseline has no adapter")
+    # phase 3 folders carry the seed and sit under the base model's name; phase 2's are flat
+    phase = "phase-3" if study.seed else "phase-2"
+    return PublishedAdapter(path, folder, spec, study, phase, _digest(path))

@@ -53,7 +53,9 @@ def live_versions(name: str, key: dict[str, str]):
         found = _client().search_model_versions(" and ".join(clauses))
     except MlflowException:
         return []
-    return [v for v in found if v.tags.get("superseded_by") is None]
+    # a published adapter and a re-trained one of the same cell are different versions, never rivals
+    origin = key.get("origin", "langdec")
+    return [v for v in found if v.tags.get("superseded_by") is None and v.tags.get("origin", "langdec") == origin]
 
 
 def ensure_can_register(name: str, phase: str, job: Job, *, supersede: bool) -> None:
@@ -122,6 +124,31 @@ def record_evaluation(name: str, version: str, benchmarks: list[str], extractor_
     client.set_model_version_tag(name, version, "evaluated_benchmarks", ",".join(sorted(benchmarks)))
     client.set_model_version_tag(name, version, "extractor_versions", json.dumps(extractor_versions, sort_keys=True))
     client.set_model_version_tag(name, version, "evaluated_cells", str(cells))
+
+
+def register_published(name: str, eval_run_id: str, adapter, *, job: Job, profile: Profile, benchmarks: list[str],
+                       extractor_versions: dict[str, str], cells: int) -> str:
+    """The study's own adapter as a version of the registered model, tagged with its origin and folder; its
+    weights are the eval run's `adapter` artifact. The same weights are registered once."""
+    import mlflow
+
+    from .locks import hold
+
+    key = {**version_key(adapter.phase, job), "origin": "published"}
+    with hold(f"registry-{name}-published-{adapter.digest}", f"registering {adapter.folder}"):
+        _ensure_model(name)
+        client = _client()
+        for v in live_versions(name, key):
+            if v.tags.get("adapter_sha256") == adapter.digest:
+                return str(v.version)
+        source = mlflow.get_run(eval_run_id).info.artifact_uri.rstrip("/") + "/adapter"
+        tags = {**key, **adapter.tags(), "run_name": f"{job.run_name}@published", "base_model": profile.model.id,
+                "profile": profile.name, "data_check_status": "published", "evaluation_status": "evaluated",
+                "evaluated_benchmarks": ",".join(sorted(benchmarks)), "extractor_versions": json.dumps(extractor_versions, sort_keys=True),
+                "evaluated_cells": str(cells)}
+        version = client.create_model_version(name, source=source, run_id=eval_run_id, tags=tags,
+                                              description=f"the study's published adapter {adapter.folder} ({adapter.source})")
+        return str(version.version)
 
 
 # --------------------------------------------------------------------------- promotion

@@ -46,8 +46,13 @@ def _load_model(profile: Profile, adapter_uri: str | None):
         import mlflow
         from peft import PeftModel
 
-        local = mlflow.artifacts.download_artifacts(adapter_uri)
-        model = PeftModel.from_pretrained(model, local)
+        local = adapter_uri if Path(adapter_uri).is_dir() else mlflow.artifacts.download_artifacts(adapter_uri)
+        try:
+            model = PeftModel.from_pretrained(model, local)
+        except (RuntimeError, ValueError, KeyError) as exc:  # size mismatch, unknown target modules
+            base = json.loads((Path(local) / "adapter_config.json").read_text()).get("base_model_name_or_path", "?")
+            raise LangdecError(f"{adapter_uri}: this adapter does not fit the profile's model {profile.model.id!r} (it was "
+                               f"trained on {base!r}): {str(exc).splitlines()[0][:200]}; use the profile of its base model") from None
     model.eval()
     return model, load_tokenizer(profile, padding_side="left")
 
@@ -77,7 +82,10 @@ def _score_generations(records: list[dict[str, Any]], extractor_names: list[str]
 
 def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: str, data_languages: list[str],
         adapter_uri: str | None = None, train_run_id: str | None = None, benchmarks_override: list[str] | None = None,
-        source: str | None = None, progress: bool = True) -> EvalResult:
+        source: str | None = None, progress: bool = True, extra_tags: dict[str, str] | None = None,
+        adapter_digest: str | None = None) -> EvalResult:
+    """Score a model on its matrix. `adapter_uri` is an MLflow artifact URI or a local adapter folder
+    (`adapter_digest` then keys the run); `extra_tags` mark, e.g., a published adapter's origin."""
     import mlflow
 
     ev = profile.evaluation
@@ -100,8 +108,10 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
             "profile": profile.name, "model_id": profile.model.id, "run_name": job.run_name, "adapter_run": train_run_id or ""}
     if job.arm:
         tags["arm"] = job.arm
-    with tracking.stage_run(experiment, EVAL_STAGE, f"{job.run_name}-eval", params=params, tags=tags,
-                            data_digest=train_run_id or "base-model") as srun:
+    tags.update(extra_tags or {})
+    run_name = f"{job.run_name}-eval" + ("-published" if tags.get("origin") == "published" else "")
+    with tracking.stage_run(experiment, EVAL_STAGE, run_name, params=params, tags=tags,
+                            data_digest=adapter_digest or train_run_id or "base-model") as srun:
         if srun.reused:
             return EvalResult(srun.run_id, True, mlflow.get_run(srun.run_id).data.metrics)
         start = time.perf_counter()

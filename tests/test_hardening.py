@@ -37,14 +37,16 @@ def _jsonl(path: Path, rows: list) -> Path:
 
 
 # ---------------------------------------------------------------------- outputs stay inside, never over a user's files
-@pytest.mark.parametrize("bad", ["../escaped.py", "/tmp/langdec-absolute-escape.py", "a/../../escaped.py"])
+@pytest.mark.parametrize("bad", ["../escaped.py", "ABSOLUTE", "a/../../escaped.py"])
 def test_a_row_cannot_write_outside_the_output_folder(tmp_path, capsys, bad):
+    absolute = tmp_path / "absolute-escape.py"
+    bad = str(absolute) if bad == "ABSOLUTE" else bad
     src = _jsonl(tmp_path / "rows.jsonl", [{"file_path": "ok.py", "code": GOOD}, {"file_path": bad, "code": GOOD}])
     out = tmp_path / "work" / "out"
     code, err = _main(capsys, "transpile", str(src), "--lang", "zh", "--out", str(out))
     assert code == 2 and "row 2" in _one_error_line(err) and repr(bad) in err
     assert not out.exists() and not (tmp_path / "work" / "escaped.py").exists() and not (tmp_path / "escaped.py").exists()
-    assert not Path("/tmp/langdec-absolute-escape.py").exists()
+    assert not absolute.exists()
 
 
 def test_duplicate_file_paths_are_refused_not_overwritten(tmp_path, capsys):

@@ -190,10 +190,12 @@ def test_manifest_and_export_in_the_published_layout(ladder, tmp_path):
     registry.promote("langdec-smoke-adapters", "paper")
     dest = tmp_path / "published"
     manifest = registry.export("langdec-smoke-adapters", "paper", dest)
-    assert sorted(manifest) == ["smoke/condition-1-5k-seed42/", "smoke/condition-2-es-5k-seed42/",
+    # the study's names: condition 1 keeps "en", condition 3 says native-code, condition 5 names its translation model
+    assert sorted(manifest) == ["smoke/condition-1-en-5k-seed42/", "smoke/condition-2-es-5k-seed42/",
                                 "smoke/condition-2-ur-5k-seed42/", "smoke/condition-2-zh-5k-seed42/",
-                                "smoke/condition-3-zh-5k-seed42/", "smoke/condition-5-es-5k-seed42/",
-                                "smoke/condition-5-ur-5k-seed42/", "smoke/condition-5-zh-5k-seed42/"]
+                                "smoke/condition-3-zh-5k-native-code-seed42/", "smoke/condition-5-es-5k-langdec-local-glossary-seed42/",
+                                "smoke/condition-5-ur-5k-langdec-local-glossary-seed42/",
+                                "smoke/condition-5-zh-5k-langdec-local-glossary-seed42/"]
     entry = manifest["smoke/condition-2-zh-5k-seed42/"]
     assert entry["phase"] == "phase-3" and entry["condition"] == "2" and len(entry["digests"]["adapter_sha256"]) == 64
     assert json.loads((dest / "manifest.json").read_text()) == manifest

@@ -175,3 +175,58 @@ def test_a_folder_that_is_not_an_adapter_is_refused(tmp_path, capsys, module_sto
     folder.mkdir(parents=True)
     assert cli.main(["--quiet", "evaluate", "--adapter", str(folder)]) == 2
     assert "no adapter_config.json" in capsys.readouterr().err
+
+
+# the adapters' published folders (the study's model card and evaluate.ipynb EVAL_MATRIX): 12 configurations of
+# phase 3, and the flat phase-2 names
+PUBLISHED_FOLDERS = [
+    ("1", "en", "5k"), ("1", "en", "20k"), ("2", "zh", "5k"), ("2", "es", "5k"), ("2", "ur", "5k"), ("2", "zh", "20k"),
+    ("2", "es", "20k"), ("2", "ur", "20k"), ("3", "zh", "5k"), ("5", "zh", "5k"), ("5", "es", "5k"), ("5", "ur", "5k"),
+]
+EXPECTED = ["condition-1-en-5k", "condition-1-en-20k", "condition-2-zh-5k", "condition-2-es-5k", "condition-2-ur-5k",
+            "condition-2-zh-20k", "condition-2-es-20k", "condition-2-ur-20k", "condition-3-zh-5k-native-code",
+            "condition-5-zh-5k-c4ai-aya-expanse-32b", "condition-5-es-5k-c4ai-aya-expanse-32b", "condition-5-ur-5k-c4ai-aya-expanse-32b"]
+
+
+def test_export_names_every_published_configuration_from_version_tags():
+    from langdec import registry
+
+    for (cond, lang, tier), stem in zip(PUBLISHED_FOLDERS, EXPECTED):
+        tags = {"phase": "phase-3", "condition": cond, "lang": lang, "tier": tier, "seed": "42", "base_model": "CohereLabs/tiny-aya-base"}
+        if cond == "5":
+            tags["translation_model"] = "CohereLabs/c4ai-aya-expanse-32b"
+        assert registry.published_path(tags) == f"tiny-aya-base/{stem}-seed42/"
+        assert registry.published_path({**tags, "phase": "phase-2"}) == f"{stem}/"
+        # and the name reads back as the same condition
+        parsed = published.parse_condition(f"{stem}-seed42")
+        assert (parsed.condition, parsed.lang, parsed.tier, parsed.seed) == (cond, lang, tier, "42")
+
+
+@pytest.mark.slow
+def test_a_condition_trains_on_the_published_rows_exactly(module_store, smoke_profile, capsys):
+    import pandas as pd
+
+    folder = DATA / "data"
+    common = ["--condition", "2", "--lang", "zh", "--data", "published", "--set", f"corpus.published={folder}", "--phase", "published-data"]
+    # the checks run on the study's rows and report the one langdec would refuse; nothing is dropped
+    assert cli.main(["--quiet", "check", *common]) == 1
+    report_text = capsys.readouterr().out
+    assert "FAILED" in report_text and "english_keywords_left" in report_text
+    assert cli.main(["--quiet", "train", *common, "--allow-unchecked"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    run = mlflow.get_run(result["run_id"])
+    data_run = MlflowClient().search_runs([run.info.experiment_id], "tags.`langdec.stage` = 'transpile'")[0]
+    assert data_run.data.params["data"] == "published" and data_run.data.params["published_config"] == "condition-2-zh-5k"
+    manifest = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=data_run.info.run_id, artifact_path="manifest.json")).read_text())
+    assert manifest["rows"] == {"train": 6, "validation": 2} and manifest["lost_files"] == []
+    assert Path(manifest["source"]) == folder / "condition-2-zh-5k"
+    # what was trained is the published rows, split for split, row for row
+    from langdec import config, data
+
+    profile = config.load_profile("smoke", [f"corpus.published={folder}", "corpus.data=published"])
+    cdata = data.prepare(profile, config.condition("2"), config.Job("2", "zh", "5k", 42))
+    assert run.data.tags["langdec.data_digest"] == cdata.digest
+    for split, ours in zip(("train", "validation"), cdata.frames()):
+        theirs = pd.read_parquet(folder / "condition-2-zh-5k" / f"{split}.parquet")
+        assert ours[["idx", "code", "file_path"]].values.tolist() == theirs[["idx", "code", "file_path"]].values.tolist()
+    assert run.data.tags["data_check_status"] == "failed" and run.data.metrics["files"] == 6

@@ -28,6 +28,8 @@ def _job_args(p: argparse.ArgumentParser, *, lang_required: bool = False) -> Non
     p.add_argument("--phase", default="phase-3", help="phase-3 (paper) or phase-2 (preliminary)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile value for this run, e.g. --set training.lr=1e-3 (repeatable)")
+    p.add_argument("--data", dest="data_source", choices=["build", "published"], default=None,
+                   help="published: train on the study's own rows (profile corpus.published, e.g. hf:legesher/language-decoded-data)")
 
 
 def _job(args):
@@ -41,7 +43,8 @@ def _job(args):
         raise LangdecError(f"condition {cond.name} needs --lang (one of {', '.join(cond.languages)})")
     if lang and cond.languages and lang not in cond.languages:
         raise LangdecError(f"condition {cond.name} has no language {lang!r}; valid: {', '.join(cond.languages)}")
-    profile = config.load_profile(args.profile, args.overrides)
+    overrides = [*args.overrides, *([f"corpus.data={args.data_source}"] if args.data_source else [])]
+    profile = config.load_profile(args.profile, overrides)
     profile.tier_files(args.tier)  # validates the tier name
     job = config.Job(cond.name, None if cond.name in ("1", "baseline") else lang, args.tier, args.seed)
     return profile, cond, job

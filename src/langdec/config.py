@@ -49,6 +49,9 @@ class CorpusConfig:
     min_stars: int = 21
     near_dup_threshold: float = 0.7  # MinHash LSH Jaccard, 128 permutations, 5-token shingles
     native: dict[str, str] = field(default_factory=dict)  # condition 3: language -> native-code source (same forms as `source`)
+    # build: langdec makes each condition's data; published: train on the study's rows from `published`
+    data: str = "build"
+    published: str = "hf:legesher/language-decoded-data"  # one config per condition, train/validation splits; or a local copy
 
 
 @dataclass
@@ -146,6 +149,8 @@ class Condition:
     languages: list[str] = field(default_factory=list)
     instruction_languages: str = "all"  # all | trained
     source_benchmark: str | None = None  # data: code-benchmark: whose train split is the training data
+    # the study's name for this condition's data config and adapter folder ({lang}, {tier}, {translation_model})
+    published_name: str = "condition-{condition}-{lang}-{tier}"
     available: bool = True
     unavailable_reason: str = ""
 
@@ -367,6 +372,7 @@ def _validate_profile(profile: Profile, where: str) -> None:
         "training.scheduler": (t.scheduler, ("cosine", "linear", "constant", "constant_with_warmup")),
         "evaluation.source": (profile.evaluation.source, ("hub", "fixtures")),
         "evaluation.truncation_side": (profile.evaluation.truncation_side, ("right", "left")),
+        "corpus.data": (profile.corpus.data, ("build", "published")),
         "translation.backend": (profile.translation.backend, ("cohere", "openai", "hf")),
     }
     for key, (value, valid) in choices.items():

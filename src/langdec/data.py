@@ -204,8 +204,11 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
     """Build (or find) the condition's Parquet splits under the work dir."""
     if not cond.available:
         raise LangdecError(f"condition {cond.name}: {cond.unavailable_reason}")
-    tier = build_tier(profile, job.tier, job.seed, progress=progress)
     from .paths import work_dir
+
+    if profile.corpus.data == "published":
+        return _prepare_published(profile, cond, job, tokenizer)
+    tier = build_tier(profile, job.tier, job.seed, progress=progress)
 
     key = hashlib.sha256(json.dumps([tier.manifest["digest"], cond.name, job.lang, _processing_version(profile, cond, job.lang),
                                      _alignment_key()]).encode()).hexdigest()[:12]
@@ -254,6 +257,50 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
     return ConditionData(out, digest, manifest)
 
 
+def _prepare_published(profile: Profile, cond: Condition, job: Job, tokenizer=None) -> ConditionData:
+    """The study's own rows for this condition (corpus.data: published), kept exactly: nothing is filtered,
+    re-split or dropped here; the data checks then report any row that fails, and training refuses failed data
+    unless --allow-unchecked says otherwise."""
+    from . import published
+    from .paths import work_dir
+
+    config_name = published.stem(cond.name, job.lang, job.tier, profile.translation.model)
+    train, validation, where = published.data_frames(profile.corpus.published, config_name)
+    for split, frame in (("train", train), ("validation", validation)):
+        if "code" not in frame:
+            raise LangdecError(f"{where} ({split}): no `code` column; columns are {sorted(frame.columns)}")
+    frames = []
+    for frame in (train, validation):
+        frame = frame.copy()
+        for column in SCHEMA:
+            if column not in frame:
+                frame[column] = None  # a missing column is the checks' to report, not ours to invent
+        if frame["idx"].isna().any():
+            raise LangdecError(f"{where}: rows without idx; the study's rows carry their source index")
+        frame["idx"] = frame["idx"].astype("int64")
+        if frame["token_count"].isna().any():
+            if tokenizer is None:
+                from .model import load_tokenizer
+
+                tokenizer = load_tokenizer(profile)
+            counted = [len(ids) for ids in tokenizer(frame["code"].astype(str).tolist(), add_special_tokens=False)["input_ids"]]
+            frame["token_count"] = frame["token_count"].fillna(pd.Series(counted, index=frame.index)).astype("int64")
+        frames.append(frame)
+    train, validation = frames
+    digest = data_digest(train, validation)
+    out = work_dir() / "data" / profile.name / f"{job.run_name}-published-{digest[:12]}"
+    manifest = {"source": where, "data": "published", "published_config": config_name, "condition": cond.name,
+                "language": job.lang or "en", "tier": job.tier, "seed": job.seed,
+                "rows": {"train": len(train), "validation": len(validation)}, "lost_files": [], "digest": digest,
+                "tokens": int(pd.concat([train["token_count"], validation["token_count"]]).sum())}
+    if not (out / "manifest.json").exists():
+        with atomic_dir(out, replace=True) as tmp:  # langdec's own cache
+            train.to_parquet(tmp / "train.parquet", index=False)
+            validation.to_parquet(tmp / "validation.parquet", index=False)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    return ConditionData(out, digest, manifest)
+
+
 def build_tier_idx(profile: Profile, job: Job) -> list[int]:
     return build_tier(profile, job.tier, job.seed, progress=False).frame["idx"].tolist()
 
@@ -286,6 +333,8 @@ def run_stage(profile: Profile, cond: Condition, job: Job, experiment: str, *, p
     data = prepare(profile, cond, job, progress=progress)
     params = {"condition": cond.name, "lang": job.lang or "en", "tier": job.tier, "seed": job.seed, "profile": profile.name,
               "source": profile.corpus.source, "tier_files": profile.tier_files(job.tier)}
+    if profile.corpus.data == "published":
+        params.update(source=data.manifest["source"], data="published", published_config=data.manifest["published_config"])
     tags = job_tags(profile, job)
     with tracking.stage_run(experiment, "transpile", f"{job.run_name}-data", params=params, tags=tags, data_digest=data.digest) as run:
         if not run.reused:

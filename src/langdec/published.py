@@ -60,6 +60,19 @@ def parse_condition(name: str) -> StudyCondition:
     return StudyCondition(found["cond"], found["lang"], found["tier"], found["seed"], found["suffix"] or "")
 
 
+def stem(condition: str, lang: str | None, tier: str, translation_model: str = "") -> str:
+    """The study's name for a condition's data config and adapter folder (experiments/conditions.yaml
+    `published_name`): condition-1-en-5k, condition-2-zh-5k, condition-3-zh-5k-native-code,
+    condition-5-ur-5k-c4ai-aya-expanse-32b."""
+    from .config import condition as get_condition
+
+    template = get_condition(condition).published_name
+    model = translation_model.rstrip("/").split("/")[-1]
+    if "{translation_model}" in template and not model:
+        raise LangdecError(f"condition {condition}: its published name needs the translation model (profile translation.model)")
+    return template.format(condition=condition, lang=lang or "en", tier=tier, translation_model=model)
+
+
 # --------------------------------------------------------------------------- locating the files
 def local_copy(src: str, repo: str, patterns: list[str]) -> Path:
     """A local folder for `hf:REPO[:SUBFOLDER]` (downloaded once into the hub cache) or a folder path."""
@@ -277,3 +290,37 @@ def resolve_adapter(spec: str) -> PublishedAdapter:
     # phase 3 folders carry the seed and sit under the base model's name; phase 2's are flat
     phase = "phase-3" if study.seed else "phase-2"
     return PublishedAdapter(path, folder, spec, study, phase, _digest(path))
+
+
+# --------------------------------------------------------------------------- training data
+def data_frames(source: str, config_name: str) -> tuple["pd.DataFrame", "pd.DataFrame", str]:
+    """The study's train and validation rows of one condition config, exactly as published: from the hub
+    (`hf:legesher/language-decoded-data`, one config per condition) or a local copy laid out as
+    `<folder>/<config>/{train,validation}.parquet`. Returns the frames and where they came from."""
+    import pandas as pd
+
+    if source.startswith("hf:"):
+        import datasets
+
+        repo = source[3:]
+        try:
+            frames = [datasets.load_dataset(repo, config_name, split=split).to_pandas() for split in ("train", "validation")]
+        except Exception as exc:
+            raise LangdecError(
+                f"{source} ({config_name}): cannot load ({type(exc).__name__}: {str(exc)[:160]}). Offline? Pre-download with "
+                f"`huggingface-cli download {repo} --repo-type dataset --local-dir DIR` and set corpus.published=DIR, or set "
+                "HF_HUB_OFFLINE=1 with a filled hub cache") from None
+        return frames[0], frames[1], f"{source}:{config_name}"
+    folder = Path(source) / config_name
+    frames = []
+    for split in ("train", "validation"):
+        files = sorted(folder.glob(f"{split}.parquet")) or sorted(folder.glob(f"{split}-*.parquet"))
+        if not files:
+            configs = sorted(p.name for p in Path(source).iterdir() if p.is_dir()) if Path(source).is_dir() else []
+            raise LangdecError(f"{folder}: no {split}.parquet; configs there: {', '.join(configs) or '(none)'} "
+                               f"(expected {source}/<config>/train.parquet and validation.parquet)")
+        try:
+            frames.append(pd.concat([pd.read_parquet(f) for f in files], ignore_index=True))
+        except Exception as exc:
+            raise LangdecError(f"{files[0]}: not a readable Parquet file ({type(exc).__name__}); re-download it") from None
+    return frames[0], frames[1], str(folder)

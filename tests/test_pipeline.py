@@ -138,9 +138,10 @@ def test_promotion_by_policy(ladder):
     client = MlflowClient()
     versions = sorted(client.search_model_versions("name = 'langdec-smoke-adapters'"), key=lambda v: int(v.version))
     client.set_model_version_tag("langdec-smoke-adapters", versions[0].version, "data_check_status", "failed")
-    refused = registry.promote("langdec-smoke-adapters", "paper")
-    assert list(refused) == [versions[0].version]
-    assert "data checks are 'failed'" in refused[versions[0].version][0]
+    result = registry.promote("langdec-smoke-adapters", "paper")
+    assert list(result.refused) == [versions[0].version]
+    assert "data checks are 'failed'" in result.refused[versions[0].version][0]
+    assert result.promoted == {v.version: f"paper-{v.tags['run_name']}" for v in versions[1:]}
     model = client.get_registered_model("langdec-smoke-adapters")
     assert set(model.aliases) == {f"paper-{v.tags['run_name']}" for v in versions[1:]}
     assert client.get_model_version("langdec-smoke-adapters", versions[1].version).tags["paper"] == "true"

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def _job_args(p: argparse.ArgumentParser, *, lang_required: bool = False) -> Non
     p.add_argument("--phase", default="phase-3", help="phase-3 (paper) or phase-2 (preliminary)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile value for this run, e.g. --set training.lr=1e-3 (repeatable)")
+    p.add_argument("--arm", default=None, help="name this variant of the cell (default: named from the --set overrides "
+                   "that change the adapter, e.g. lr1e-4; none for the cell's main adapter)")
     p.add_argument("--data", dest="data_source", choices=["build", "published"], default=None,
                    help="published: train on the study's own rows (profile corpus.published, e.g. hf:legesher/language-decoded-data)")
 
@@ -46,7 +49,12 @@ def _job(args):
     overrides = [*args.overrides, *([f"corpus.data={args.data_source}"] if args.data_source else [])]
     profile = config.load_profile(args.profile, overrides)
     profile.tier_files(args.tier)  # validates the tier name
-    job = config.Job(cond.name, None if cond.name in ("1", "baseline") else lang, args.tier, args.seed)
+    # an override that changes the adapter makes a variant of the cell (its own run, key and registered version),
+    # never a replacement of the cell's main adapter; --supersede replaces it explicitly
+    if args.arm is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", args.arm):
+        raise LangdecError(f"--arm {args.arm!r}: use 1-40 letters, digits, '-' or '_' (it names runs and registry aliases)")
+    arm = args.arm or (None if getattr(args, "supersede", False) or not cond.data else config.variant_name(overrides))
+    job = config.Job(cond.name, None if cond.name in ("1", "baseline") else lang, args.tier, args.seed, arm)
     return profile, cond, job
 
 
@@ -244,30 +252,46 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-
-    from . import tracking, train
+    from . import tracking
     from .evaluation import stage
 
     if args.adapter:
         return _evaluate_published(args)
     profile, cond, job = _job(args)
     experiment = _experiment(profile, args.phase)
-    adapter_run = args.adapter_run
-    if job.trains and adapter_run is None:
-        found = tracking.latest_run(experiment, train.TRAIN_STAGE, {"langdec.run_key": _train_key(profile, cond, job)})
-        if found is None:
-            raise LangdecError(f"no finished training run for {job.run_name} in {experiment}; run `langdec train` with the same arguments first, or pass --adapter-run RUN_ID")
-        adapter_run = found.info.run_id
+    adapter_run, version = _adapter_of(args, profile, cond, job, experiment)
     ladder_langs = args.data_languages.split(",") if args.data_languages else ["en", "zh", "es", "ur"]
     benches = args.benchmarks.split(",") if args.benchmarks else None
     result = stage.run(profile, cond, job, phase=args.phase, experiment=experiment, data_languages=ladder_langs,
                        adapter_uri=f"runs:/{adapter_run}/adapter" if adapter_run else None, train_run_id=adapter_run,
                        benchmarks_override=benches, source=args.source, progress=not args.quiet)
     accs = {k: v for k, v in result.metrics.items() if k.endswith(".acc")}
-    print(json.dumps({"run_id": result.run_id, "reused": result.reused, "cells": len([k for k in accs if k.startswith("gen.refined")]),
+    print(json.dumps({"run_id": result.run_id, "reused": result.reused, "scored": job.run_name,
+                      "adapter_run": adapter_run, "registered_version": version,
+                      "cells": len([k for k in accs if k.startswith("gen.refined")]),
                       "mean_refined_acc": round(sum(v for k, v in accs.items() if k.startswith("gen.refined")) / max(1, len([k for k in accs if k.startswith("gen.refined")])), 4),
                       "browse": tracking.ui_command()}, indent=2))
     return 0
+
+
+def _adapter_of(args, profile, cond, job, experiment) -> tuple[str | None, str | None]:
+    """(training run, registered version) of exactly the adapter the arguments name: --adapter-run, else the
+    version that holds the cell (or its arm) in the registry, else the finished run of the same training key."""
+    from . import registry, tracking, train
+
+    if not job.trains:
+        return None, None
+    if args.adapter_run:
+        return args.adapter_run, registry.version_for_run(profile.registered_model, args.adapter_run)
+    held = registry.live_version(profile.registered_model, args.phase, job)
+    if held is not None:
+        return held.run_id, str(held.version)
+    found = tracking.latest_run(experiment, train.TRAIN_STAGE, {"langdec.run_key": _train_key(profile, cond, job)})
+    if found is None:
+        raise LangdecError(f"no adapter for {job.run_name} in {experiment}: no registered version holds it and no finished "
+                           "training run has these settings; run `langdec train` with the same arguments first, or pass "
+                           "--adapter-run RUN_ID")
+    return found.info.run_id, registry.version_for_run(profile.registered_model, found.info.run_id)
 
 
 def _evaluate_published(args) -> int:
@@ -378,8 +402,11 @@ def cmd_promote(args) -> int:
 
     tracking.configure()
     profile = config.load_profile(args.profile)
-    refused = registry.promote(profile.registered_model, args.alias, versions=args.version)
-    print(json.dumps({"registered_model": profile.registered_model, "alias": args.alias, "refused": refused}, indent=2))
+    result = registry.promote(profile.registered_model, args.alias, versions=args.version)
+    print(json.dumps({"registered_model": profile.registered_model, "alias": args.alias,
+                      "promoted": result.promoted, "refused": result.refused, "withdrawn": result.withdrawn,
+                      "load": f"mlflow.artifacts.download_artifacts('models:/{profile.registered_model}@<alias>') -> the adapter "
+                              "folder for PeftModel.from_pretrained(base, folder)"}, indent=2, ensure_ascii=False))
     return 0
 
 
@@ -395,7 +422,9 @@ def cmd_manifest(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         # adapter digests need the files; the export path downloads them once
         manifest = registry.export(profile.registered_model, alias, Path(tmp) / "export")
-    out = Path(args.out)
+    from .paths import work_dir
+
+    out = Path(args.out) if args.out else work_dir() / "manifest"  # never the repository root
     write_text(out / "manifest.json", json.dumps(manifest, indent=2))
     write_text(out / "MANIFEST.md", registry.manifest_markdown(manifest, profile.registered_model, alias))
     print(f"{len(manifest)} adapters -> {out / 'MANIFEST.md'}, {out / 'manifest.json'}")
@@ -628,7 +657,7 @@ def parser() -> argparse.ArgumentParser:
     s = command("manifest", help="write MANIFEST.md and manifest.json from the registry (never by hand)")
     s.add_argument("--alias", default="paper", help="only versions carrying this alias tag; '' for every live version")
     s.add_argument("--profile", default="smoke")
-    s.add_argument("--out", default=".")
+    s.add_argument("--out", default=None, help="folder for MANIFEST.md and manifest.json (default: $LANGDEC_HOME/manifest)")
     s.set_defaults(func=cmd_manifest)
 
     s = command("export", help="write the promoted adapters in the published folder layout")

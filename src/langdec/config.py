@@ -329,6 +329,29 @@ def _named_yaml(folder: str, name: str) -> Path:
     return path
 
 
+# Overrides of these sections change what is trained, so they name a variant of the cell (an arm)
+ADAPTER_SECTIONS = ("training", "corpus", "model", "translation")
+
+
+def variant_name(overrides: list[str] | tuple[str, ...]) -> str | None:
+    """The arm an override set makes: `training.lr=1e-4` -> `lr1e-4`, `corpus.data=published` -> `data-published`.
+
+    None when nothing that changes the adapter is overridden (evaluation settings, say). The name is safe for
+    run names and registry aliases (letters, digits, '-', '_'); a long one ends in a short digest."""
+    import hashlib
+
+    parts = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.strip().split(".")[0] in ADAPTER_SECTIONS:
+            leaf = key.strip().split(".")[-1]
+            parts.append(re.sub(r"[^A-Za-z0-9_-]", "", f"{leaf}{'-' if value[:1].isalpha() else ''}{value.strip().replace('.', 'p')}"))
+    if not parts:
+        return None
+    name = "-".join(parts)
+    return name if len(name) <= 40 else f"{name[:31]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def load_profile(name: str, overrides: list[str] | None = None) -> Profile:
     path = _named_yaml("profiles", name)
     data = apply_overrides(_read_yaml(path), overrides, str(path))

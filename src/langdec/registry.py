@@ -53,9 +53,16 @@ def live_versions(name: str, key: dict[str, str]):
         found = _client().search_model_versions(" and ".join(clauses))
     except MlflowException:
         return []
-    # a published adapter and a re-trained one of the same cell are different versions, never rivals
+    # a published adapter and a re-trained one of the same cell, or two arms of it, are different versions, never rivals
     origin = key.get("origin", "langdec")
-    return [v for v in found if v.tags.get("superseded_by") is None and v.tags.get("origin", "langdec") == origin]
+    return [v for v in found if v.tags.get("superseded_by") is None and v.tags.get("origin", "langdec") == origin
+            and v.tags.get("arm") == key.get("arm")]
+
+
+def live_version(name: str, phase: str, job: Job):
+    """The registered version that holds this cell (its arm included) now, or None."""
+    found = sorted(live_versions(name, version_key(phase, job)), key=lambda v: int(v.version))
+    return found[-1] if found else None
 
 
 def ensure_can_register(name: str, phase: str, job: Job, *, supersede: bool) -> None:
@@ -109,7 +116,31 @@ def _register(name: str, run_id: str, key: dict[str, str], *, phase: str, job: J
     for old in previous:
         client.set_model_version_tag(name, old.version, "superseded_by", str(version.version))
         client.set_model_version_tag(name, version.version, "supersedes", str(old.version))
+        withdrawn = withdraw(name, old.version)  # promotion is the policy's to grant again, to the new version
+        if withdrawn:
+            client.set_model_version_tag(name, version.version, "withdrawn_from_superseded", ",".join(withdrawn))
     return str(version.version)
+
+
+def policy_aliases() -> list[str]:
+    return sorted(spec["alias"] for spec in (_read_policy(p) for p in sorted((project_root() / "registry").glob("*.yaml"))))
+
+
+def withdraw(name: str, version: str, aliases: list[str] | None = None) -> list[str]:
+    """Take a version's promotions away: its `<alias>-<cell>` aliases and `<alias>=true` tags. Returns what it held."""
+    client = _client()
+    aliases = aliases if aliases is not None else policy_aliases()
+    held = []
+    for alias_name, holder in (client.get_registered_model(name).aliases or {}).items():
+        if str(holder) == str(version) and any(alias_name == a or alias_name.startswith(f"{a}-") for a in aliases):
+            client.delete_registered_model_alias(name, alias_name)
+            held.append(alias_name)
+    tags = client.get_model_version(name, str(version)).tags
+    for alias in aliases:
+        if tags.get(alias) == "true":
+            client.delete_model_version_tag(name, str(version), alias)
+            held.append(f"{alias}=true")
+    return held
 
 
 def version_for_run(name: str, run_id: str) -> str | None:
@@ -229,16 +260,17 @@ def check_policy(policy: Policy, version) -> list[str]:
     tags = version.tags
     rules = policy.rules
     if "phase" in rules and tags.get("phase") != rules["phase"]:
-        reasons.append(f"phase is {tags.get('phase')!r}, policy requires {rules['phase']!r}")
+        reasons.append(f"phase is {tags.get('phase')!r}; this alias is for {rules['phase']!r} versions only")
     if rules.get("data_checks_passed") and tags.get("data_check_status") != "passed":
-        reasons.append(f"data checks are {tags.get('data_check_status', 'missing')!r}, not 'passed'")
+        reasons.append(f"data checks are {tags.get('data_check_status', 'missing')!r}, not 'passed': run `langdec check` for its "
+                       "condition and re-train on data that passes")
     if tags.get("superseded_by"):
-        reasons.append(f"superseded by version {tags['superseded_by']}")
+        reasons.append(f"superseded by version {tags['superseded_by']}: promote that one instead")
     required = rules.get("benchmarks") or []
     evaluated = set(filter(None, tags.get("evaluated_benchmarks", "").split(",")))
     missing = sorted(set(required) - evaluated)
     if missing:
-        reasons.append(f"not evaluated on {', '.join(missing)}")
+        reasons.append(f"not evaluated on {', '.join(missing)}: run `langdec evaluate` for its cell")
     extractor = rules.get("current_extractor")
     if extractor:
         recorded = json.loads(tags.get("extractor_versions", "{}") or "{}")
@@ -251,8 +283,22 @@ def check_policy(policy: Policy, version) -> list[str]:
     return reasons
 
 
-def promote(name: str, alias: str, *, versions: list[str] | None = None) -> dict[str, list[str]]:
-    """Set `alias` on every (or the given) version that passes the policy; returns refusals."""
+def alias_for(alias: str, version) -> str:
+    """The MLflow alias a promoted version gets: one per adapter cell (an alias names one version), e.g.
+    paper-cond2-zh-5k-s42; load it with models:/<registered model>@paper-cond2-zh-5k-s42."""
+    return f"{alias}-{version.tags.get('run_name', version.version)}".replace("@", "-")
+
+
+@dataclass
+class Promotion:
+    promoted: dict[str, str]  # version -> alias it holds now
+    refused: dict[str, list[str]]  # version -> reasons, each with its fix
+    withdrawn: dict[str, list[str]]  # version -> promotions taken away (it no longer passes)
+
+
+def promote(name: str, alias: str, *, versions: list[str] | None = None) -> Promotion:
+    """Set `alias` on every (or the given) version that passes the policy, and take it from versions that
+    no longer pass (a superseded one, say), so aliases, tags and the manifest always agree."""
     policy = load_policy(alias)
     client = _client()
     candidates = client.search_model_versions(f"name = '{name}'")
@@ -274,21 +320,33 @@ def promote(name: str, alias: str, *, versions: list[str] | None = None) -> dict
     if min_seeds:
         groups: dict[tuple, set[str]] = {}
         for v in accepted:
-            groups.setdefault((v.tags.get("phase"), v.tags.get("condition"), v.tags.get("lang"), v.tags.get("tier")), set()).add(v.tags.get("seed"))
+            groups.setdefault(_cell(v), set()).add(v.tags.get("seed"))
         kept = []
         for v in accepted:
-            seeds = groups[(v.tags.get("phase"), v.tags.get("condition"), v.tags.get("lang"), v.tags.get("tier"))]
+            seeds = groups[_cell(v)]
             if len(seeds) < min_seeds:
-                refused[v.version] = [f"only {len(seeds)} seed(s) for this cell; policy requires {min_seeds}"]
+                refused[v.version] = [f"only {len(seeds)} seed(s) of this cell pass; the policy requires {min_seeds}: train and "
+                                      "evaluate the other seeds"]
             else:
                 kept.append(v)
         accepted = kept
+    promoted = {}
     for v in accepted:
         # MLflow aliases name one version each; keep one alias per adapter cell so
         # every promoted version is addressable, plus a version tag for filtering.
-        client.set_registered_model_alias(name, f"{alias}-{v.tags.get('run_name', v.version)}", v.version)
+        client.set_registered_model_alias(name, alias_for(alias, v), v.version)
         client.set_model_version_tag(name, v.version, alias, "true")
-    return refused
+        promoted[v.version] = alias_for(alias, v)
+    withdrawn = {}
+    for version in refused:
+        taken = withdraw(name, version, [alias])
+        if taken:
+            withdrawn[version] = taken
+    return Promotion(promoted, refused, withdrawn)
+
+
+def _cell(v) -> tuple:
+    return (v.tags.get("phase"), v.tags.get("condition"), v.tags.get("lang"), v.tags.get("tier"), v.tags.get("arm"), v.tags.get("origin"))
 
 
 # --------------------------------------------------------------------------- manifest and export

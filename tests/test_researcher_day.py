@@ -1,0 +1,67 @@
+"""A researcher's day on the smoke profile: try a setting beside the registered adapter, evaluate exactly the
+adapter named, supersede on purpose, promote, load by alias."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from langdec import cli
+from langdec.config import variant_name
+
+MODEL = "langdec-smoke-adapters"
+CELL = ["--condition", "2", "--lang", "es"]
+EVAL = ["--data-languages", "en"]  # every benchmark (the paper policy asks for all four), one data language
+
+
+def _run(capsys, *argv: str) -> dict:
+    assert cli.main(["--quiet", *argv]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_variant_names_come_from_what_changes_the_adapter():
+    assert variant_name(["training.lr=1e-4"]) == "lr1e-4"
+    assert variant_name(["evaluation.batch_size=4"]) is None  # scoring settings leave the adapter alone
+    assert variant_name(["training.warmup_ratio=0.1", "training.lora_r=8"]) == "warmup_ratio0p1-lora_r8"
+    assert len(variant_name([f"training.optimizer_args={{rho: {i}}}" for i in range(20)])) <= 40
+
+
+@pytest.mark.slow
+def test_a_day_of_variants_evaluation_promotion_and_aliases(module_store, smoke_profile, capsys):
+    client = MlflowClient()
+    main = _run(capsys, "train", *CELL)
+    # trying a setting makes a variant beside the cell, no --supersede needed
+    variant = _run(capsys, "train", *CELL, "--set", "training.lr=1e-4")
+    assert variant["registered_version"] != main["registered_version"]
+    assert client.get_model_version(MODEL, variant["registered_version"]).tags["arm"] == "lr1e-4"
+    # evaluate scores exactly the adapter its arguments name, and says which
+    plain = _run(capsys, "evaluate", *CELL, *EVAL)
+    tried = _run(capsys, "evaluate", *CELL, *EVAL, "--set", "training.lr=1e-4")
+    assert (plain["registered_version"], plain["adapter_run"]) == (main["registered_version"], main["run_id"])
+    assert (tried["registered_version"], tried["adapter_run"], tried["scored"]) == \
+        (variant["registered_version"], variant["run_id"], "cond2-es-5k-s42-lr1e-4")
+    assert cli.main(["--quiet", "evaluate", *CELL, *EVAL, "--arm", "never-trained"]) == 2
+    assert "no adapter for cond2-es-5k-s42-never-trained" in capsys.readouterr().err
+    # promotion prints what it promoted and under which alias
+    for v in client.search_model_versions(f"name = '{MODEL}'"):
+        client.set_model_version_tag(MODEL, v.version, "data_check_status", "passed")
+    promoted = _run(capsys, "promote", "--alias", "paper")
+    old_alias = "paper-cond2-es-5k-s42"
+    assert promoted["promoted"][main["registered_version"]] == old_alias
+    # superseding on purpose replaces the cell and takes its promotion away in the same operation
+    replaced = _run(capsys, "train", *CELL, "--set", "training.lr=3e-4", "--supersede")
+    old = client.get_model_version(MODEL, main["registered_version"])
+    assert old.tags["superseded_by"] == replaced["registered_version"] and "paper" not in old.tags
+    assert old_alias not in client.get_registered_model(MODEL).aliases
+    again = _run(capsys, "evaluate", *CELL, *EVAL)
+    assert not again["reused"] and again["registered_version"] == replaced["registered_version"]
+    promoted = _run(capsys, "promote", "--alias", "paper")
+    assert promoted["promoted"][replaced["registered_version"]] == old_alias
+    assert "superseded by version" in promoted["refused"][main["registered_version"]][0]
+    # loading by alias gives the new adapter
+    by_alias = client.get_model_version_by_alias(MODEL, old_alias)
+    assert str(by_alias.version) == replaced["registered_version"]
+    assert mlflow.artifacts.download_artifacts(f"models:/{MODEL}@{old_alias}")

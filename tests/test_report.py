@@ -61,5 +61,28 @@ def test_markdown_and_terminal_table(built, tmp_path):
     text = report.markdown(built, [])
     assert "6 condition cells: 3 wins, 0 losses, 3 ties" in text and "2 conclusions flip sign" in text
     table = report.print_table(built)
-    assert "cond2-zh" in table and "(+1.000 W) !" in table
+    assert "cond2-zh" in table and "(+1.000 W) o" in table and "xnli/es n=20" in table
     assert report.heatmap(built, tmp_path / "h.png").stat().st_size > 1000
+
+
+def test_a_plot_with_nothing_to_show_says_so(tmp_path):
+    flat = report.records_from_run("baseline", "42", _gen(SIB, ["x"] * 4), [])
+    flat += report.records_from_run("cond2-zh", "42", _gen(SIB, ["x"] * 4), [])
+    built = report.build(flat, rounds=50)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    report._say_if_nothing(ax, [[0.0, 0.0], [0.0, float("nan")]])
+    assert [t.get_text() for t in ax.texts] == ["every delta is 0: no condition differs from the baseline here"]
+    plt.close(fig)
+    assert report.heatmap(built, tmp_path / "flat.png").stat().st_size > 1000
+
+
+def test_the_html_report_embeds_its_figures(built, tmp_path):
+    figure = report.heatmap(built, tmp_path / "delta_heatmap.png")
+    page = report.html(report.markdown(built, [figure.name]), tmp_path)
+    assert page.count("<img") == 1 and "data:image/png;base64," in page and "<table>" in page
+    assert "<th>condition</th>" in page and "cond2-zh" in page

@@ -65,3 +65,16 @@ def test_a_day_of_variants_evaluation_promotion_and_aliases(module_store, smoke_
     by_alias = client.get_model_version_by_alias(MODEL, old_alias)
     assert str(by_alias.version) == replaced["registered_version"]
     assert mlflow.artifacts.download_artifacts(f"models:/{MODEL}@{old_alias}")
+
+
+def test_an_mlflow_run_entry_point_leaves_no_anonymous_run_and_no_cross_experiment_parent(module_store, monkeypatch, tmp_path):
+    client = MlflowClient()
+    shell = client.create_run(client.get_experiment_by_name("Default").experiment_id)  # what `mlflow run` makes
+    monkeypatch.setenv("MLFLOW_RUN_ID", shell.info.run_id)
+    assert cli.main(["--quiet", "report", "--experiment", "day-report", "--out", str(tmp_path / "r")]) == 0
+    shell = client.get_run(shell.info.run_id)
+    assert shell.data.tags["mlflow.runName"].startswith("mlflow run: langdec report") and "phase experiment" in shell.data.tags["mlflow.note.content"]
+    exp = client.get_experiment_by_name("day-report")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the run list, not the GenAI view
+    (run,) = client.search_runs([exp.experiment_id])
+    assert "mlflow.parentRunId" not in run.data.tags

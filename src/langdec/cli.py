@@ -715,19 +715,29 @@ def parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _mlflow_project_parent():
-    """Under `mlflow run`, MLFLOW_RUN_ID names the entry point's run: make it the parent of our stage runs."""
+def _mlflow_project_parent(argv: list[str]):
+    """Under `mlflow run`, MLFLOW_RUN_ID names the run MLflow made for the entry point, in whatever experiment
+    `mlflow run` was given (Default unless --experiment-name). langdec's runs go to their phase experiment and
+    are never parented across experiments; the entry point's run is named for what it launched and says where
+    the runs went, instead of staying an empty, randomly named run."""
     run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     if not run_id:
         yield
         return
-    import mlflow
+    from mlflow.tracking import MlflowClient
 
     from . import tracking
 
     tracking.configure()
-    with mlflow.start_run(run_id=run_id):
-        yield
+    client = MlflowClient()
+    # a URL argument can carry credentials (--base-url, --storage): never into MLflow
+    shown = [re.sub(r"(\w+://)[^/@\s]*@", r"\1", a).split("?", 1)[0] if "://" in a else a for a in argv if a != "--quiet"]
+    client.set_tag(run_id, "mlflow.runName", "mlflow run: langdec " + " ".join(shown[:4])[:80])
+    client.set_tag(run_id, "mlflow.note.content", "This run only records that `mlflow run` launched `langdec "
+                   + " ".join(shown) + "`. langdec's own runs are in the phase experiment (phase-3, phase-3-smoke, ...), "
+                   "under their ladder run; filter there by tags.`langdec.stage`.")
+    client.set_tag(run_id, "langdec.stage", "mlflow-run")
+    yield
 
 
 def _quiet_libraries() -> None:
@@ -742,13 +752,15 @@ def _quiet_libraries() -> None:
     import logging
 
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    # bitsandbytes looks for an optional CPU kernel package on import and warns on every command
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     args = parser().parse_args(argv)
     try:
-        with _mlflow_project_parent():
+        with _mlflow_project_parent(list(sys.argv[1:] if argv is None else argv)):
             return args.func(args)
     except LangdecError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -77,6 +77,10 @@ def run(path: str | Path, *, supersede: bool | None = None, progress: bool = Tru
     result = LadderResult(experiment)
     start = time.perf_counter()
     echo(f"ladder {ladder.name}: {len(jobs)} jobs on profile {profile.name} -> MLflow experiment {experiment!r} at {uri}")
+    if profile.model.smoke:
+        echo("note: the smoke profile's model is a random-weight Cohere2ForCausalLM (Tiny Aya's architecture, hidden size "
+             f"{profile.model.smoke.get('hidden_size')}) with a tokenizer trained in seconds, so its scores are noise (generative "
+             "near 0, log-likelihood at chance); it runs every code path for real. The study's model: --profile paper on a GPU.")
     mlflow.set_experiment(experiment_id=tracking.experiment_id(experiment))
     with mlflow.start_run(run_name=f"ladder-{ladder.name}", nested=mlflow.active_run() is not None,
                           tags={"langdec.stage": "ladder", "langdec.code_version": tracking.code_version()}):

@@ -210,6 +210,9 @@ def import_file(path: Path, session: Session, experiment: str, source: str) -> I
             metrics = mlflow.get_run(run.run_id).data.metrics
         else:
             metrics, rows = _score_generations(records, names)
+            from .evaluation.stage import summary_metrics
+
+            metrics.update(summary_metrics(metrics))
             for kind, prefix in (("summary", "published.strict"), ("summary_reparsed", "published.refined")):
                 metrics.update(_published_cells(sibling(path, kind), prefix))
             metrics["eval.items"] = float(len(records))

@@ -253,14 +253,19 @@ def _flag_sign_flips(report: Report) -> None:
 
 
 # --------------------------------------------------------------------------- presentation
+def _marks(cell: ReportCell) -> str:
+    """One letter per kind of flag: o = mostly one label, f = the conclusion flips between extractors."""
+    marks = ("o" if any(f.startswith("mostly one label") for f in cell.flags) else "") + \
+            ("f" if any(f.startswith("sign flips") for f in cell.flags) else "")
+    return f" {marks}" if marks else ""
+
+
 def _fmt(cell: ReportCell) -> str:
     text = f"{cell.mean:.3f}" + (f"±{cell.std:.3f}" if len(cell.per_seed) > 1 else "")
     if cell.delta is not None:
         mark = {"win": " W", "loss": " L"}.get(cell.outcome, "")
         text += f" ({cell.delta:+.3f}{mark})"
-    if cell.flags:
-        text += " !"
-    return text
+    return text + _marks(cell)
 
 
 def print_tables(report: Report) -> str:
@@ -282,11 +287,13 @@ def print_table(report: Report, kind: str | None = None) -> str:
         return "(no evaluation runs yet)"
     title = (f"{kind}" + (" (executed in the sandbox)" if kind.startswith("code.") else " accuracy")
              + (" (no extractor)" if kind == "ll" else "")
-             + "; (delta vs baseline, W/L = 95% bootstrap interval excludes 0, ! = flagged, see report)")
+             + "; (delta vs baseline, W/L = 95% bootstrap interval excludes 0; o = mostly one label, "
+               "f = sign flips between extractors; n = items)")
     header = ["benchmark/data", *groups]
     body = []
     for bench, data in columns:
-        row = [f"{bench}/{data}"]
+        n = max((c.n_items for c in report.cells if (c.benchmark, c.data, c.kind) == (bench, data, kind)), default=0)
+        row = [f"{bench}/{data} n={n}"]
         for g in groups:
             cell = report.value(g, bench, data, kind)
             row.append(_fmt(cell) if cell else "")
@@ -327,6 +334,56 @@ def markdown(report: Report, figures: list[str]) -> str:
     return "\n".join(out)
 
 
+def _say_if_nothing(ax, values: list[list[float]]) -> None:
+    """A grid of zeros looks like a broken plot: say in it that there is nothing to compare."""
+    finite = [v for row in values for v in row if v == v]
+    if not finite or all(abs(v) < 1e-12 for v in finite):
+        ax.text(0.5, 0.5, "every delta is 0: no condition differs from the baseline here" if finite else "no comparable cells",
+                transform=ax.transAxes, ha="center", va="center", fontsize=9,
+                bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.9})
+
+
+def html(markdown_text: str, folder: Path) -> str:
+    """report.md as one self-contained HTML page (figures embedded), so MLflow's artifact viewer shows the plots
+    inline. Covers what `markdown` writes: headings, paragraphs, pipe tables, images, `code`."""
+    import base64
+    import html as escape
+    import re
+
+    def inline(text: str) -> str:
+        text = escape.escape(text)
+        return re.sub(r"`([^`]+)`", r"<code>\1</code>", re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text))
+
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>langdec report</title><style>"
+           "body{font-family:sans-serif;margin:2em;max-width:100em}table{border-collapse:collapse;margin:1em 0;font-size:90%}"
+           "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}img{max-width:100%}</style></head><body>"]
+    lines = markdown_text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        image = re.fullmatch(r"!\[[^\]]*\]\(([^)]+)\)", line.strip())
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
+        elif image and (folder / image.group(1)).is_file():
+            data = base64.b64encode((folder / image.group(1)).read_bytes()).decode()
+            out.append(f"<p><img alt='{escape.escape(image.group(1))}' src='data:image/png;base64,{data}'></p>")
+        elif line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                if not re.fullmatch(r"\|(\s*-+\s*\|)+", lines[i].strip()):
+                    rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            out.append("<table>" + "".join("<tr>" + "".join(f"<{'th' if n == 0 else 'td'}>{inline(c)}</{'th' if n == 0 else 'td'}>"
+                                                             for c in row) + "</tr>" for n, row in enumerate(rows)) + "</table>")
+            continue
+        elif line.strip():
+            out.append(f"<p>{inline(line)}</p>")
+        i += 1
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
 def heatmap(report: Report, path: Path) -> Path | None:
     """Delta vs baseline per condition x (benchmark, data language): generative and log-likelihood panels."""
     import matplotlib
@@ -360,6 +417,7 @@ def heatmap(report: Report, path: Path) -> Path | None:
                     mark = {"win": "\nW", "loss": "\nL"}.get(cell.outcome, "")
                     ax.text(j, i, f"{v:+.2f}{mark}", ha="center", va="center", fontsize=6)
         ax.set_title(f"Accuracy delta vs baseline: {title}", fontsize=9)
+        _say_if_nothing(ax, values)
     fig.colorbar(image, ax=axes[:, 0].tolist(), label="delta vs baseline")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -394,6 +452,7 @@ def heatmap_by_instruction(records: list[Record], report: Report, path: Path) ->
     ax.set_xticks(range(len(columns)), [f"{b}\n{d}" for b, d in columns], fontsize=7)
     ax.set_yticks(range(len(rows)), [f"{g} | instr {i}" for g, i in rows], fontsize=7)
     ax.set_title(f"Delta vs baseline by instruction language ({report.extractor} extractor)", fontsize=9)
+    _say_if_nothing(ax, values)
     fig.colorbar(image, ax=ax, label="delta vs baseline")
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -445,6 +504,7 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
                                 seed_spread(report, out_dir / "seed_spread.png")) if p]
     md_path = out_dir / "report.md"
     write_text(md_path, markdown(report, figures))
+    write_text(out_dir / "report.html", html(md_path.read_text(encoding="utf-8"), out_dir))
     summary = [{"group": c.group, "benchmark": c.benchmark, "data": c.data, "kind": c.kind, "mean": c.mean, "std": c.std,
                 "seeds": sorted(c.per_seed), "baseline": c.baseline, "delta": c.delta, "ci": c.ci, "outcome": c.outcome,
                 "n_items": c.n_items, "top_label_share": c.top_label_share, "flags": c.flags} for c in report.cells]
@@ -454,6 +514,6 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
     with tracking.stage_run(experiment, "report", "report", params=params, tags={}, reuse=False):
         mlflow.log_metrics({f"report.{k}": v for k, v in report.summary().items()})
         mlflow.log_metric("report.study_conclusion_flips", len(report.study.flips))
-        for name in ["report.md", "report.json", *figures]:
+        for name in ["report.html", "report.md", "report.json", *figures]:
             mlflow.log_artifact(str(out_dir / name))
     return report, md_path

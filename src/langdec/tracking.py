@@ -73,17 +73,23 @@ def run_key(stage: str, params: dict[str, Any], data_digest: str | None) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:20]
 
 
+# MLflow 3 opens an experiment in its GenAI view unless told it is model development: langdec's are
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def experiment_id(name: str) -> str:
     import mlflow
     from mlflow.exceptions import MlflowException
 
     exp = mlflow.get_experiment_by_name(name)
-    if exp:
-        return exp.experiment_id
-    try:
-        return mlflow.create_experiment(name)
-    except MlflowException:  # another worker created it between the two calls
-        return mlflow.get_experiment_by_name(name).experiment_id
+    if exp is None:
+        try:
+            return mlflow.create_experiment(name, tags=dict([EXPERIMENT_KIND]))
+        except MlflowException:  # another worker created it between the two calls
+            exp = mlflow.get_experiment_by_name(name)
+    if exp.tags.get(EXPERIMENT_KIND[0]) is None:  # made by an older langdec, or by hand
+        mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
+    return exp.experiment_id
 
 
 def find_finished(experiment: str, stage: str, key: str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import resource
 import signal
 import sys
@@ -314,7 +315,14 @@ def _resumable_run(experiment: str, key: str):
 
 
 def _raise_on_sigterm() -> None:
+    owner = os.getpid()
+
     def handler(signum, frame):
+        if os.getpid() != owner:
+            # a forked worker (the transpiler's pool) inherited this handler: end as SIGTERM would, without a message
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         raise SystemExit(f"terminated by signal {signum}")  # the run context marks the run FAILED
 
     if sys.platform != "win32":

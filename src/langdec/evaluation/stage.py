@@ -139,6 +139,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
             code_metrics, code_records = _code(model, tokenizer, ev, source, progress)
             metrics.update(code_metrics)
             mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in code_records), CODE_RESULTS)
+        metrics.update(summary_metrics(metrics))
         seconds = time.perf_counter() - start
         metrics["eval.items"] = float(len(records))
         metrics["eval.items_per_s"] = len(records) / max(gen_seconds, 1e-9)
@@ -155,6 +156,20 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
             if version:
                 registry.record_evaluation(profile.registered_model, version, bench_names, versions, len(matrix))
     return EvalResult(srun.run_id, False, metrics)
+
+
+def summary_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The few columns a researcher sorts runs by: per benchmark and data language, the mean accuracy under
+    each extractor (over templates and instruction languages) and by log-likelihood, e.g. summary.sib200.ur.refined."""
+    groups: dict[str, list[float]] = {}
+    for key, value in metrics.items():
+        parts = key.split(".")
+        if key.startswith("gen.") and key.endswith(".acc") and len(parts) == 7:
+            _, extractor, _template, bench, data, _instr, _ = parts
+            groups.setdefault(f"summary.{bench}.{data.removeprefix('data:')}.{extractor}", []).append(value)
+        elif key.startswith("ll.") and key.endswith(".acc") and len(parts) == 4:
+            groups.setdefault(f"summary.{parts[1]}.{parts[2].removeprefix('data:')}.ll", []).append(value)
+    return {k: sum(v) / len(v) for k, v in sorted(groups.items())}
 
 
 def _code(model, tokenizer, ev, source: str, progress: bool) -> tuple[dict[str, float], list[dict[str, Any]]]:

@@ -304,7 +304,8 @@ def print_table(report: Report, kind: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def markdown(report: Report, figures: list[str]) -> str:
+def markdown(report: Report, figures: list[str], *, cell_tables: bool = True) -> str:
+    """The report as Markdown; `cell_tables=False` leaves out the per-cell tables (report.md and report.json keep them)."""
     s = report.summary()
     out = ["# langdec comparison report", "",
            f"Extractor versions: {', '.join(f'{k} `{v}`' for k, v in report.extractor_versions.items())}.", "",
@@ -317,7 +318,9 @@ def markdown(report: Report, figures: list[str]) -> str:
     for fig in figures:
         out += [f"![{fig}]({fig})", ""]
     kinds = [f"gen.{n}" for n in EXTRACTORS] + ["ll", "code.pass_at_1"]
-    for kind in kinds:
+    if not cell_tables:
+        out += ["Every cell (condition, benchmark, data language, extractor) with its interval and flags: report.md, report.json.", ""]
+    for kind in kinds if cell_tables else []:
         rows = [c for c in report.cells if c.kind == kind]
         if not rows:
             continue
@@ -344,8 +347,9 @@ def _say_if_nothing(ax, values: list[list[float]]) -> None:
 
 
 def html(markdown_text: str, folder: Path) -> str:
-    """report.md as one self-contained HTML page (figures embedded), so MLflow's artifact viewer shows the plots
-    inline. Covers what `markdown` writes: headings, paragraphs, pipe tables, images, `code`."""
+    """Markdown as one self-contained HTML page, figures embedded: MLflow's artifact viewer shows an HTML
+    artifact from a blob URL, where a relative link to another artifact cannot resolve. Covers what `markdown`
+    writes: headings, paragraphs, pipe tables, images, `code`."""
     import base64
     import html as escape
     import re
@@ -366,8 +370,9 @@ def html(markdown_text: str, folder: Path) -> str:
             level = len(line) - len(line.lstrip("#"))
             out.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
         elif image and (folder / image.group(1)).is_file():
-            data = base64.b64encode((folder / image.group(1)).read_bytes()).decode()
-            out.append(f"<p><img alt='{escape.escape(image.group(1))}' src='data:image/png;base64,{data}'></p>")
+            name = image.group(1)
+            src = "data:image/png;base64," + base64.b64encode((folder / name).read_bytes()).decode()
+            out.append(f"<p><img alt='{escape.escape(name)}' src='{src}'></p>")
         elif line.startswith("|"):
             rows = []
             while i < len(lines) and lines[i].startswith("|"):
@@ -378,7 +383,11 @@ def html(markdown_text: str, folder: Path) -> str:
                                                              for c in row) + "</tr>" for n, row in enumerate(rows)) + "</table>")
             continue
         elif line.strip():
-            out.append(f"<p>{inline(line)}</p>")
+            paragraph = [line]
+            while i + 1 < len(lines) and lines[i + 1].strip() and not lines[i + 1].startswith(("#", "|", "![")):
+                i += 1
+                paragraph.append(lines[i])
+            out.append(f"<p>{inline(' '.join(paragraph))}</p>")
         i += 1
     out.append("</body></html>")
     return "\n".join(out)
@@ -504,7 +513,7 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
                                 seed_spread(report, out_dir / "seed_spread.png")) if p]
     md_path = out_dir / "report.md"
     write_text(md_path, markdown(report, figures))
-    write_text(out_dir / "report.html", html(md_path.read_text(encoding="utf-8"), out_dir))
+    write_text(out_dir / "report.html", html(md_path.read_text(encoding="utf-8"), out_dir))  # self-contained, on disk
     summary = [{"group": c.group, "benchmark": c.benchmark, "data": c.data, "kind": c.kind, "mean": c.mean, "std": c.std,
                 "seeds": sorted(c.per_seed), "baseline": c.baseline, "delta": c.delta, "ci": c.ci, "outcome": c.outcome,
                 "n_items": c.n_items, "top_label_share": c.top_label_share, "flags": c.flags} for c in report.cells]
@@ -514,6 +523,8 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
     with tracking.stage_run(experiment, "report", "report", params=params, tags={}, reuse=False):
         mlflow.log_metrics({f"report.{k}": v for k, v in report.summary().items()})
         mlflow.log_metric("report.study_conclusion_flips", len(report.study.flips))
-        for name in ["report.html", "report.md", "report.json", *figures]:
+        # the logged page leaves the per-cell tables to report.md/json: the artifact viewer shows it in a frame
+        mlflow.log_text(html(markdown(report, figures, cell_tables=False), out_dir), "report.html")
+        for name in ["report.md", "report.json", *figures]:
             mlflow.log_artifact(str(out_dir / name))
     return report, md_path

@@ -115,16 +115,21 @@ class StudyTables:
     headline: list[HeadlineRow] = field(default_factory=list)
 
 
-def cell_counts(records: Iterable[ItemRecord], extractor: str) -> dict[CellKey, tuple[int, int]]:
-    """(correct, n) per study cell under one extractor."""
+def _counts(records: Iterable[ItemRecord], extractor: str, hit) -> dict[CellKey, tuple[int, int]]:
+    """(records for which `hit` holds, n) per study cell under one extractor."""
     counts: dict[CellKey, list[int]] = collections.defaultdict(lambda: [0, 0])
     kind = f"gen.{extractor}"
     for r in records:
         if r.kind == kind:
             c = counts[(r.group, r.seed, r.template, r.benchmark, r.data, r.instr)]
-            c[0] += int(r.correct)
+            c[0] += int(hit(r))
             c[1] += 1
     return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def cell_counts(records: Iterable[ItemRecord], extractor: str) -> dict[CellKey, tuple[int, int]]:
+    """(correct, n) per study cell under one extractor."""
+    return _counts(records, extractor, lambda r: r.correct)
 
 
 def _baseline_cells(counts: dict[CellKey, tuple[int, int]]) -> dict[tuple[str, str, str, str], float]:
@@ -215,14 +220,7 @@ def significance(records: list[ItemRecord], extractor: str = "refined") -> tuple
 
 def unparsed_counts(records: Iterable[ItemRecord], extractor: str) -> dict[CellKey, tuple[int, int]]:
     """(no answer, n) per study cell under one extractor."""
-    counts: dict[CellKey, list[int]] = collections.defaultdict(lambda: [0, 0])
-    kind = f"gen.{extractor}"
-    for r in records:
-        if r.kind == kind:
-            c = counts[(r.group, r.seed, r.template, r.benchmark, r.data, r.instr)]
-            c[0] += int(r.pred is None)
-            c[1] += 1
-    return {k: (v[0], v[1]) for k, v in counts.items()}
+    return _counts(records, extractor, lambda r: r.pred is None)
 
 
 def headline(records: list[ItemRecord]) -> list[HeadlineRow]:

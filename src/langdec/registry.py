@@ -94,6 +94,7 @@ def _register(name: str, run_id: str, key: dict[str, str], *, phase: str, job: J
     previous = live_versions(name, key)
     if previous and not supersede:
         ensure_can_register(name, phase, job, supersede=False)
+    aliases = policy_aliases() if previous else []  # read (and validated) before anything is written
     all_tags = {
         **key,
         "run_name": job.run_name,
@@ -116,7 +117,7 @@ def _register(name: str, run_id: str, key: dict[str, str], *, phase: str, job: J
     for old in previous:
         client.set_model_version_tag(name, old.version, "superseded_by", str(version.version))
         client.set_model_version_tag(name, version.version, "supersedes", str(old.version))
-        withdrawn = withdraw(name, old.version)  # promotion is the policy's to grant again, to the new version
+        withdrawn = withdraw(name, old.version, aliases)  # promotion is the policy's to grant again, to the new version
         if withdrawn:
             client.set_model_version_tag(name, version.version, "withdrawn_from_superseded", ",".join(withdrawn))
     return str(version.version)

@@ -131,7 +131,7 @@ def test_condition5_suite_checks_target_script_share(zh_data):
     cdata, _ = zh_data
     frame = _frame(cdata).head(6).copy()
     frame["language"] = "ur"
-    frame["code"] = ["تعریف جمع_کریں(عدد):\n    واپس عدد + ۱  # عدد میں ایک جمع کریں\n"] * 5 + ["def add(n):\n    return n + 1  # add one\n"]
+    frame["code"] = ["تعریف جمع_کریں(عدد):\n    واپسی عدد + ۱  # عدد میں ایک جمع کریں\n"] * 5 + ["def add(n):\n    return n + 1  # add one\n"]
     frame["idx"] = range(6)
     frame["code"] = [c + f"# {i}\n" for i, c in enumerate(frame["code"])]
     cond5 = config.condition("5")

@@ -231,3 +231,27 @@ def test_lexer_finds_code_words_only():
     text = 'a = f"x{b!r:{c}}y" # d\n"e"'
     words = [text[s:e] for s, e, k in code_words(text) if k == IDENT]
     assert words == ["a", "b", "c"]
+
+
+def test_a_file_written_with_the_studys_urdu_words_reverses():
+    """The study's outputs show its Urdu words (analysis/phase-2/urdu-code-leakage-analysis.md); langdec's pack uses them."""
+    from langdec.transpiler import engine
+    from langdec.transpiler import packs as language_packs
+
+    study = ("درآمد os\n\nکلاس Box:\n    تعریف full(self):\n        اگر self.n اور self.m:\n            واپسی صحیح\n"
+             "        تصدیق self.n\n        واپسی غلط\n")
+    english = ("import os\n\nclass Box:\n    def full(self):\n        if self.n and self.m:\n            return True\n"
+               "        assert self.n\n        return False\n")
+    pack = language_packs.load("ur")
+    assert engine.reverse(study, pack) == english
+    assert engine.forward(english, pack).text == study
+
+
+def test_a_pack_that_drifts_from_the_studys_evidence_is_invalid(monkeypatch):
+    from langdec import languages
+    from langdec.transpiler import packs as language_packs
+
+    keywords = languages.get("ur").table["python"]["keywords"]
+    monkeypatch.setitem(keywords, "class", "جماعت")
+    problems = language_packs.validate("ur")
+    assert any("python.keywords.class is 'جماعت', but the study's outputs show 'کلاس'" in p for p in problems)

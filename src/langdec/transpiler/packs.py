@@ -125,6 +125,18 @@ def validate(code: str) -> list[str]:
                 problems.append(f"{entry}: {word!r} collides with {seen[key]} (words must be unique in a pack)")
             else:
                 seen[key] = f"python.{category}.{en}"
+    evidence = languages.get(code).table.get("study_evidence") or {}
+    for category, words in evidence.items():
+        if category == "source":
+            continue
+        if category not in CATEGORIES or not isinstance(words, dict):
+            problems.append(f"{where}: study_evidence.{category} must be one of {', '.join(CATEGORIES)}, a mapping English -> word")
+            continue
+        for en, word in words.items():
+            ours = (section.get(category) or {}).get(en)
+            if ours != word:
+                problems.append(f"{where}: python.{category}.{en} is {ours!r}, but the study's outputs show {word!r} "
+                                f"(study_evidence: {evidence.get('source', 'no source given')}); use the study's word")
     missing = sorted(set(keyword.kwlist) - set(section.get("keywords") or {}))
     if missing:
         problems.append(f"{where}: python.keywords lacks {missing}; these would stay English")

@@ -12,7 +12,6 @@ answers stay, so a re-run resumes where it stopped.
 
 from __future__ import annotations
 
-import ast
 import threading
 import time
 from collections import deque
@@ -20,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from .. import languages
+from .. import languages, syntax
 from ..errors import LangdecError
 from ..transpiler import engine as transpiler
 from ..transpiler import packs
@@ -141,7 +140,7 @@ class Translator:
             raise Rejected("invalid-translation", problem)
         translated = units.apply(code, file_units, merged)
         try:
-            ast.parse(translated)
+            syntax.parse(translated)
         except SyntaxError as exc:
             raise Rejected("does-not-parse", f"line {exc.lineno}: {exc.msg}") from None
         try:

@@ -32,6 +32,7 @@ import token
 import tokenize
 from dataclasses import dataclass, field
 
+from .. import syntax
 from ..errors import LangdecError
 
 _BUILTINS = frozenset(dir(builtins))
@@ -144,7 +145,7 @@ def _symbols(tree: ast.Module) -> tuple[set[str], set[str], set[str], set[str]]:
 def extract(code: str) -> FileUnits:
     """The units of an English file. Raises LangdecError if it does not parse."""
     try:
-        tree = ast.parse(code)
+        tree = syntax.parse(code)
     except (SyntaxError, ValueError) as exc:
         raise LangdecError(f"does not parse as Python ({exc}); condition 5 translates English source only") from None
     names, attributes, callables, imported = _symbols(tree)

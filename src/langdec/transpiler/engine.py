@@ -19,6 +19,7 @@ import bisect
 import warnings
 from dataclasses import dataclass, field
 
+from .. import syntax
 from .lexer import IDENT, NUMBER, code_words
 from .packs import LanguagePack
 from .scope import analyse
@@ -84,7 +85,7 @@ def parse(text: str) -> ast.Module:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return ast.parse(text)
+            return syntax.parse(text)
     except (SyntaxError, ValueError) as exc:  # ValueError: null bytes
         raise TranspileError("syntax", str(exc).splitlines()[0]) from None
     except (RecursionError, MemoryError):

@@ -361,11 +361,6 @@ def load_profile(name: str, overrides: list[str] | None = None) -> Profile:
     return profile
 
 
-def _section_name(section) -> str:
-    return {TrainingConfig: "training", EvaluationConfig: "evaluation", TranslationConfig: "translation",
-            CorpusConfig: "corpus"}.get(type(section), type(section).__name__)
-
-
 def _validate_base_url(url: str | None, where: str) -> None:
     """`local`, or an http(s) URL; the message never repeats the URL's credentials or query (they can hold keys)."""
     if url in (None, "", "local"):
@@ -401,11 +396,12 @@ def _validate_profile(profile: Profile, where: str) -> None:
     for key, (value, valid) in choices.items():
         if value not in valid:
             raise LangdecError(f"{where}: {key} = {value!r}; valid values: {', '.join(valid)}")
-    for section in (t, profile.evaluation, profile.translation, profile.corpus):
+    for name, section in (("training", t), ("evaluation", profile.evaluation), ("translation", profile.translation),
+                          ("corpus", profile.corpus)):
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
             if isinstance(value, float) and not math.isfinite(value):  # nan passes every < and > check
-                raise LangdecError(f"{where}: {_section_name(section)}.{f.name} = {value}; give a finite number")
+                raise LangdecError(f"{where}: {name}.{f.name} = {value}; give a finite number")
     for key, value in (("training.lr", t.lr), ("training.batch_size", t.batch_size), ("training.max_length", t.max_length), ("training.lora_r", t.lora_r)):
         if not value > 0:
             raise LangdecError(f"{where}: {key} must be positive, got {value}")

@@ -188,7 +188,7 @@ def import_file(path: Path, session: Session, experiment: str, source: str) -> I
 
     from . import tracking
     from .evaluation import extractors
-    from .evaluation.stage import EVAL_STAGE, GENERATIONS, _score_generations, _table
+    from .evaluation.stage import EVAL_STAGE, _score_generations, log_scored, summary_metrics
 
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
@@ -210,18 +210,11 @@ def import_file(path: Path, session: Session, experiment: str, source: str) -> I
             metrics = mlflow.get_run(run.run_id).data.metrics
         else:
             metrics, rows = _score_generations(records, names)
-            from .evaluation.stage import summary_metrics
-
             metrics.update(summary_metrics(metrics))
             for kind, prefix in (("summary", "published.strict"), ("summary_reparsed", "published.refined")):
                 metrics.update(_published_cells(sibling(path, kind), prefix))
             metrics["eval.items"] = float(len(records))
-            tracking.MlflowMetricLogger(run.run_id).log(metrics)
-            mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), GENERATIONS)
-            if rows:
-                mlflow.log_table(_table(rows), "cells.json")
-            mlflow.set_tags({f"langdec.extractor.{n}": extractors.get(n).version for n in names})
-            mlflow.set_tag("langdec.evaluated_benchmarks", ",".join(sorted({r["benchmark"] for r in records})))
+            log_scored(run.run_id, metrics, records, rows, names, sorted({r["benchmark"] for r in records}))
     return Imported(run.run_id, run.reused, path.name, len({r["cell"] for r in records}), len(records),
                     _agreement(metrics, "strict"), _agreement(metrics, "refined"),
                     sum(k.startswith("published.") and k.endswith(".acc") for k in metrics))

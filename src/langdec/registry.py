@@ -179,11 +179,10 @@ def register_published(name: str, eval_run_id: str, adapter, *, job: Job, profil
                 return str(v.version)
         source = mlflow.get_run(eval_run_id).info.artifact_uri.rstrip("/") + "/adapter"
         tags = {**key, **adapter.tags(), "run_name": f"{job.run_name}@published", "base_model": profile.model.id,
-                "profile": profile.name, "data_check_status": "published", "evaluation_status": "evaluated",
-                "evaluated_benchmarks": ",".join(sorted(benchmarks)), "extractor_versions": json.dumps(extractor_versions, sort_keys=True),
-                "evaluated_cells": str(cells)}
+                "profile": profile.name, "data_check_status": "published"}
         version = client.create_model_version(name, source=source, run_id=eval_run_id, tags=tags,
                                               description=f"the study's published adapter {adapter.folder} ({adapter.source})")
+        record_evaluation(name, str(version.version), benchmarks, extractor_versions, cells)
         return str(version.version)
 
 

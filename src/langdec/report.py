@@ -504,16 +504,16 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
               flip_threshold: float = study_tables.FLIP_THRESHOLD) -> tuple[Report, Path]:
     import mlflow
 
-    records = collect_records(experiment, tier)
-    report = build(records, extractor=extractor, by_tier=by_tier, flip_threshold=flip_threshold)
-    records = separate_tiers(records, by_tier=by_tier)
+    records = separate_tiers(collect_records(experiment, tier), by_tier=by_tier)  # build() then finds nothing pooled
+    report = build(records, extractor=extractor, flip_threshold=flip_threshold)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = [p.name for p in (heatmap(report, out_dir / "delta_heatmap.png"),
                                 heatmap_by_instruction(records, report, out_dir / "delta_by_instruction.png"),
                                 seed_spread(report, out_dir / "seed_spread.png")) if p]
     md_path = out_dir / "report.md"
-    write_text(md_path, markdown(report, figures))
-    write_text(out_dir / "report.html", html(md_path.read_text(encoding="utf-8"), out_dir))  # self-contained, on disk
+    text = markdown(report, figures)
+    write_text(md_path, text)
+    write_text(out_dir / "report.html", html(text, out_dir))  # self-contained, on disk
     summary = [{"group": c.group, "benchmark": c.benchmark, "data": c.data, "kind": c.kind, "mean": c.mean, "std": c.std,
                 "seeds": sorted(c.per_seed), "baseline": c.baseline, "delta": c.delta, "ci": c.ci, "outcome": c.outcome,
                 "n_items": c.n_items, "top_label_share": c.top_label_share, "flags": c.flags} for c in report.cells]

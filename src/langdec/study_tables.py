@@ -132,6 +132,30 @@ def cell_counts(records: Iterable[ItemRecord], extractor: str) -> dict[CellKey, 
     return _counts(records, extractor, lambda r: r.correct)
 
 
+class CellCounts:
+    """The records' (correct, n) and (no answer, n) per study cell, each extractor counted once and kept:
+    every table below reads the same counts, so `build` passes one of these instead of the records."""
+
+    def __init__(self, records: list[ItemRecord]) -> None:
+        self.records = records
+        self._acc: dict[str, dict[CellKey, tuple[int, int]]] = {}
+        self._fail: dict[str, dict[CellKey, tuple[int, int]]] = {}
+
+    def acc(self, extractor: str) -> dict[CellKey, tuple[int, int]]:
+        if extractor not in self._acc:
+            self._acc[extractor] = cell_counts(self.records, extractor)
+        return self._acc[extractor]
+
+    def fail(self, extractor: str) -> dict[CellKey, tuple[int, int]]:
+        if extractor not in self._fail:
+            self._fail[extractor] = unparsed_counts(self.records, extractor)
+        return self._fail[extractor]
+
+
+def _counted(records: "list[ItemRecord] | CellCounts") -> CellCounts:
+    return records if isinstance(records, CellCounts) else CellCounts(records)
+
+
 def _baseline_cells(counts: dict[CellKey, tuple[int, int]]) -> dict[tuple[str, str, str, str], float]:
     """Baseline accuracy per (template, benchmark, data, instr), averaged over its seeds if it has several."""
     acc: dict[tuple[str, str, str, str], list[float]] = collections.defaultdict(list)
@@ -141,8 +165,8 @@ def _baseline_cells(counts: dict[CellKey, tuple[int, int]]) -> dict[tuple[str, s
     return {k: statistics.fmean(v) for k, v in acc.items()}
 
 
-def paper_rows(records: list[ItemRecord], extractor: str) -> list[PaperRow]:
-    counts = cell_counts(records, extractor)
+def paper_rows(records: "list[ItemRecord] | CellCounts", extractor: str) -> list[PaperRow]:
+    counts = _counted(records).acc(extractor)
     base = _baseline_cells(counts)
     grouped: dict[tuple[str, str, str], list[tuple[CellKey, float]]] = collections.defaultdict(list)
     for key, (c, n) in counts.items():
@@ -157,9 +181,10 @@ def paper_rows(records: list[ItemRecord], extractor: str) -> list[PaperRow]:
     return rows
 
 
-def conclusion_flips(records: list[ItemRecord], threshold: float = FLIP_THRESHOLD) -> tuple[list[Flip], int]:
+def conclusion_flips(records: "list[ItemRecord] | CellCounts", threshold: float = FLIP_THRESHOLD) -> tuple[list[Flip], int]:
     """Cells whose delta vs the baseline changes sign between strict and refined, beyond +-threshold on both."""
-    strict, refined = cell_counts(records, "strict"), cell_counts(records, "refined")
+    counted = _counted(records)
+    strict, refined = counted.acc("strict"), counted.acc("refined")
     base_s, base_r = _baseline_cells(strict), _baseline_cells(refined)
     flips, compared = [], 0
     for key in sorted(set(strict) & set(refined)):
@@ -202,8 +227,8 @@ def _significance_row(group: str, bench: str, data: str, instr: str, cond: dict[
                         float(cond_obs.mean()) - base_mean, one, welch, z, p_z)
 
 
-def significance(records: list[ItemRecord], extractor: str = "refined") -> tuple[list[Significance], float]:
-    counts = cell_counts(records, extractor)
+def significance(records: "list[ItemRecord] | CellCounts", extractor: str = "refined") -> tuple[list[Significance], float]:
+    counts = _counted(records).acc(extractor)
     base: dict[tuple[str, str, str], dict[tuple[str, str], tuple[int, int]]] = collections.defaultdict(dict)
     cond: dict[tuple[str, str, str, str], dict[tuple[str, str], tuple[int, int]]] = collections.defaultdict(dict)
     for (group, seed, t, b, d, i), value in counts.items():
@@ -223,11 +248,12 @@ def unparsed_counts(records: Iterable[ItemRecord], extractor: str) -> dict[CellK
     return _counts(records, extractor, lambda r: r.pred is None)
 
 
-def headline(records: list[ItemRecord]) -> list[HeadlineRow]:
+def headline(records: "list[ItemRecord] | CellCounts") -> list[HeadlineRow]:
     """Mean cell accuracy and parse-failure rate under strict and refined, by benchmark and by instruction
     language, over every cell both extractors scored (all conditions, the baseline included)."""
-    acc = {name: cell_counts(records, name) for name in EXTRACTORS}
-    fail = {name: unparsed_counts(records, name) for name in EXTRACTORS}
+    counted = _counted(records)
+    acc = {name: counted.acc(name) for name in EXTRACTORS}
+    fail = {name: counted.fail(name) for name in EXTRACTORS}
     cells = sorted(set(acc["strict"]) & set(acc["refined"]))
     rows = []
     for by, index in (("benchmark", 3), ("instr", 5)):
@@ -244,11 +270,12 @@ def headline(records: list[ItemRecord]) -> list[HeadlineRow]:
 
 def build(records: list[ItemRecord], *, threshold: float = FLIP_THRESHOLD, extractor: str = "refined") -> StudyTables:
     out = StudyTables(extractor, threshold)
-    out.headline = headline(records)
+    counted = CellCounts(records)  # one pass over the records per extractor, shared by every table
+    out.headline = headline(counted)
     for name in EXTRACTORS:
-        out.paper += paper_rows(records, name)
-    out.flips, out.cells_compared = conclusion_flips(records, threshold)
-    out.significance, out.bonferroni_p = significance(records, extractor)
+        out.paper += paper_rows(counted, name)
+    out.flips, out.cells_compared = conclusion_flips(counted, threshold)
+    out.significance, out.bonferroni_p = significance(counted, extractor)
     return out
 
 

@@ -144,18 +144,28 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         metrics["eval.items"] = float(len(records))
         metrics["eval.items_per_s"] = len(records) / max(gen_seconds, 1e-9)
         metrics["eval.seconds"] = seconds
-        tracking.MlflowMetricLogger(srun.run_id).log(metrics)
-        mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), GENERATIONS)
-        if rows:
-            mlflow.log_table(_table(rows), "cells.json")
-        versions = {name: extractors.get(name).version for name in extractor_names}
-        mlflow.set_tags({f"langdec.extractor.{k}": v for k, v in versions.items()})
-        mlflow.set_tag("langdec.evaluated_benchmarks", ",".join([*bench_names, *ev.code_benchmarks]))
+        versions = log_scored(srun.run_id, metrics, records, rows, extractor_names, [*bench_names, *ev.code_benchmarks])
         if train_run_id:
             version = registry.version_for_run(profile.registered_model, train_run_id)
             if version:
                 registry.record_evaluation(profile.registered_model, version, bench_names, versions, len(matrix))
     return EvalResult(srun.run_id, False, metrics)
+
+
+def log_scored(run_id: str, metrics: dict[str, float], records: list[dict[str, Any]], rows: list[dict[str, Any]],
+               extractor_names: list[str], evaluated: list[str]) -> dict[str, str]:
+    """What every evaluation run carries (langdec's own, or an imported result file): its metrics, every
+    generation, the per-cell table and the versions of the extractors that scored it. Returns those versions."""
+    import mlflow
+
+    tracking.MlflowMetricLogger(run_id).log(metrics)
+    mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), GENERATIONS)
+    if rows:
+        mlflow.log_table(_table(rows), "cells.json")
+    versions = {name: extractors.get(name).version for name in extractor_names}
+    mlflow.set_tags({f"langdec.extractor.{k}": v for k, v in versions.items()})
+    mlflow.set_tag("langdec.evaluated_benchmarks", ",".join(evaluated))
+    return versions
 
 
 def summary_metrics(metrics: dict[str, float]) -> dict[str, float]:

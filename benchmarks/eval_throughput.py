@@ -31,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def phase3_matrix(condition: str, lang: str | None) -> tuple[list[tuple[object, int]], list[tuple[str, str, int]]]:
     """(generative cell, items) and (benchmark, data language, items) of the log-likelihood pass,
     for one adapter of the condition, sized by the published splits."""
-    from langdec import config
+    from langdec import config, jobs
+    from langdec.paths import experiments_dir
     from langdec.evaluation import benchmarks
     from langdec.evaluation.matrix import cells
 
     profile = config.load_profile("paper")
-    ladder = config.load_ladder(config.experiments_dir() / "ladders" / "phase3.yaml")
+    ladder = jobs.load_ladder(experiments_dir() / "ladders" / "phase3.yaml")
     ev = profile.evaluation
     gen = [(cell, benchmarks.get(cell.benchmark).hub.items or 0)
            for cell in cells(config.condition(condition), lang, ladder.data_languages, ev.benchmarks, ev.templates)]

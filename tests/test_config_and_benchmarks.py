@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SHARED_BENCHMARKS
-from langdec import config, languages
+from langdec import config, jobs, languages
 from langdec.errors import LangdecError
 from langdec.evaluation import benchmarks, extractors, prompts
 
@@ -21,8 +21,8 @@ def test_profiles_and_ladder_load():
     assert smoke.model.id == "smoke" and paper.model.id == "CohereLabs/tiny-aya-base"
     assert (paper.training.lora_r, paper.training.lora_alpha, paper.training.lr, paper.training.max_length) == (16, 32, 2e-4, 1024)
     assert len(paper.training.target_modules) == 7
-    jobs = config.ladder_jobs(config.load_ladder("experiments/ladders/smoke.yaml"))
-    assert [j.run_name for j in jobs] == ["baseline", "cond1-5k-s42", "cond2-zh-5k-s42", "cond2-es-5k-s42", "cond2-ur-5k-s42",
+    named = jobs.ladder_jobs(jobs.load_ladder("experiments/ladders/smoke.yaml"))
+    assert [j.run_name for j in named] == ["baseline", "cond1-5k-s42", "cond2-zh-5k-s42", "cond2-es-5k-s42", "cond2-ur-5k-s42",
                                           "cond3-zh-5k-s42", "cond5-zh-5k-s42", "cond5-es-5k-s42", "cond5-ur-5k-s42"]
 
 
@@ -188,11 +188,11 @@ def test_parquet_benchmark_files_load(tmp_path):
                          ids=lambda p: p.stem)
 def test_every_shipped_ladder_validates_with_every_jobs_overrides(path):
     """A ladder, its profile and each entry's overrides are checked before any model work."""
-    ladder = config.load_ladder(path)
-    jobs = config.ladder_jobs(ladder)
-    assert jobs and len({j.run_name for j in jobs}) == len(jobs)
-    for job in jobs:
-        profile = config.job_profile(ladder, job)
+    ladder = jobs.load_ladder(path)
+    named = jobs.ladder_jobs(ladder)
+    assert named and len({j.run_name for j in named}) == len(named)
+    for job in named:
+        profile = jobs.job_profile(ladder, job)
         assert config.condition(job.condition).available or job.condition == "baseline"
         assert profile.name == ladder.profile
 

@@ -43,7 +43,7 @@ def _train(profile, experiment: str, *, callbacks=None):
     data_run = data.run_stage(profile, cond, JOB, experiment, progress=False)
     checks.run_stage(data_run[0], cond, experiment, {"run_name": JOB.run_name}, tier_idx=set(data.build_tier_idx(profile, JOB)))
     return train.run(profile, cond, JOB, phase="phase-3", experiment=experiment, data_run=data_run, progress=False,
-                     register=False, callbacks=callbacks)
+                     options=train.Options(register=False, callbacks=list(callbacks or [])))
 
 
 class _SeeOptimizer(TrainerCallback):

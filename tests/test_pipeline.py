@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from langdec import cli, config, registry, tracking
-from langdec.evaluation import matrix, stage
+from langdec.evaluation import backends, matrix, stage
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "phase-3-smoke"
@@ -115,7 +115,7 @@ def test_reparse_rescoring_without_the_model(ladder, monkeypatch):
     def no_model(*a, **k):
         raise AssertionError("reparse must not load a model")
 
-    monkeypatch.setattr(stage, "_load_model", no_model)
+    monkeypatch.setattr(backends, "load", no_model)
     strict = stage.reparse(run.info.run_id, "strict")
     refined = stage.reparse(run.info.run_id, "refined")
     key = "template1.sib200.data:en.instr:en.acc"

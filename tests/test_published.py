@@ -11,7 +11,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from langdec import cli, published, report, tracking
+from langdec import cli, published, report
 from langdec.evaluation import stage
 from langdec.evaluation.matrix import Cell
 

@@ -45,7 +45,8 @@ def _train(profile, **kwargs):
     experiment = "phase-3-smoke"
     tracking.configure()
     cond, data_run = _prepare(profile, experiment)
-    return train.run(profile, cond, JOB, phase="phase-3", experiment=experiment, data_run=data_run, progress=False, **kwargs)
+    return train.run(profile, cond, JOB, phase="phase-3", experiment=experiment, data_run=data_run, progress=False,
+                     options=train.Options(**kwargs))
 
 
 def test_training_run_logs_and_registers(store, smoke_profile):

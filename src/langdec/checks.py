@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from . import tracking
+from . import kinds, tracking
 from .config import Condition
 from .errors import LangdecError
 from .paths import project_root
-from .transpiler.engine import parses
+from .languages import target_script_share  # noqa: F401  (the suites' measure, kept importable here)
 
 CHECK_STAGE = "check"
 
@@ -62,62 +62,16 @@ def suite_for(cond: Condition) -> tuple[str, dict]:
     raise LangdecError(f"no data-check suite in {suites_dir()} applies to condition {cond.name} (data kind {cond.data!r}); add one with applies_to: [{cond.data}]")
 
 
-_SCRIPT_NAMES = {"Arab": "ARABIC", "Hans": "CJK", "Hant": "CJK", "Latn": "LATIN", "Deva": "DEVANAGARI", "Cyrl": "CYRILLIC",
-                 "Grek": "GREEK", "Hebr": "HEBREW", "Beng": "BENGALI", "Jpan": "CJK", "Hang": "HANGUL", "Thai": "THAI"}
-
-
-def target_script_share(text: str, lang: str) -> float:
-    """Share of letters written in the language's script (taken from its FLORES code)."""
-    import unicodedata
-
-    from . import languages
-
-    script = _SCRIPT_NAMES.get(languages.flores(lang).split("_")[-1], "")
-    letters = [c for c in text if c.isalpha()]
-    if not letters or not script:
-        return 0.0
-    return sum(unicodedata.name(c, "").startswith(script) for c in letters) / len(letters)
-
-
-def _reverse_keywords(code: str, lang: str) -> str:
-    from .transpiler.engine import reverse
-    from .transpiler.packs import load
-
-    try:
-        return reverse(code, load(lang))
-    except LangdecError:
-        return ""  # unknown language: the row fails the reversal checks
-
-
 def derive(frame: pd.DataFrame, cond: Condition, tier_idx: set[int] | None) -> pd.DataFrame:
-    """Columns the suites check that need code: reversibility, keywords left, script share, hashes."""
-    from .transpiler.engine import english_keywords_left
-
+    """Columns the suites check that need code: hashes and tier membership for every kind, then the
+    kind's own (reversibility, keywords left, script share; `langdec.kinds`)."""
+    kind = kinds.get(cond.data)
     out = frame.copy()
     out["code_sha256"] = [hashlib.sha256(str(c).encode()).hexdigest() for c in out["code"]]
-    if cond.data == "llm-translated":
-        out["reverse_parses"] = [parses(_reverse_keywords(str(c), l)) for c, l in zip(out["code"], out["language"])]
-        out["target_script_share"] = [target_script_share(str(c), l) for c, l in zip(out["code"], out["language"])]
-    elif cond.data == "transpiled":
-        reversed_code = [_reverse_keywords(str(c), l) for c, l in zip(out["code"], out["language"])]
-        out["reverses_to_source"] = [r == e for r, e in zip(reversed_code, out["code_en"])]
-        out["reverse_parses"] = [parses(r) for r in reversed_code]
-        out["english_keywords_left"] = [english_keywords_left(str(c)) for c in out["code"]]
-    elif cond.data == "native":
-        # native files may use English or translated keywords; blended condition-2 files use translated ones
-        out["reverse_parses"] = [parses(str(c)) or parses(_reverse_keywords(str(c), l)) for c, l in zip(out["code"], out["language"])]
-        # measured on the native part only (null elsewhere, which expectations skip): blended condition-2
-        # files keep their English identifiers by design
-        origin = out["origin"] if "origin" in out else pd.Series("native", index=out.index)
-        out["native_script_share"] = [target_script_share(str(c), l) if o == "native" else None
-                                      for c, l, o in zip(out["code"], out["language"], origin)]
-    else:
-        out["reverse_parses"] = [parses(str(c)) for c in out["code"]]
+    kind.derive(out)
     out["idx_in_tier"] = out["idx"].isin(tier_idx) if tier_idx is not None else True
     if "origin" in out:  # native files and benchmark tasks are not from the English tier by design
-        from .data import OUTSIDE_TIER
-
-        out["idx_in_tier"] = out["idx_in_tier"] | out["origin"].isin(OUTSIDE_TIER)
+        out["idx_in_tier"] = out["idx_in_tier"] | out["origin"].isin(kinds.outside_tier())
     return out
 
 

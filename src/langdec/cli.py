@@ -36,25 +36,12 @@ def _job_args(p: argparse.ArgumentParser, *, lang_required: bool = False) -> Non
 
 
 def _job(args):
-    from . import config, languages
+    from . import config, jobs
 
-    cond = config.condition(args.condition)
-    lang = languages.normalise(args.lang) if args.lang else None
-    if cond.name == "1" and lang not in (None, "en"):
-        raise LangdecError(f"condition 1 is English code; drop --lang {args.lang}")
-    if cond.data in ("transpiled", "llm-translated", "native", "community") and lang is None:
-        raise LangdecError(f"condition {cond.name} needs --lang (one of {', '.join(cond.languages)})")
-    if lang and cond.languages and lang not in cond.languages:
-        raise LangdecError(f"condition {cond.name} has no language {lang!r}; valid: {', '.join(cond.languages)}")
     overrides = [*args.overrides, *([f"corpus.data={args.data_source}"] if args.data_source else [])]
     profile = config.load_profile(args.profile, overrides)
-    profile.tier_files(args.tier)  # validates the tier name
-    # an override that changes the adapter makes a variant of the cell (its own run, key and registered version),
-    # never a replacement of the cell's main adapter; --supersede replaces it explicitly
-    if args.arm is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", args.arm):
-        raise LangdecError(f"--arm {args.arm!r}: use 1-40 letters, digits, '-' or '_' (it names runs and registry aliases)")
-    arm = args.arm or (None if getattr(args, "supersede", False) or not cond.data else config.variant_name(overrides))
-    job = config.Job(cond.name, None if cond.name in ("1", "baseline") else lang, args.tier, args.seed, arm)
+    cond, job = jobs.resolve(args.condition, args.lang, args.tier, args.seed, profile=profile, arm=args.arm,
+                             overrides=overrides, supersede=getattr(args, "supersede", False))
     return profile, cond, job
 
 
@@ -234,64 +221,66 @@ def cmd_check(args) -> int:
     return 0 if result.success else 1
 
 
-def cmd_train(args) -> int:
-    from . import checks, tracking, train
+def _where(args):
+    from . import pipeline
 
     profile, cond, job = _job(args)
-    experiment = _experiment(profile, args.phase)
-    data_run = None
-    if not args.no_check and job.trains and cond.available:
-        # The command runs the pipeline up to training; the recipe itself still refuses unchecked data.
-        data_run, _ = checks.prepare_and_check(profile, cond, job, experiment, args.phase, progress=not args.quiet)
-    result = train.run(profile, cond, job, phase=args.phase, experiment=experiment, quantization=args.quantization,
-                       backend=args.backend, allow_unchecked=args.allow_unchecked, resume=not args.no_resume,
-                       supersede=args.supersede, data_run=data_run, progress=not args.quiet)
+    return pipeline.Where(profile, cond, job, args.phase, _experiment(profile, args.phase))
+
+
+def cmd_train(args) -> int:
+    from . import pipeline, tracking, train
+
+    where = _where(args)
+    options = train.Options(quantization=args.quantization, backend=args.backend, allow_unchecked=args.allow_unchecked,
+                            resume=not args.no_resume, supersede=args.supersede)
+    stages = ("train",) if args.no_check else ("check", "train")
+    result = pipeline.run(where, stages=stages, training=options, progress=not args.quiet).train
     print(json.dumps({"run_id": result.run_id, "reused": result.reused, "registered_version": result.version,
                       "adapter": result.adapter_uri, "browse": tracking.ui_command()}, indent=2))
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from . import tracking
-    from .evaluation import stage
+    from . import pipeline, tracking
 
     if args.adapter:
         return _evaluate_published(args)
-    profile, cond, job = _job(args)
-    experiment = _experiment(profile, args.phase)
-    adapter_run, version = _adapter_of(args, profile, cond, job, experiment)
-    ladder_langs = args.data_languages.split(",") if args.data_languages else ["en", "zh", "es", "ur"]
-    benches = args.benchmarks.split(",") if args.benchmarks else None
-    result = stage.run(profile, cond, job, phase=args.phase, experiment=experiment, data_languages=ladder_langs,
-                       adapter_uri=f"runs:/{adapter_run}/adapter" if adapter_run else None, train_run_id=adapter_run,
-                       benchmarks_override=benches, source=args.source, progress=not args.quiet)
-    accs = {k: v for k, v in result.metrics.items() if k.endswith(".acc")}
-    print(json.dumps({"run_id": result.run_id, "reused": result.reused, "scored": job.run_name,
-                      "adapter_run": adapter_run, "registered_version": version,
-                      "cells": len([k for k in accs if k.startswith("gen.refined")]),
-                      "mean_refined_acc": round(sum(v for k, v in accs.items() if k.startswith("gen.refined")) / max(1, len([k for k in accs if k.startswith("gen.refined")])), 4),
+    where = _where(args)
+    adapter = _adapter_of(args, where)
+    ev = pipeline.Evaluate(data_languages=args.data_languages.split(",") if args.data_languages else ["en", "zh", "es", "ur"],
+                           benchmarks=args.benchmarks.split(",") if args.benchmarks else None, source=args.source)
+    result = pipeline.run(where, stages=("evaluate",), evaluate=ev, adapter=adapter, progress=not args.quiet).evaluation
+    refined = [v for k, v in result.metrics.items() if k.startswith("gen.refined") and k.endswith(".acc")]
+    print(json.dumps({"run_id": result.run_id, "reused": result.reused, "scored": where.job.run_name,
+                      "adapter_run": adapter.run_id if adapter else None, "registered_version": adapter.version if adapter else None,
+                      "cells": len(refined), "mean_refined_acc": round(sum(refined) / max(1, len(refined)), 4),
                       "browse": tracking.ui_command()}, indent=2))
     return 0
 
 
-def _adapter_of(args, profile, cond, job, experiment) -> tuple[str | None, str | None]:
-    """(training run, registered version) of exactly the adapter the arguments name: --adapter-run, else the
-    version that holds the cell (or its arm) in the registry, else the finished run of the same training key."""
-    from . import registry, tracking, train
+def _adapter_of(args, where):
+    """Exactly the adapter the arguments name: --adapter-run, else the version that holds the cell (or its
+    arm) in the registry, else the finished training run of the same settings (whichever backend and
+    quantisation it ran with). None for the baseline."""
+    from . import data, pipeline, registry, tracking, train
 
+    profile, job = where.profile, where.job
     if not job.trains:
-        return None, None
+        return None
     if args.adapter_run:
-        return args.adapter_run, registry.version_for_run(profile.registered_model, args.adapter_run)
+        return pipeline.Adapter(args.adapter_run, registry.version_for_run(profile.registered_model, args.adapter_run))
     held = registry.live_version(profile.registered_model, args.phase, job)
     if held is not None:
-        return held.run_id, str(held.version)
-    found = tracking.latest_run(experiment, train.TRAIN_STAGE, {"langdec.run_key": _train_key(profile, cond, job)})
-    if found is None:
-        raise LangdecError(f"no adapter for {job.run_name} in {experiment}: no registered version holds it and no finished "
-                           "training run has these settings; run `langdec train` with the same arguments first, or pass "
-                           "--adapter-run RUN_ID")
-    return found.info.run_id, registry.version_for_run(profile.registered_model, found.info.run_id)
+        return pipeline.Adapter(held.run_id, str(held.version))
+    digest = data.prepare(profile, where.cond, job, progress=False).digest
+    for key in train.candidate_keys(profile, job, digest):
+        found = tracking.latest_run(where.experiment, train.TRAIN_STAGE, {"langdec.run_key": key})
+        if found is not None:
+            return pipeline.Adapter(found.info.run_id, registry.version_for_run(profile.registered_model, found.info.run_id))
+    raise LangdecError(f"no adapter for {job.run_name} in {where.experiment}: no registered version holds it and no finished "
+                       "training run has these settings; run `langdec train` with the same arguments first, or pass "
+                       "--adapter-run RUN_ID")
 
 
 def _evaluate_published(args) -> int:
@@ -325,14 +314,6 @@ def _evaluate_published(args) -> int:
                       "registered_model": profile.registered_model, "registered_version": version,
                       "condition": job.run_name, "browse": tracking.ui_command()}, indent=2))
     return 0
-
-
-def _train_key(profile, cond, job) -> str:
-    from . import data, train
-
-    cdata = data.prepare(profile, cond, job, progress=False)
-    backend = train.choose_backend(profile.training.backend, profile.training.packing)
-    return train.run_key(profile, job, profile.training.quantization, backend, cdata.digest)
 
 
 def cmd_extract(args) -> int:
@@ -610,8 +591,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default="auto", choices=["auto", "hf", "unsloth"])
     s.add_argument("--quantization", default=None, choices=["nf4", "none"])
     s.add_argument("--allow-unchecked", action="store_true", help="train even if data checks failed or are missing (recorded as a tag)")
-    s.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint (the default)")
-    s.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming an interrupted run")
+    s.add_argument("--no-resume", action="store_true", help="start afresh instead of resuming an interrupted run (resuming is the default)")
     s.add_argument("--no-check", action="store_true", help="do not run the data checks first (training then needs a passed check run)")
     s.add_argument("--supersede", action="store_true", help="replace an existing registered version for the same cell")
     s.set_defaults(func=cmd_train)

@@ -11,8 +11,6 @@ import dataclasses
 import functools
 import math
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,8 @@ import yaml
 
 from . import languages
 from .errors import LangdecError, did_you_mean
-from .paths import project_root
+from .paths import experiments_dir
+from .schema import build, read_yaml
 
 TIER_PATTERN = re.compile(r"^(\d+)(k?)$")
 
@@ -97,6 +96,8 @@ class TrainingConfig:
     logging_steps: int = 1
     save_steps: int = 200
     seed_data_order: bool = True
+    peft_method: str = "lora"  # lora (the study's) | dora | ln_tuning | ia3 (langdec.peft_methods)
+    ln_modules: list[str] = field(default_factory=lambda: ["input_layernorm", "norm"])  # ln_tuning: Cohere2's LayerNorms
 
 
 @dataclass
@@ -113,6 +114,14 @@ class EvaluationConfig:
     # the template set (experiments/prompts/<name>.yaml): study = the study's wording; langdec = langdec's earlier one
     prompts: str = "study"
     loglikelihood: bool = True
+    # the model seam (langdec.evaluation.backends): hf = in this process (the study's path); openai = any
+    # OpenAI-compatible completions server (vLLM, SGLang, llama.cpp, transformers serve) at base_url
+    backend: str = "hf"
+    base_url: str | None = None
+    served_model: str = "{base}"  # the served name of the base model ({base}: model.id)
+    adapter_model: str = "{run_name}"  # an adapter's served name: vLLM's --lora-modules NAME ({run_name}, {adapter_dir})
+    api_key_env: str = "OPENAI_API_KEY"  # read from the environment by name, never recorded
+    concurrency: int = 4  # requests in flight at once
     # execution-scored code benchmarks (experiments/benchmarks/code/): pass@k over `code_samples` per task
     code_benchmarks: list[str] = field(default_factory=list)
     code_samples: int = 1  # 1 with temperature 0: greedy pass@1; n > 1 with temperature > 0: pass@k for k in code_k
@@ -153,6 +162,14 @@ class Condition:
     published_name: str = "condition-{condition}-{lang}-{tier}"
     available: bool = True
     unavailable_reason: str = ""
+
+    def published_stem(self, lang: str | None, tier: str, translation_model: str = "") -> str:
+        """The study's name for this condition's data config and adapter folder (`published_name`):
+        condition-1-en-5k, condition-2-zh-5k, condition-3-zh-5k-native-code, condition-5-ur-5k-c4ai-aya-expanse-32b."""
+        model = translation_model.rstrip("/").split("/")[-1]
+        if "{translation_model}" in self.published_name and not model:
+            raise LangdecError(f"condition {self.name}: its published name needs the translation model (profile translation.model)")
+        return self.published_name.format(condition=self.name, lang=lang or "en", tier=tier, translation_model=model)
 
 
 @dataclass
@@ -205,95 +222,6 @@ class Job:
 
 
 # --------------------------------------------------------------------------- loading
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
-
-
-def _coerce(value: Any, tp, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, where)
-            except LangdecError as exc:
-                errors.append(str(exc))
-        raise LangdecError(errors[0] if errors else f"{where}: invalid value {value!r}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise LangdecError(f"{where}: expected a list, got {value!r}")
-        (item,) = typing.get_args(tp)
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise LangdecError(f"{where}: expected a mapping, got {value!r}")
-        key_tp, value_tp = typing.get_args(tp)
-        return {_coerce(k, key_tp, where): _coerce(v, value_tp, f"{where}.{k}") for k, v in value.items()}
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        return build(tp, value, where)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            return int(value)
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    elif tp is Path:
-        return Path(value)
-    raise LangdecError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-
-
-def build(cls, data: Any, where: str):
-    if not isinstance(data, dict):
-        raise LangdecError(f"{where}: expected a mapping for {cls.__name__}, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        key = sorted(unknown)[0]
-        raise LangdecError(f"{where}: unknown key {key!r}; valid keys: {', '.join(sorted(fields))}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name in data:
-            kwargs[name] = _coerce(data[name], hints[name], f"{where}.{name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
-            raise LangdecError(f"{where}: missing required key {name!r}")
-    return cls(**kwargs)
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LangdecError(f"{path}: no such file") from None
-    except yaml.YAMLError as exc:
-        raise LangdecError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise LangdecError(f"{path}: expected a mapping at the top level")
-    return data
-
-
 def apply_overrides(data: dict, overrides: list[str] | None, where: str) -> dict:
     """`section.key=value` pairs; values are parsed as YAML scalars (1e-3, true, [a, b])."""
     for item in overrides or []:
@@ -314,11 +242,7 @@ def apply_overrides(data: dict, overrides: list[str] | None, where: str) -> dict
     return data
 
 
-def experiments_dir() -> Path:
-    return project_root() / "experiments"
-
-
-def _named_yaml(folder: str, name: str) -> Path:
+def named_yaml(folder: str, name: str) -> Path:
     base = experiments_dir() / folder
     candidate = Path(name)
     if candidate.suffix in (".yaml", ".yml") and candidate.exists():
@@ -353,15 +277,15 @@ def variant_name(overrides: list[str] | tuple[str, ...]) -> str | None:
 
 
 def load_profile(name: str, overrides: list[str] | None = None) -> Profile:
-    path = _named_yaml("profiles", name)
-    data = apply_overrides(_read_yaml(path), overrides, str(path))
+    path = named_yaml("profiles", name)
+    data = apply_overrides(read_yaml(path), overrides, str(path))
     profile = build(Profile, data, str(path))
     profile.path = path
     _validate_profile(profile, str(path))
     return profile
 
 
-def _validate_base_url(url: str | None, where: str) -> None:
+def _validate_base_url(url: str | None, where: str, key: str = "translation.base_url") -> None:
     """`local`, or an http(s) URL; the message never repeats the URL's credentials or query (they can hold keys)."""
     if url in (None, "", "local"):
         return
@@ -376,8 +300,9 @@ def _validate_base_url(url: str | None, where: str) -> None:
     if not ok:
         shown = url.split("?", 1)[0].split("#", 1)[0]
         shown = shown.split("@", 1)[-1] if "@" in shown else shown
-        raise LangdecError(f"{where}: translation.base_url {shown!r} (query and credentials not shown) is not an http(s) URL "
-                           "with a host and a valid port, e.g. http://host:8000/v1, or `local` for the bundled stand-in")
+        local = ", or `local` for the bundled stand-in" if key.startswith("translation.") else ""
+        raise LangdecError(f"{where}: {key} {shown!r} (query and credentials not shown) is not an http(s) URL "
+                           f"with a host and a valid port, e.g. http://host:8000/v1{local}")
 
 
 def _validate_profile(profile: Profile, where: str) -> None:
@@ -411,9 +336,14 @@ def _validate_profile(profile: Profile, where: str) -> None:
     _validate_base_url(profile.translation.base_url, where)
     if t.fourier_lambda < 0 or not 0 < t.fourier_cutoff < 1:
         raise LangdecError(f"{where}: training.fourier_lambda must be >= 0 and training.fourier_cutoff in (0, 1)")
-    from . import optimizers
+    from . import optimizers, peft_methods
 
     optimizers.resolve(t.optimizer)  # an unknown optimiser fails here, listing the valid names
+    method = peft_methods.get(t.peft_method)  # likewise an unknown PEFT method
+    if not method.lora_family and t.fourier_lambda > 0:
+        raise LangdecError(f"{where}: training.fourier_lambda penalises LoRA updates; {t.peft_method} has none (set it to 0)")
+    if not method.lora_family and t.backend == "unsloth":
+        raise LangdecError(f"{where}: training.backend unsloth trains LoRA only; {t.peft_method} needs training.backend hf or auto")
     if optimizers.resolve(t.optimizer).needs_graph and t.precision == "fp16":
         raise LangdecError(f"{where}: {t.optimizer} differentiates the gradient again, which fp16 loss scaling does not support; "
                            "use training.precision=bf16 or fp32")
@@ -442,6 +372,14 @@ def _validate_profile(profile: Profile, where: str) -> None:
         if bench not in benchmark_names():
             raise did_you_mean("benchmark", bench, benchmark_names())
     get_set(ev.prompts)  # an unknown set fails here, listing the valid ones
+    from .evaluation import backends as evaluation_backends
+
+    if ev.backend not in evaluation_backends.BACKENDS:
+        raise did_you_mean("evaluation backend", ev.backend, evaluation_backends.BACKENDS)
+    if ev.backend != "hf":
+        _validate_base_url(ev.base_url, where, "evaluation.base_url")
+        if not ev.base_url:
+            raise LangdecError(f"{where}: evaluation.backend {ev.backend} needs evaluation.base_url (e.g. http://localhost:8000/v1)")
     for template in ev.templates:
         for bench in ev.benchmarks:
             resolve(ev.prompts, template, bench, "en")  # a missing template or benchmark fails before any model loads
@@ -450,7 +388,7 @@ def _validate_profile(profile: Profile, where: str) -> None:
 @functools.lru_cache(maxsize=1)
 def conditions() -> dict[str, Condition]:
     path = experiments_dir() / "conditions.yaml"
-    data = _read_yaml(path)
+    data = read_yaml(path)
     out = {}
     for key, body in data.items():
         body = dict(body or {})
@@ -465,53 +403,6 @@ def condition(name: str | int) -> Condition:
     if found is None:
         raise did_you_mean("condition", str(name), conditions())
     return found
-
-
-def load_ladder(path: str | Path) -> Ladder:
-    path = Path(path)
-    if not path.exists():
-        path = _named_yaml("ladders", str(path))
-    data = _read_yaml(path)
-    ladder = build(Ladder, data, str(path))
-    ladder.path = path
-    profile = load_profile(ladder.profile, ladder.overrides)  # validates the profile it names
-    for tier in [*ladder.tiers, *ladder.seeds_per_tier]:
-        profile.tier_files(tier)
-    for entry in ladder.runs:
-        cond = condition(entry.condition)
-        entry.condition = cond.name
-        entry.langs = [languages.normalise(l) for l in entry.langs]
-        for lang in entry.langs:
-            if cond.languages and lang not in cond.languages:
-                raise LangdecError(f"{path}: condition {cond.name} has no language {lang!r}; valid: {', '.join(cond.languages)}")
-        if cond.data in ("transpiled", "llm-translated", "native") and not entry.langs:
-            raise LangdecError(f"{path}: condition {cond.name} needs langs (one of {', '.join(cond.languages)})")
-    ladder.data_languages = [languages.normalise(l) for l in ladder.data_languages]
-    return ladder
-
-
-def ladder_jobs(ladder: Ladder) -> list[Job]:
-    jobs: list[Job] = []
-    for entry in ladder.runs:
-        tiers = entry.tiers or ladder.tiers
-        seeds = entry.seeds or ladder.seeds
-        if entry.condition == "baseline":
-            jobs.append(Job("baseline", None, tiers[0], seeds[0]))
-            continue
-        for tier in tiers:
-            for seed in entry.seeds or ladder.seeds_per_tier.get(tier, seeds):
-                for lang in entry.langs or [None]:
-                    jobs.append(Job(entry.condition, lang, tier, seed, entry.arm, tuple(entry.overrides)))
-    names = [j.run_name for j in jobs]
-    clash = sorted({n for n in names if names.count(n) > 1})
-    if clash:
-        raise LangdecError(f"{ladder.path}: jobs {clash} appear twice; give entries of the same condition distinct `arm` names")
-    return jobs
-
-
-def job_profile(ladder: Ladder, job: Job) -> Profile:
-    """The profile a ladder job runs with: the ladder's overrides, then the entry's own."""
-    return load_profile(ladder.profile, [*ladder.overrides, *job.overrides])
 
 
 def tier_size(tier: str) -> int:

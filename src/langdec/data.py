@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from . import tracking
-from .atomic import atomic_dir, atomic_path
+from . import kinds, tracking
+from .atomic import atomic_dir
 from .config import Condition, Job, Profile
-from .corpus import Tier, build_tier
+from .corpus import build_tier
 from .errors import LangdecError
+from .kinds import transpiled
+from .splits import validation_idx
 
 SCHEMA = ["code", "code_en", "language", "file_path", "license", "idx", "token_count"]
-OUTSIDE_TIER = ("native", "benchmark")  # `origin` values of rows that do not come from the English tier
 
 
 @dataclass
@@ -42,153 +42,6 @@ class ConditionData:
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         return pd.read_parquet(self.train), pd.read_parquet(self.validation)
-
-
-def validation_idx(idx: list[int], seed: int, ratio: float) -> set[int]:
-    """The same files are validation in every condition of a tier: chosen by keyed hash of idx."""
-    ranked = sorted(idx, key=lambda i: hashlib.sha256(f"{seed}:{i}".encode()).hexdigest())
-    return set(ranked[: max(1, math.ceil(len(ranked) * ratio))]) if len(ranked) > 1 else set()
-
-
-def _rows(profile: Profile, tier: Tier, cond: Condition, job: Job, *, progress: bool) -> tuple[pd.DataFrame, dict]:
-    english = tier.frame
-    lang = job.lang
-    if cond.data == "english":
-        frame = english.assign(code=english["code_en"], language="en")
-        return frame, {"dropped": []}
-    if cond.data == "transpiled":
-        from .transpiler import batch
-        from .sources import SourceRow
-
-        rows = [SourceRow(r.file_path, r.code_en, r.license, int(r.idx)) for r in english.itertuples()]
-        outcomes = list(batch.run(rows, lang, progress=progress, total=len(rows)))
-        kept = {o.idx: o.text for o in outcomes if o.ok}
-        dropped = [{"idx": o.idx, "file_path": o.file_path, "reason": o.reason, "detail": o.detail} for o in outcomes if not o.ok]
-        frame = english[english["idx"].isin(kept)].copy()
-        frame["code"] = frame["idx"].map(kept)
-        frame["language"] = lang
-        from .transpiler.packs import load
-
-        pack = load(lang)
-        return frame, {"dropped": dropped, "transpiler_version": batch.VERSION, "pack_digest": pack.digest}
-    if cond.data == "llm-translated":
-        return _llm_translated(profile, tier, cond, lang, progress=progress)
-    if cond.data == "code-benchmark":
-        return _code_benchmark_rows(profile, cond, job)
-    if cond.data == "native":
-        from .native import blend
-
-        transpiled, processing = _rows(profile, tier, _transpiled_twin(cond), job, progress=progress)
-        return blend(profile, tier, transpiled, processing, lang, job.seed, progress=progress)
-    raise LangdecError(
-        f"condition {cond.name} ({cond.description}) has no data yet: {cond.unavailable_reason or 'no builder for data kind ' + repr(cond.data)}"
-    )
-
-
-def _code_benchmark_rows(profile: Profile, cond: Condition, job: Job) -> tuple[pd.DataFrame, dict]:
-    """A code benchmark's train split as training files: the task as a docstring, then the reference solution.
-    Files are not from the English tier, so they get their own validation split (`extra_validation`)."""
-    from .evaluation import code
-
-    if not cond.source_benchmark:
-        raise LangdecError(f"condition {cond.name}: data code-benchmark needs source_benchmark (experiments/conditions.yaml)")
-    source = profile.evaluation.source
-    tasks = [t for t in code.load(cond.source_benchmark, source=source, split="train") if t.reference]
-    if not tasks:
-        raise LangdecError(f"condition {cond.name}: {cond.source_benchmark} has no train tasks with reference solutions in {source}")
-    tasks = tasks[: profile.tier_files(job.tier)]
-    bench = code.get(cond.source_benchmark)
-    codes = [f'"""{t.text}"""\n{t.reference.strip()}\n\n{t.tests}\n' for t in tasks]
-    frame = pd.DataFrame({"idx": [int(hashlib.sha256(c.encode()).hexdigest()[:15], 16) for c in codes],
-                          "file_path": [f"{bench.name}/task_{t.id}.py" for t in tasks], "code": codes, "code_en": codes,
-                          "license": "cc-by-4.0", "language": "en", "origin": "benchmark"})
-    return frame, {"dropped": [], "source_benchmark": bench.name, "source_split": "train", "source": source,
-                   "extra_validation": validation_idx(frame["idx"].tolist(), job.seed, profile.corpus.validation_ratio)}
-
-
-def _transpiled_twin(cond: Condition) -> Condition:
-    """The condition-2 processing that conditions 3 and 5 build on."""
-    import dataclasses
-
-    return dataclasses.replace(cond, data="transpiled")
-
-
-def _llm_translated(profile: Profile, tier: Tier, cond: Condition, lang: str, *, progress: bool) -> tuple[pd.DataFrame, dict]:
-    """Condition 5: the tier's files (after condition-2 alignment) translated by the LLM into every
-    condition-5 language; only files that succeeded in all of them are kept, and the loss is listed."""
-    from .sources import SourceRow
-    from .translation import stage
-
-    if lang not in cond.languages:
-        raise LangdecError(f"condition {cond.name} is defined for {', '.join(cond.languages)}, not {lang!r} (experiments/conditions.yaml)")
-    aligned2, _ = aligned_idx(tier, progress=progress)
-    cache = stage.alignment_cache(tier.path, profile.translation, cond.languages, _alignment_key())
-    per_lang = {l: cache.with_name(f"{cache.stem}-{l}.parquet") for l in cond.languages}
-    if not (cache.exists() and all(p.exists() for p in per_lang.values())):
-        english = tier.frame[tier.frame["idx"].isin(aligned2)]
-        rows = [SourceRow(r.file_path, r.code_en, r.license, int(r.idx)) for r in english.itertuples()]
-        results = stage.translate_tier(profile, rows, cond.languages, progress=progress)
-        aligned = stage.align(results)
-        for l, (kept, _, _) in results.items():
-            with atomic_path(per_lang[l]) as tmp:
-                pd.DataFrame({"idx": list(kept), "code": list(kept.values())}, columns=["idx", "code"]).to_parquet(tmp, index=False)
-        stage.save_alignment(cache, results, aligned)
-    saved = json.loads(cache.read_text())
-    aligned = set(saved["aligned"])
-    translated = pd.read_parquet(per_lang[lang])
-    codes = dict(zip(translated["idx"].tolist(), translated["code"].tolist()))
-    frame = tier.frame[tier.frame["idx"].isin(aligned)].copy()
-    frame["code"] = frame["idx"].map(codes)
-    frame["language"] = lang
-    return frame, {"dropped": saved["lost"], "translation": {**stage.describe(profile.translation), "languages": cond.languages,
-                                                             "input_files": len(aligned2), "aligned_files": len(aligned),
-                                                             "reports": saved["reports"]}}
-
-
-def alignment_languages() -> list[str]:
-    """Languages whose condition-2 data must share one idx set with condition 1 (source-file control)."""
-    from .config import conditions
-
-    langs: set[str] = set()
-    for cond in conditions().values():
-        if cond.available and cond.data == "transpiled":
-            langs.update(cond.languages)
-    return sorted(langs)
-
-
-def _alignment_key() -> str:
-    from .transpiler import batch
-    from .transpiler.packs import load
-
-    return hashlib.sha256(json.dumps([batch.VERSION, [(l, load(l).digest) for l in alignment_languages()]]).encode()).hexdigest()[:12]
-
-
-def aligned_idx(tier: Tier, *, progress: bool = False) -> tuple[set[int], list[dict]]:
-    """The tier's files every aligned condition can use, and what each language lost.
-
-    A file that fails to transpile in any language is dropped from conditions 1 and 2
-    alike, so they keep exactly the same source files; the loss is listed, never silent.
-    Cached beside the tier, keyed by the transpiler version and every pack's digest.
-    """
-    from .atomic import write_text
-    from .sources import SourceRow
-    from .transpiler import batch
-
-    key = _alignment_key()
-    cache = tier.path / f"alignment-{key}.json"
-    if cache.exists():
-        saved = json.loads(cache.read_text())
-        return set(saved["aligned"]), saved["lost"]
-    rows = [SourceRow(r.file_path, r.code_en, r.license, int(r.idx)) for r in tier.frame.itertuples()]
-    lost: list[dict] = []
-    for lang in alignment_languages():
-        for o in batch.run(rows, lang, progress=progress, total=len(rows)):
-            if not o.ok:
-                lost.append({"idx": o.idx, "file_path": o.file_path, "language": lang, "reason": o.reason, "detail": o.detail})
-    dropped = {entry["idx"] for entry in lost}
-    aligned = sorted(set(tier.frame["idx"].tolist()) - dropped)
-    write_text(cache, json.dumps({"aligned": aligned, "lost": lost, "languages": alignment_languages()}, indent=2))
-    return set(aligned), lost
 
 
 def data_digest(train: pd.DataFrame, validation: pd.DataFrame) -> str:
@@ -210,16 +63,17 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
         return _prepare_published(profile, cond, job, tokenizer)
     tier = build_tier(profile, job.tier, job.seed, progress=progress)
 
-    key = hashlib.sha256(json.dumps([tier.manifest["digest"], cond.name, job.lang, _processing_version(profile, cond, job.lang),
-                                     _alignment_key()]).encode()).hexdigest()[:12]
+    kind = kinds.get(cond.data)
+    key = hashlib.sha256(json.dumps([tier.manifest["digest"], cond.name, job.lang, kind.version(profile, cond, job.lang),
+                                     transpiled.alignment_key()]).encode()).hexdigest()[:12]
     out = work_dir() / "data" / profile.name / f"{job.run_name}-{key}"
     if (out / "manifest.json").exists():
         manifest = json.loads((out / "manifest.json").read_text())
         return ConditionData(out, manifest["digest"], manifest)
-    frame, processing = _rows(profile, tier, cond, job, progress=progress)
-    aligned, lost_anywhere = aligned_idx(tier, progress=progress)
+    frame, processing = kind.rows(kinds.Build(profile, tier, cond, job, progress))
+    aligned, lost_anywhere = transpiled.aligned_idx(tier, progress=progress)
     # native files (condition 3) and benchmark tasks are not from the tier: tier alignment does not apply to them
-    outside = frame["origin"].isin(OUTSIDE_TIER) if "origin" in frame else pd.Series(False, index=frame.index)
+    outside = frame["origin"].isin(kinds.outside_tier()) if "origin" in frame else pd.Series(False, index=frame.index)
     frame = frame[frame["idx"].isin(aligned) | outside]
     if frame.empty:
         raise LangdecError(f"{job.run_name}: every file of the tier was dropped ({processing['dropped'][:3]} ...)")
@@ -303,27 +157,6 @@ def _prepare_published(profile: Profile, cond: Condition, job: Job, tokenizer=No
 
 def build_tier_idx(profile: Profile, job: Job) -> list[int]:
     return build_tier(profile, job.tier, job.seed, progress=False).frame["idx"].tolist()
-
-
-def _processing_version(profile: Profile, cond: Condition, lang: str | None) -> str:
-    if cond.data == "code-benchmark" and cond.source_benchmark:
-        from .evaluation import code
-
-        return f"code:{code.source_digest(cond.source_benchmark, profile.evaluation.source)}"
-    if cond.data == "llm-translated":
-        from .translation import stage
-
-        return f"{_processing_version(profile, _transpiled_twin(cond), lang)}:llm:{stage.settings_key(profile.translation)}:{sorted(cond.languages)}"
-    if cond.data == "native":
-        from .native import source_key
-
-        return f"{_processing_version(profile, _transpiled_twin(cond), lang)}:native:{source_key(profile, lang)}"
-    if cond.data == "transpiled" and lang:
-        from .transpiler import batch
-        from .transpiler.packs import load
-
-        return f"{batch.VERSION}:{load(lang).digest}"
-    return "1"
 
 
 def run_stage(profile: Profile, cond: Condition, job: Job, experiment: str, *, progress: bool = True) -> tuple[ConditionData, str]:

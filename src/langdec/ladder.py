@@ -13,9 +13,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checks, config, tracking, train
+from . import config, jobs, pipeline, tracking, train
 from .errors import LangdecError
-from .evaluation import stage as evaluation
 from .paths import work_dir
 
 
@@ -46,21 +45,14 @@ class LadderResult:
 def run_job(profile: config.Profile, ladder: config.Ladder, job: config.Job, experiment: str, *, supersede: bool,
             progress: bool) -> JobOutcome:
     start = time.perf_counter()
-    cond = config.condition(job.condition)
     if job.overrides:
-        profile = config.job_profile(ladder, job)
-    train_result = None
-    if job.trains:
-        data_run, _ = checks.prepare_and_check(profile, cond, job, experiment, ladder.phase, progress=progress)
-        train_result = train.run(profile, cond, job, phase=ladder.phase, experiment=experiment, supersede=supersede,
-                                 data_run=data_run, progress=progress)
-    ev = evaluation.run(profile, cond, job, phase=ladder.phase, experiment=experiment, data_languages=ladder.data_languages,
-                        adapter_uri=train_result.adapter_uri if train_result else None,
-                        train_run_id=train_result.run_id if train_result else None, progress=progress)
-    reused = ev.reused and (train_result is None or train_result.reused)
-    return JobOutcome(job, "reused" if reused else "done", time.perf_counter() - start,
-                      train_run=train_result.run_id if train_result else None, eval_run=ev.run_id,
-                      version=train_result.version if train_result else None)
+        profile = jobs.job_profile(ladder, job)
+    where = pipeline.Where(profile, config.condition(job.condition), job, ladder.phase, experiment)
+    out = pipeline.run(where, training=train.Options(supersede=supersede),
+                       evaluate=pipeline.Evaluate(data_languages=ladder.data_languages), progress=progress)
+    return JobOutcome(job, "reused" if out.reused else "done", time.perf_counter() - start,
+                      train_run=out.train.run_id if out.train else None, eval_run=out.evaluation.run_id,
+                      version=out.train.version if out.train else None)
 
 
 def run(path: str | Path, *, supersede: bool | None = None, progress: bool = True, echo=print) -> LadderResult:
@@ -68,15 +60,15 @@ def run(path: str | Path, *, supersede: bool | None = None, progress: bool = Tru
 
     from . import report
 
-    ladder = config.load_ladder(path)
+    ladder = jobs.load_ladder(path)
     profile = config.load_profile(ladder.profile, ladder.overrides)
     uri = tracking.configure()
     experiment = tracking.experiment_name(profile.name, ladder.phase)
-    jobs = config.ladder_jobs(ladder)
+    todo = jobs.ladder_jobs(ladder)
     supersede = ladder.supersede if supersede is None else supersede
     result = LadderResult(experiment)
     start = time.perf_counter()
-    echo(f"ladder {ladder.name}: {len(jobs)} jobs on profile {profile.name} -> MLflow experiment {experiment!r} at {uri}")
+    echo(f"ladder {ladder.name}: {len(todo)} jobs on profile {profile.name} -> MLflow experiment {experiment!r} at {uri}")
     if profile.model.smoke:
         echo("note: the smoke profile's model is a random-weight Cohere2ForCausalLM (Tiny Aya's architecture, hidden size "
              f"{profile.model.smoke.get('hidden_size')}) with a tokenizer trained in seconds, so its scores are noise (generative "
@@ -84,9 +76,9 @@ def run(path: str | Path, *, supersede: bool | None = None, progress: bool = Tru
     mlflow.set_experiment(experiment_id=tracking.experiment_id(experiment))
     with mlflow.start_run(run_name=f"ladder-{ladder.name}", nested=mlflow.active_run() is not None,
                           tags={"langdec.stage": "ladder", "langdec.code_version": tracking.code_version()}):
-        mlflow.log_params({"ladder": str(ladder.path), "profile": profile.name, "phase": ladder.phase, "jobs": len(jobs)})
-        for number, job in enumerate(jobs, 1):
-            echo(f"[{number}/{len(jobs)}] {job.run_name} ...")
+        mlflow.log_params({"ladder": str(ladder.path), "profile": profile.name, "phase": ladder.phase, "jobs": len(todo)})
+        for number, job in enumerate(todo, 1):
+            echo(f"[{number}/{len(todo)}] {job.run_name} ...")
             try:
                 outcome = run_job(profile, ladder, job, experiment, supersede=supersede, progress=progress)
             except LangdecError as exc:

@@ -9,6 +9,7 @@ prompt template sets under experiments/prompts/ if it is an instruction language
 from __future__ import annotations
 
 import functools
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,16 @@ def get(code: str) -> Language:
 
 def flores(code: str) -> str:
     return get(code).flores
+
+
+_SCRIPT_NAMES = {"Arab": "ARABIC", "Hans": "CJK", "Hant": "CJK", "Latn": "LATIN", "Deva": "DEVANAGARI", "Cyrl": "CYRILLIC",
+                 "Grek": "GREEK", "Hebr": "HEBREW", "Beng": "BENGALI", "Jpan": "CJK", "Hang": "HANGUL", "Thai": "THAI"}
+
+
+def target_script_share(text: str, lang: str) -> float:
+    """Share of letters written in the language's script (taken from its FLORES code)."""
+    script = _SCRIPT_NAMES.get(flores(lang).split("_")[-1], "")
+    letters = [c for c in text if c.isalpha()]
+    if not letters or not script:
+        return 0.0
+    return sum(unicodedata.name(c, "").startswith(script) for c in letters) / len(letters)

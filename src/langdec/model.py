@@ -14,11 +14,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .atomic import atomic_dir
-from .config import Profile
 from .errors import LangdecError
 from .paths import project_root, work_dir
+
+if TYPE_CHECKING:
+    from .config import Profile
 
 SPECIAL = {"pad": "<pad>", "bos": "<bos>", "eos": "<eos>", "unk": "<unk>"}
 

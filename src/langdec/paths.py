@@ -30,6 +30,10 @@ def project_root() -> Path:
     )
 
 
+def experiments_dir() -> Path:
+    return project_root() / "experiments"
+
+
 def work_dir() -> Path:
     """Outputs that are not tracked artifacts (built models, corpora, caches)."""
     path = Path(os.environ.get("LANGDEC_HOME", Path.cwd() / ".langdec"))

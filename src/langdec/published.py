@@ -22,9 +22,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .config import condition as get_condition
 from .errors import LangdecError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESULTS_REPO = "legesher/language-decoded-experiments"
 ADAPTERS_REPO = "legesher/language-decoded-lora"
@@ -61,16 +65,8 @@ def parse_condition(name: str) -> StudyCondition:
 
 
 def stem(condition: str, lang: str | None, tier: str, translation_model: str = "") -> str:
-    """The study's name for a condition's data config and adapter folder (experiments/conditions.yaml
-    `published_name`): condition-1-en-5k, condition-2-zh-5k, condition-3-zh-5k-native-code,
-    condition-5-ur-5k-c4ai-aya-expanse-32b."""
-    from .config import condition as get_condition
-
-    template = get_condition(condition).published_name
-    model = translation_model.rstrip("/").split("/")[-1]
-    if "{translation_model}" in template and not model:
-        raise LangdecError(f"condition {condition}: its published name needs the translation model (profile translation.model)")
-    return template.format(condition=condition, lang=lang or "en", tier=tier, translation_model=model)
+    """The study's name for a condition's data config and adapter folder (`Condition.published_stem`)."""
+    return get_condition(condition).published_stem(lang, tier, translation_model)
 
 
 # --------------------------------------------------------------------------- locating the files
@@ -289,7 +285,7 @@ def resolve_adapter(spec: str) -> PublishedAdapter:
 
 
 # --------------------------------------------------------------------------- training data
-def data_frames(source: str, config_name: str) -> tuple["pd.DataFrame", "pd.DataFrame", str]:
+def data_frames(source: str, config_name: str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """The study's train and validation rows of one condition config, exactly as published: from the hub
     (`hf:legesher/language-decoded-data`, one config per condition) or a local copy laid out as
     `<folder>/<config>/{train,validation}.parquet`. Returns the frames and where they came from."""

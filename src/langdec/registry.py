@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from .config import Job, Profile
+from . import kinds
+from .config import Job, Profile, condition
 from .errors import LangdecError
 from .paths import project_root
 
@@ -106,10 +107,7 @@ def _register(name: str, run_id: str, key: dict[str, str], *, phase: str, job: J
         "evaluation_status": "not-evaluated",
         "profile": profile.name,
     }
-    from .config import condition as get_condition
-
-    if get_condition(job.condition).data == "llm-translated":
-        all_tags["translation_model"] = profile.translation.model  # part of the condition's published name
+    all_tags.update(kinds.get(condition(job.condition).data).registry_tags(profile))
     client = _client()
     artifact_source = mlflow.get_run(run_id).info.artifact_uri.rstrip("/") + "/adapter"
     version = client.create_model_version(name, source=artifact_source, run_id=run_id, tags=all_tags,
@@ -353,9 +351,7 @@ def _cell(v) -> tuple:
 def published_path(tags: dict[str, str]) -> str:
     """The study's folder layout: phase 3 `tiny-aya-base/condition-2-zh-5k-seed42/`, phase 2 flat `condition-2-zh-5k/`;
     each condition's name from its `published_name` (condition-1-en-5k, condition-3-zh-5k-native-code, ...)."""
-    from .published import stem as published_stem
-
-    stem = published_stem(tags["condition"], tags.get("lang"), tags["tier"], tags.get("translation_model", ""))
+    stem = condition(tags["condition"]).published_stem(tags.get("lang"), tags["tier"], tags.get("translation_model", ""))
     if tags.get("phase") == "phase-2":
         return f"{stem}/"
     base = tags.get("base_model", "model").rstrip("/").split("/")[-1].lower()

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import checks, config, tracking, train
+from . import config, pipeline, tracking, train
 from .errors import LangdecError, did_you_mean
+from .schema import build
 
 PRUNERS = ("none", "median", "percentile", "threshold", "successive_halving", "hyperband")
 
@@ -55,7 +56,7 @@ def load(path: str | Path) -> SweepSpec:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LangdecError(f"{path}: no such sweep file") from None
-    spec = config.build(SweepSpec, raw, str(path))
+    spec = build(SweepSpec, raw, str(path))
     spec.path = path
     if spec.objective.metric != "eval_loss":
         raise LangdecError(f"{path}: objective.metric {spec.objective.metric!r}; sweeps optimise eval_loss (validation loss)")
@@ -132,16 +133,17 @@ def run(path: str | Path, *, storage: str | None = None, progress: bool = False,
     tracking.configure()
     experiment = tracking.experiment_name(base.name, spec.phase)
     # the data and its checks do not depend on the searched settings: prepare them once
-    data_run, _ = checks.prepare_and_check(base, cond, job, experiment, spec.phase, progress=progress)
+    data_run = pipeline.run(pipeline.Where(base, cond, job, spec.phase, experiment), stages=("check",), progress=progress).data
     study = optuna.create_study(study_name=f"sweep-{spec.name}", storage=storage, load_if_exists=True,
                                 direction=spec.objective.direction, pruner=make_pruner(spec))
 
     def objective(trial) -> float:
         overrides = [*spec.overrides, *suggest(trial, spec.space)]
         profile = config.load_profile(spec.profile, overrides)
-        result = train.run(profile, cond, job, phase=spec.phase, experiment=experiment, data_run=data_run, progress=progress,
-                           register=False, eval_steps=spec.eval_steps, callbacks=[_pruning_callback(trial)],
-                           extra_tags={"sweep": spec.name, "optuna.trial": str(trial.number)})
+        options = train.Options(register=False, eval_steps=spec.eval_steps, callbacks=[_pruning_callback(trial)],
+                                extra_tags={"sweep": spec.name, "optuna.trial": str(trial.number)})
+        result = pipeline.run(pipeline.Where(profile, cond, job, spec.phase, experiment), stages=("train",), training=options,
+                              data_run=data_run, progress=progress).train
         trial.set_user_attr("run_id", result.run_id)
         echo(f"trial {trial.number}: {dict(trial.params)} -> eval_loss {result.eval_loss:.4f}")
         return result.eval_loss

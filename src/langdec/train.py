@@ -10,16 +10,16 @@ from __future__ import annotations
 import errno
 import json
 import os
-import resource
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import checks, data, registry, tracking
 from .config import Condition, Job, Profile
+from .effective import effective_loss, effective_optimizer, peak_memory_mb, training_precision
 from .errors import LangdecError
 from .paths import work_dir
 
@@ -63,64 +63,22 @@ def tokenize_windows(codes: list[str], tokenizer, max_length: int) -> tuple[list
 
 
 # --------------------------------------------------------------------------- metrics
-class _CountingCollator:
-    """Wraps the trainer's collator to count real vs padded tokens actually trained on."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.real = 0
-        self.padded = 0
-
-    def __call__(self, features):
-        batch = self.inner(features)
-        real = sum(len(f["input_ids"]) for f in features)
-        self.real += real
-        self.padded += int(batch["input_ids"].numel()) - real
-        return batch
-
-
-def peak_memory_mb() -> float:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _callback(logger: tracking.MetricLogger, counter: _CountingCollator):
-    from transformers import TrainerCallback
-
-    class MetricsCallback(TrainerCallback):
-        def __init__(self) -> None:
-            self.start = time.perf_counter()
-            self.tokens_at_start = counter.real
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.start = time.perf_counter()
-            self.tokens_at_start = counter.real
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            logs = logs or {}
-            elapsed = max(time.perf_counter() - self.start, 1e-9)
-            metrics = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float)) and k in ("loss", "learning_rate", "grad_norm", "epoch", "task_loss", "fourier_penalty")}
-            metrics["tokens_seen"] = float(counter.real)
-            metrics["tokens_per_s"] = (counter.real - self.tokens_at_start) / elapsed
-            metrics["peak_memory_mb"] = peak_memory_mb()
-            logger.log(metrics, step=state.global_step)
-
-    return MetricsCallback()
-
-
 # --------------------------------------------------------------------------- backends
-def choose_backend(requested: str, packing: bool = False) -> str:
+def choose_backend(requested: str, packing: bool = False, peft_method: str = "lora") -> str:
     """hf or unsloth. Packed rows are proven to keep files apart on the hf path only (tests/test_train.py),
-    so with packing `auto` takes hf and an explicit unsloth is refused."""
+    so with packing `auto` takes hf and an explicit unsloth is refused; so is any PEFT method but LoRA,
+    whose layers are the only ones Unsloth patches."""
     import importlib.util
 
     import torch
 
-    has_unsloth = importlib.util.find_spec("unsloth") is not None
+    from . import peft_methods
+
+    lora = peft_methods.get(peft_method).lora_family
+    has_unsloth = importlib.util.find_spec("unsloth") is not None and lora
     if requested == "unsloth":
+        if not lora:
+            raise LangdecError(f"--backend unsloth trains LoRA only; training.peft_method {peft_method} runs on --backend hf")
         if not torch.cuda.is_available():
             raise LangdecError("--backend unsloth needs a CUDA GPU; use --backend hf on this machine")
         if not has_unsloth:
@@ -151,11 +109,10 @@ def packed_attention(packing: bool, precision: str) -> str | None:
 
 
 def _model_and_peft_config(profile: Profile, backend: str, quantization: str):
-    from peft import LoraConfig
+    from . import peft_methods
 
     t = profile.training
-    lora = LoraConfig(r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout, bias="none",
-                      target_modules=list(t.target_modules), task_type="CAUSAL_LM")
+    peft_config = peft_methods.get(t.peft_method).build(t)
     if backend == "unsloth":
         from unsloth import FastLanguageModel  # type: ignore[import-not-found]
 
@@ -174,7 +131,7 @@ def _model_and_peft_config(profile: Profile, backend: str, quantization: str):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=t.gradient_checkpointing)
-    return model, lora
+    return model, peft_config
 
 
 # --------------------------------------------------------------------------- recipe
@@ -187,95 +144,6 @@ class TrainResult:
     eval_loss: float | None = None
 
 
-def effective_optimizer(name: str) -> str:
-    """Paged optimizers live in CUDA memory; on CPU the same recipe uses plain AdamW."""
-    import torch
-
-    return name if torch.cuda.is_available() or not name.startswith("paged") else "adamw_torch"
-
-
-def effective_loss(name: str) -> str:
-    """By measurement (benchmarks/train_throughput.py): TRL's fused head saves the logits' memory on
-    CUDA, but its CPU fallback is slower and larger than the plain loss, so `auto` picks per device."""
-    import torch
-
-    return name if name != "auto" else ("fused" if torch.cuda.is_available() else "plain")
-
-
-def training_precision(t) -> str:
-    from . import optimizers
-    from .model import effective_precision
-
-    return effective_precision(t.precision, second_order=optimizers.resolve(effective_optimizer(t.optimizer)).needs_graph)
-
-
-def _trainer_class():
-    """SFTTrainer plus the options transformers does not have: package optimisers (Sophia),
-    a second-order backward, and the Fourier penalty logged beside the task loss."""
-    from transformers import Trainer
-    from trl import SFTTrainer
-
-    from . import optimizers, regularizers
-
-    class LangdecTrainer(SFTTrainer):
-        def __init__(self, *args, langdec_optimizer: optimizers.OptimizerChoice, langdec_training: Any, **kwargs) -> None:
-            self.langdec_optimizer = langdec_optimizer
-            self.langdec_training = langdec_training
-            super().__init__(*args, **kwargs)
-
-        def create_optimizer(self, model=None):
-            choice = self.langdec_optimizer
-            if self.optimizer is None and choice.source == "pytorch_optimizer":
-                params = [p for p in (model or self.model).parameters() if p.requires_grad]
-                self.optimizer = optimizers.build(choice, params, self.args.learning_rate, self.args.weight_decay,
-                                                  dict(self.langdec_training.optimizer_args))
-                return self.optimizer
-            return super().create_optimizer(model)
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            # With a KV cache, transformers skips its packed-sequence mask and packed files attend to each
-            # other (measured; the test shows it). Trainer's default args keep the cache off through the
-            # config; pinning it here keeps the plain path below safe whatever the model's config says.
-            inputs["use_cache"] = False
-            # TRL's fused LM head has no double backward: a second-order step needs the plain loss (full logits)
-            plain = effective_loss(self.langdec_training.loss) == "plain" or self.langdec_optimizer.needs_graph
-            if plain:
-                out = Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-            else:
-                out = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-            lam = self.langdec_training.fourier_lambda
-            if lam <= 0 or not model.training:
-                return out
-            loss = out[0] if return_outputs else out
-            penalty = regularizers.fourier_penalty(model, self.langdec_training.fourier_cutoff)
-            sums = self.__dict__.setdefault("_langdec_sums", {"task_loss": 0.0, "fourier_penalty": 0.0, "n": 0})
-            sums["task_loss"] += float(loss.detach())
-            sums["fourier_penalty"] += float(penalty.detach())
-            sums["n"] += 1
-            loss = loss + lam * penalty.to(loss.dtype)
-            return (loss, *out[1:]) if return_outputs else loss
-
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            if not self.langdec_optimizer.needs_graph:
-                return super().training_step(model, inputs, num_items_in_batch)
-            backward = self.accelerator.backward
-            # the Hutchinson estimate in step() differentiates these gradients again
-            self.accelerator.backward = lambda loss, **kw: backward(loss, create_graph=True, **kw)
-            try:
-                return super().training_step(model, inputs, num_items_in_batch)
-            finally:
-                self.accelerator.backward = backward
-
-        def log(self, logs, start_time=None):
-            sums = self.__dict__.get("_langdec_sums")
-            if sums and sums["n"] and "loss" in logs:
-                logs = {**logs, "task_loss": sums["task_loss"] / sums["n"], "fourier_penalty": sums["fourier_penalty"] / sums["n"]}
-                sums.update(task_loss=0.0, fourier_penalty=0.0, n=0)
-            super().log(logs, start_time)
-
-    return LangdecTrainer
-
-
 def train_params(profile: Profile, job: Job, quantization: str, backend: str) -> dict[str, Any]:
     settings = asdict(profile.training)
     settings["optimizer"] = effective_optimizer(settings["optimizer"])
@@ -284,14 +152,27 @@ def train_params(profile: Profile, job: Job, quantization: str, backend: str) ->
     return {
         "condition": job.condition, "lang": job.lang or "en", "tier": job.tier, "seed": job.seed, "profile": profile.name,
         "model_id": profile.model.id, "quantization": quantization, "backend": backend,
-        **{f"train.{k}": v for k, v in settings.items() if k not in ("quantization", "backend")},
+        **{f"train.{k}": v for k, v in settings.items() if k not in ("quantization", "backend", *_default_method_keys(profile))},
         **({"arm": job.arm} if job.arm else {}),
     }
+
+
+def _default_method_keys(profile: Profile) -> tuple[str, ...]:
+    """The study's LoRA keeps the keys it had before PEFT methods were named, so its runs are still reused."""
+    return ("peft_method", "ln_modules") if profile.training.peft_method == "lora" else ()
 
 
 def run_key(profile: Profile, job: Job, quantization: str, backend: str, data_digest: str) -> str:
     """The reuse key of a training run: every effective setting, the code version and the data."""
     return tracking.run_key(TRAIN_STAGE, train_params(profile, job, quantization, backend), data_digest)
+
+
+def candidate_keys(profile: Profile, job: Job, data_digest: str) -> list[str]:
+    """The keys a finished run of these settings may carry: the profile's quantisation and backend first,
+    then every other pairing (a run trained with --backend or --quantization on the command line)."""
+    pairs = [(profile.training.quantization, choose_backend(profile.training.backend, profile.training.packing, profile.training.peft_method))]
+    pairs += [(q, b) for q in ("nf4", "none") for b in ("hf", "unsloth") if (q, b) not in pairs]
+    return [run_key(profile, job, q, b, data_digest) for q, b in pairs]
 
 
 def _checkpoint_dir(experiment: str, key: str) -> Path:
@@ -329,50 +210,83 @@ def _raise_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
-def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: str, quantization: str | None = None,
-        backend: str = "auto", allow_unchecked: bool = False, resume: bool = True, supersede: bool = False,
-        data_run: tuple[data.ConditionData, str] | None = None, progress: bool = True,
-        extra_loggers: list[tracking.MetricLogger] | None = None, stop_after_steps: int | None = None,
-        register: bool = True, eval_steps: int | None = None, callbacks: list | None = None,
-        extra_tags: dict[str, str] | None = None) -> TrainResult:
-    """Train one adapter. Sweeps pass register=False (trials are not study adapters), eval_steps
-    (validation loss during training) and callbacks (e.g. Optuna pruning)."""
-    import mlflow
+@dataclass
+class Options:
+    """How one training run goes, beyond what the profile says. Sweeps turn registration off (trials are
+    not study adapters) and add validation every `eval_steps` and callbacks (e.g. Optuna pruning)."""
+    quantization: str | None = None  # default: the profile's training.quantization
+    backend: str = "auto"  # auto | hf | unsloth; auto defers to the profile
+    allow_unchecked: bool = False
+    resume: bool = True
+    supersede: bool = False
+    register: bool = True
+    eval_steps: int | None = None
+    callbacks: list = field(default_factory=list)
+    extra_loggers: list[tracking.MetricLogger] = field(default_factory=list)
+    extra_tags: dict[str, str] = field(default_factory=dict)
+    stop_after_steps: int | None = None  # a simulated interruption (tests)
 
-    # ---- setup: data, checks, refusal before any model work
-    if not job.trains:
-        raise LangdecError("the baseline has no adapter to train; evaluate it with `langdec evaluate --condition baseline`")
-    if not cond.available:
-        raise LangdecError(f"condition {cond.name}: {cond.unavailable_reason}")
-    quantization = quantization or profile.training.quantization
-    backend = choose_backend(backend if backend != "auto" else profile.training.backend, profile.training.packing)
-    import torch
 
-    if quantization == "nf4" and not torch.cuda.is_available() and profile.name == "paper":
-        raise LangdecError("the paper profile trains NF4 on a CUDA GPU; none is visible. Use a GPU machine or --profile smoke")
+def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: str, options: Options | None = None,
+        data_run: tuple[data.ConditionData, str] | None = None, progress: bool = True) -> TrainResult:
+    """Train one adapter: refuse early, then reuse a finished run of the same key or run the recipe."""
+    recipe = Recipe(profile, cond, job, phase=phase, experiment=experiment, options=options or Options(), progress=progress)
+    recipe.check()
     cdata, data_run_id = data_run or data.run_stage(profile, cond, job, experiment, progress=progress)
-    status, check_run_id, failed = checks.latest_status(experiment, cdata.digest)
-    if status != "passed" and not allow_unchecked:
-        what = "no data-check run" if status == "missing" else f"data checks FAILED ({', '.join(failed)})"
-        raise LangdecError(
-            f"{job.run_name}: refusing to train on {cdata.path}: {what} for data digest {cdata.digest}. "
-            f"Run `langdec check --condition {job.condition} --lang {job.lang or 'en'} --tier {job.tier} --seed {job.seed} --profile {profile.name}`"
-            " or pass --allow-unchecked (recorded as a tag)."
-        )
-    params = train_params(profile, job, quantization, backend)
-    key = run_key(profile, job, quantization, backend, cdata.digest)
+    recipe.gate(cdata)
     # one process per key: its run, its checkpoint folder and its registered version; a second one waits,
-    # then finds the finished run below and reuses it
-    with tracking.claim(experiment, TRAIN_STAGE, key, job.run_name):
-        finished = tracking.find_finished(experiment, TRAIN_STAGE, key)
+    # then finds the finished run and reuses it
+    with tracking.claim(experiment, TRAIN_STAGE, recipe.key, job.run_name):
+        finished = tracking.find_finished(experiment, TRAIN_STAGE, recipe.key)
         if finished is not None:
             version = registry.version_for_run(profile.registered_model, finished.info.run_id)
             return TrainResult(finished.info.run_id, True, version, f"runs:/{finished.info.run_id}/adapter",
                                finished.data.metrics.get("eval_loss"))
-        if register:
-            registry.ensure_can_register(profile.registered_model, phase, job, supersede=supersede)
-        ckpt_dir = _checkpoint_dir(experiment, key)
-        previous = _resumable_run(experiment, key) if resume else None
+        return recipe.train_and_save(data_run_id)
+
+
+class Recipe:
+    """setup (data, checks, model, trainer) -> train -> save (adapter artifact, registered version)."""
+
+    def __init__(self, profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: str, options: Options,
+                 progress: bool) -> None:
+        self.profile, self.cond, self.job, self.phase, self.experiment = profile, cond, job, phase, experiment
+        self.options, self.progress = options, progress
+        self.training = profile.training
+        self.quantization = options.quantization or self.training.quantization
+        requested = options.backend if options.backend != "auto" else self.training.backend
+        self.backend = choose_backend(requested, self.training.packing, self.training.peft_method)
+
+    # ---- setup
+    def check(self) -> None:
+        """Refusals that need no data: nothing to train, no data yet, no GPU for the paper's NF4."""
+        if not self.job.trains:
+            raise LangdecError("the baseline has no adapter to train; evaluate it with `langdec evaluate --condition baseline`")
+        if not self.cond.available:
+            raise LangdecError(f"condition {self.cond.name}: {self.cond.unavailable_reason}")
+        import torch
+
+        if self.quantization == "nf4" and not torch.cuda.is_available() and self.profile.name == "paper":
+            raise LangdecError("the paper profile trains NF4 on a CUDA GPU; none is visible. Use a GPU machine or --profile smoke")
+
+    def gate(self, cdata: data.ConditionData) -> None:
+        """Training refuses data that did not pass its checks, unless the user allowed it (then tagged)."""
+        job = self.job
+        self.cdata = cdata
+        self.check_status, self.check_run_id, failed = checks.latest_status(self.experiment, cdata.digest)
+        if self.check_status != "passed" and not self.options.allow_unchecked:
+            what = "no data-check run" if self.check_status == "missing" else f"data checks FAILED ({', '.join(failed)})"
+            raise LangdecError(
+                f"{job.run_name}: refusing to train on {cdata.path}: {what} for data digest {cdata.digest}. "
+                f"Run `langdec check --condition {job.condition} --lang {job.lang or 'en'} --tier {job.tier} --seed {job.seed} "
+                f"--profile {self.profile.name}` or pass --allow-unchecked (recorded as a tag).")
+        self.params = train_params(self.profile, job, self.quantization, self.backend)
+        self.key = tracking.run_key(TRAIN_STAGE, self.params, cdata.digest)
+
+    def _resume_point(self) -> tuple[Any, Path | None]:
+        """The interrupted run of this key and its last checkpoint, if both exist; stale checkpoints go."""
+        ckpt_dir = self.ckpt_dir
+        previous = _resumable_run(self.experiment, self.key) if self.options.resume else None
         resume_from = _last_checkpoint(ckpt_dir) if previous is not None else None
         if previous is not None and resume_from is None and previous.info.status == "RUNNING":
             # killed before its first checkpoint (SIGKILL, a lost machine): close it as failed, start afresh
@@ -383,73 +297,97 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
             import shutil
 
             shutil.rmtree(ckpt_dir)  # stale checkpoints of a run we are not resuming
+        return previous, resume_from
 
+    def _tags(self, data_run_id: str) -> dict[str, str]:
+        tags = {**data.job_tags(self.profile, self.job), "phase": self.phase, "run_name": self.job.run_name,
+                "data_check_run": self.check_run_id or "", "data_check_status": self.check_status, "data_run": data_run_id,
+                "backend": self.backend, "device": _device(), **self.options.extra_tags}
+        if self.training.peft_method != "lora":
+            tags["peft_method"] = self.training.peft_method
+        if self.check_status != "passed":
+            tags["langdec.allow_unchecked"] = "true"
+        if self.cdata.manifest.get("transpiler_version"):
+            tags["transpiler_version"] = self.cdata.manifest["transpiler_version"]
+            tags["pack_digest"] = self.cdata.manifest["pack_digest"]
+        return tags
+
+    def train_and_save(self, data_run_id: str) -> TrainResult:
+        import mlflow
         from transformers import set_seed
 
-        set_seed(job.seed)
+        from . import peft_methods
         from .model import load_tokenizer
 
-        tokenizer = load_tokenizer(profile, padding_side="right")
-        train_frame, validation_frame = cdata.frames()
-        train_ids, stats = tokenize_windows(train_frame["code"].tolist(), tokenizer, profile.training.max_length)
-        tags = {**data.job_tags(profile, job), "phase": phase, "run_name": job.run_name, "data_check_run": check_run_id or "",
-                "data_check_status": status, "data_run": data_run_id, "backend": backend, "device": _device(), **(extra_tags or {})}
-        if status != "passed":
-            tags["langdec.allow_unchecked"] = "true"
-        if cdata.manifest.get("transpiler_version"):
-            tags["transpiler_version"] = cdata.manifest["transpiler_version"]
-            tags["pack_digest"] = cdata.manifest["pack_digest"]
+        opts, job = self.options, self.job
+        if opts.register:
+            registry.ensure_can_register(self.profile.registered_model, self.phase, job, supersede=opts.supersede)
+        self.ckpt_dir = _checkpoint_dir(self.experiment, self.key)
+        previous, resume_from = self._resume_point()
+        set_seed(job.seed)
+        tokenizer = load_tokenizer(self.profile, padding_side="right")
+        train_frame, validation_frame = self.cdata.frames()
+        train_ids, stats = tokenize_windows(train_frame["code"].tolist(), tokenizer, self.training.max_length)
+        tags = self._tags(data_run_id)
         _raise_on_sigterm()
-        with tracking.stage_run(experiment, TRAIN_STAGE, job.run_name, params=params, tags=tags, data_digest=cdata.digest,
-                                reuse=False, run_id=previous.info.run_id if resume_from else None, system_metrics=True) as srun:
+        with tracking.stage_run(self.experiment, TRAIN_STAGE, job.run_name, params=self.params, tags=tags,
+                                data_digest=self.cdata.digest, reuse=False,
+                                run_id=previous.info.run_id if resume_from else None, system_metrics=True) as srun:
             if resume_from is not None:
                 mlflow.set_tag("langdec.resumed_from", resume_from.name)
-            logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *(extra_loggers or [])])
+            logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *opts.extra_loggers])
             logger.log({"files": stats.files, "windows": stats.windows, "tokens_total": stats.tokens, "target_tokens": stats.target_tokens})
-            pack_to = profile.training.max_length if profile.training.packing else None
-            train_dataset = _dataset(train_ids, pack_to)
+            pack_to = self.training.max_length if self.training.packing else None
             eval_dataset = None
-            if eval_steps:
-                eval_ids, _ = tokenize_windows(validation_frame["code"].tolist(), tokenizer, profile.training.max_length)
+            if opts.eval_steps:
+                eval_ids, _ = tokenize_windows(validation_frame["code"].tolist(), tokenizer, self.training.max_length)
                 eval_dataset = _dataset(eval_ids, pack_to)
-            # ---- train
-            trainer, counter = _trainer(profile, backend, quantization, job.seed, train_dataset, tokenizer, ckpt_dir, logger, progress,
-                                        stop_after_steps, eval_dataset=eval_dataset, eval_steps=eval_steps)
-            for callback in callbacks or []:
+            trainer, counter = _trainer(self.profile, self.backend, self.quantization, job.seed, _dataset(train_ids, pack_to),
+                                        tokenizer, self.ckpt_dir, logger, self.progress, opts.stop_after_steps,
+                                        eval_dataset=eval_dataset, eval_steps=opts.eval_steps)
+            for callback in opts.callbacks:
                 trainer.add_callback(callback)
             trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
             mlflow.log_metric("trainable_parameters", trainable)
             mlflow.log_metric("sequences", len(trainer.train_dataset))  # rows trained: fewer than windows when packed
-            start = time.perf_counter()
-            try:
-                output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise LangdecError(f"could not write a checkpoint to {ckpt_dir} ({exc.strerror}); free disk space "
-                                       "and re-run the same command to resume from the last complete checkpoint") from None
-                raise
-            seconds = time.perf_counter() - start
+            if self.training.peft_method != "lora":
+                method = peft_methods.get(self.training.peft_method)
+                mlflow.log_params({f"peft.{k}": v for k, v in method.settings(self.training).items()})
+            # ---- train
+            output, seconds = self._fit(trainer, resume_from)
             padding = counter.padded / max(counter.real + counter.padded, 1)
             logger.log({"train_seconds": seconds, "padding_fraction": padding, "train_loss": float(output.training_loss),
                         "tokens_trained": float(counter.real), "tokens_per_s_overall": counter.real / max(seconds, 1e-9),
                         "peak_memory_mb": peak_memory_mb()})
-            if stop_after_steps is not None and trainer.state.global_step < trainer.state.max_steps:
+            if opts.stop_after_steps is not None and trainer.state.global_step < trainer.state.max_steps:
                 raise SystemExit(f"stopped after {trainer.state.global_step} steps (simulated interruption)")
             eval_loss = None
             if eval_dataset is not None:
                 eval_loss = float(trainer.evaluate()["eval_loss"])
                 mlflow.log_metric("eval_loss", eval_loss, step=trainer.state.global_step)
             # ---- save: the adapter is written whole to a temporary folder, then logged
-            adapter_uri = _save_adapter(trainer, tokenizer, srun.run_id, job, profile, cdata)
+            adapter_uri = _save_adapter(trainer, tokenizer, srun.run_id, job, self.profile, self.cdata)
             version = None
-            if register:
-                version = registry.register(profile.registered_model, srun.run_id, adapter_uri, phase=phase, job=job, profile=profile,
-                                            data_digest=cdata.digest, check_status=status, tags=tags, supersede=supersede)
+            if opts.register:
+                version = registry.register(self.profile.registered_model, srun.run_id, adapter_uri, phase=self.phase, job=job,
+                                            profile=self.profile, data_digest=self.cdata.digest, check_status=self.check_status,
+                                            tags=tags, supersede=opts.supersede)
                 mlflow.set_tag("registered_version", version)
         import shutil
 
-        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the adapter is in MLflow; checkpoints only serve an interrupted run
+        shutil.rmtree(self.ckpt_dir, ignore_errors=True)  # the adapter is in MLflow; checkpoints only serve an interrupted run
         return TrainResult(srun.run_id, False, version, adapter_uri, eval_loss)
+
+    def _fit(self, trainer, resume_from: Path | None):
+        start = time.perf_counter()
+        try:
+            output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise LangdecError(f"could not write a checkpoint to {self.ckpt_dir} ({exc.strerror}); free disk space "
+                                   "and re-run the same command to resume from the last complete checkpoint") from None
+            raise
+        return output, time.perf_counter() - start
 
 
 def _device() -> str:
@@ -471,16 +409,17 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
              logger: tracking.MetricLogger, progress: bool, stop_after_steps: int | None, *, eval_dataset=None,
              eval_steps: int | None = None):
     import torch
-    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTConfig
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from . import optimizers
+    from .trainer import BarOnly, CountingCollator, LangdecTrainer, MetricsCallback, StopAfter
 
     t = profile.training
     cuda = torch.cuda.is_available()
     precision = training_precision(t)
-    model, lora = _model_and_peft_config(profile, backend, quantization)
+    model, peft_config = _model_and_peft_config(profile, backend, quantization)
     if optimizers.resolve(effective_optimizer(t.optimizer)).needs_graph:
         # fused attention kernels (SDPA flash/efficient) have no double backward; the eager path does
         model.set_attn_implementation("eager")
@@ -490,7 +429,7 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.lr,
         lr_scheduler_type=t.scheduler,
-        warmup_steps=t.warmup_ratio,
+        warmup_steps=t.warmup_ratio,  # a fraction of the steps when < 1 (transformers 5, pinned in pyproject.toml)
         num_train_epochs=t.epochs,
         max_steps=t.max_steps,
         weight_decay=t.weight_decay,
@@ -521,10 +460,10 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         inner = PackedCollator(tokenizer.pad_token_id, flatten=packed_attention(True, precision) == "flash_attention_2")
     else:
         inner = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)
-    collator = _CountingCollator(inner)
-    trainer = _trainer_class()(model=model, args=config, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
-                               peft_config=lora, data_collator=collator, langdec_optimizer=choice, langdec_training=t)
-    trainer.add_callback(_callback(logger, collator))
+    collator = CountingCollator(inner)
+    trainer = LangdecTrainer(model=model, args=config, train_dataset=dataset, eval_dataset=eval_dataset, processing_class=tokenizer,
+                               peft_config=peft_config, data_collator=collator, langdec_optimizer=choice, langdec_training=t)
+    trainer.add_callback(MetricsCallback(logger, collator))
     if eval_dataset is not None:
         # evaluation batches must not count as trained tokens: build eval loaders with the bare collator
         make_eval_loader = trainer.get_eval_dataloader
@@ -537,25 +476,12 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
                 trainer.data_collator = collator
 
         trainer.get_eval_dataloader = eval_loader
-    # Metrics go to MLflow; the terminal keeps a bare progress bar instead of a dict per step.
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
     trainer.remove_callback(PrinterCallback)
     if progress:
-        class BarOnly(ProgressCallback):
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                return None
-
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(BarOnly())
     if stop_after_steps is not None:
-        class Stop(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step >= stop_after_steps:
-                    control.should_save = True
-                    control.should_training_stop = True
-
-        trainer.add_callback(Stop())
+        trainer.add_callback(StopAfter(stop_after_steps))
     return trainer, collator
 
 

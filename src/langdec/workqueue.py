@@ -24,7 +24,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config
+from . import config, jobs
 from .errors import LangdecError
 
 ITEM = "item"
@@ -78,13 +78,13 @@ def item_attrs(job: config.Job) -> dict[str, str]:
 def enqueue(ladder_path: str | Path, url: str) -> tuple[str, int, int]:
     """Put every item of the ladder in the queue once; returns (study, added, already there)."""
     optuna = _optuna()
-    ladder = config.load_ladder(ladder_path)
+    ladder = jobs.load_ladder(ladder_path)
     name = study_name(ladder)
     study = optuna.create_study(study_name=name, storage=storage(url), load_if_exists=True)
     study.set_user_attr("ladder", str(Path(ladder.path).resolve()))
     present = {t.user_attrs.get(ITEM) for t in study.get_trials(deepcopy=False)}
     added = 0
-    for job in config.ladder_jobs(ladder):
+    for job in jobs.ladder_jobs(ladder):
         if job.run_name in present:
             continue
         study.enqueue_trial({}, user_attrs=item_attrs(job))
@@ -146,9 +146,9 @@ def work(url: str, name: str, *, heartbeat: int = DEFAULT_HEARTBEAT, grace: int 
         study = optuna.load_study(study_name=name, storage=store)
     except KeyError:
         raise LangdecError(f"no study {name!r} in {_redact(url)}; enqueue it with `langdec ladder FILE --storage URL`") from None
-    ladder = config.load_ladder(study.user_attrs["ladder"])
+    ladder = jobs.load_ladder(study.user_attrs["ladder"])
     profile = config.load_profile(ladder.profile, ladder.overrides)
-    jobs_by_name = {j.run_name: j for j in config.ladder_jobs(ladder)}  # arms and entry overrides travel by name
+    jobs_by_name = {j.run_name: j for j in jobs.ladder_jobs(ladder)}  # arms and entry overrides travel by name
     tracking.configure()
     experiment = tracking.experiment_name(profile.name, ladder.phase)
     me = f"{socket.gethostname()}:{os.getpid()}"

@@ -1,9 +1,10 @@
 """Benchmarks declared as data (experiments/benchmarks/*.yaml) and their loaders.
 
-A benchmark file names its task, label set, languages, hub source and local
-file format. Reading a file is generic (TSV with or without header, JSONL,
-Parquet, hub); turning one record into an `Item` is the one small function per
-benchmark in `_TO_ITEM`, which accepts both the hub's and the original files' schema.
+A benchmark file names its task, label set, languages, hub source and local file format, and
+maps a record's fields onto an `Item` (`record:`): the prompt fields, the gold label and how to
+read it, the answer options. Reading is generic (TSV with or without header, JSONL, Parquet,
+hub), and one mapping accepts both the hub's and the original files' schema, so a new benchmark in a
+known format is one YAML file and its prompts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any, Callable
 import yaml
 
 from .. import languages
-from ..config import build, experiments_dir
+from ..paths import experiments_dir
+from ..schema import build
 from ..errors import LangdecError, did_you_mean
 
 TASKS = ("classification", "multiple_choice", "numeric")
@@ -41,6 +43,19 @@ class HubSource:
 
 
 @dataclass
+class RecordMapping:
+    """Where an item's parts are in a record. A path is a key, or dotted keys into nested records
+    (`question.stem`); a list of paths takes the first that is present."""
+    fields: dict[str, list[str]]  # prompt placeholder -> path(s)
+    label: list[str]  # path(s) of the gold answer
+    # label: a label word or its index in `labels`; letter: a 1-based number -> A, B, ...; text: as written; number: numeric text
+    label_kind: str = "label"
+    choices: list[str] = field(default_factory=list)  # paths of the options, or one path to a list of them
+    choices_field: str = "choices"  # the placeholder the lettered options fill ("A. ...\nB. ...")
+    id: str = "{_row}"  # item id: a format string over the record's keys; a missing key gives the row number
+
+
+@dataclass
 class Benchmark:
     name: str
     task: str
@@ -48,6 +63,7 @@ class Benchmark:
     languages: list[str]
     hub: HubSource
     local: LocalSource
+    record: RecordMapping
     path: Path | None = None
 
     def placeholders(self, lang: str) -> dict[str, str]:
@@ -80,6 +96,8 @@ def _all() -> dict[str, Benchmark]:
             raise LangdecError(f"{path}: task {bench.task!r}; valid tasks: {', '.join(TASKS)}")
         if bench.name != path.stem:
             raise LangdecError(f"{path}: name {bench.name!r} must match the file name")
+        if bench.record.label_kind not in LABEL_KINDS:
+            raise did_you_mean("label_kind", bench.record.label_kind, LABEL_KINDS)
         bench.languages = [languages.normalise(l) for l in bench.languages]
         bench.path = path
         out[bench.name] = bench
@@ -179,66 +197,84 @@ def load(name: str, lang: str, *, source: str = "fixtures", limit: int | None = 
         fmt = {".parquet": "parquet", ".jsonl": "jsonl"}.get(path.suffix, bench.local.format)
         records = _READERS[fmt](path, bench.local)
         where = str(path)
-    convert = _TO_ITEM[bench.name]
     items = []
     for number, record in enumerate(records):
         try:
-            items.append(convert(bench, record, number))
+            items.append(to_item(bench, record, number))
         except (KeyError, ValueError, IndexError, TypeError) as exc:
             raise LangdecError(f"{where}: record {number + 1}: cannot read {bench.name} fields ({type(exc).__name__}: {exc})") from None
     return items[:limit] if limit else items
 
 
-# --------------------------------------------------------------------------- one function per benchmark
-def _xnli(bench: Benchmark, r: dict, n: int) -> Item:
-    label = r["label"]
-    label = bench.labels[int(label)] if isinstance(label, int) or str(label).isdigit() else str(label).strip()
-    if label not in bench.labels:
-        raise ValueError(f"label {label!r} not in {bench.labels}")
-    return Item(str(r.get("id", n)), {"premise": r["premise"], "hypothesis": r["hypothesis"]}, label, list(bench.labels))
-
-
-def _sib200(bench: Benchmark, r: dict, n: int) -> Item:
-    label = str(r["category"]).strip()
-    if label not in bench.labels:
-        raise ValueError(f"category {label!r} not in {bench.labels}")
-    return Item(str(r.get("index_id", n)), {"text": r["text"]}, label, list(bench.labels))
+# --------------------------------------------------------------------------- records -> items
+def _at(record: dict, paths: list[str]) -> Any:
+    for path in paths:
+        value: Any = record
+        for key in path.split("."):
+            if not isinstance(value, dict) or key not in value:
+                break
+            value = value[key]
+        else:
+            return value
+    raise KeyError(" or ".join(paths))
 
 
 def _letters(options: list[str]) -> str:
     return "\n".join(f"{chr(65 + i)}. {text}" for i, text in enumerate(options))
 
 
-def _belebele(bench: Benchmark, r: dict, n: int) -> Item:
-    options = [r[f"mc_answer{k}"] for k in range(1, 5)]
-    gold = chr(64 + int(r["correct_answer_num"]))
-    item_id = f"{r.get('link', '')}#{r.get('question_number', n)}"
-    return Item(item_id, {"passage": r["flores_passage"], "question": r["question"], "choices": _letters(options)}, gold, list(bench.labels))
+def _choices(record: dict, paths: list[str]) -> list[str]:
+    if len(paths) > 1:
+        return [str(_at(record, [p])) for p in paths]
+    found = _at(record, paths)
+    if isinstance(found, dict):  # the hub's columnar {"label": [...], "text": [...]}
+        return [str(t) for t in found["text"]]
+    if found and isinstance(found[0], dict):  # the original files' [{"label": "A", "text": ...}, ...]
+        return [str(c["text"]) for c in sorted(found, key=lambda c: c["label"])]
+    return [str(t) for t in found]
 
 
-def _xcsqa(bench: Benchmark, r: dict, n: int) -> Item:
-    choices = r["question"]["choices"]
-    if isinstance(choices, dict):  # the hub stores {"label": [...], "text": [...]}
-        texts = list(choices["text"])
-    else:
-        texts = [c["text"] for c in sorted(choices, key=lambda c: c["label"])]
-    return Item(str(r.get("id", n)), {"question": r["question"]["stem"], "choices": _letters(texts)}, str(r["answerKey"]).strip(), list(bench.labels[: len(texts)]))
+def _label_word(bench: Benchmark, value: Any) -> str:
+    label = bench.labels[int(value)] if isinstance(value, int) or str(value).isdigit() else str(value).strip()
+    if label not in bench.labels:
+        raise ValueError(f"label {label!r} not in {bench.labels}")
+    return label
 
 
-def _mgsm(bench: Benchmark, r: dict, n: int) -> Item:
-    answer = str(r["answer_number"]).replace(",", "").strip()
+def _number(bench: Benchmark, value: Any) -> str:
+    answer = str(value).replace(",", "").strip()
     float(answer)  # validates
-    answer = answer[:-2] if answer.endswith(".0") else answer
-    return Item(str(n), {"question": r["question"]}, answer, [])
+    return answer[:-2] if answer.endswith(".0") else answer
 
 
-_TO_ITEM: dict[str, Callable[[Benchmark, dict, int], Item]] = {
-    "xnli": _xnli,
-    "sib200": _sib200,
-    "belebele": _belebele,
-    "xcsqa": _xcsqa,
-    "mgsm": _mgsm,
+LABEL_KINDS: dict[str, Callable[[Benchmark, Any], str]] = {
+    "label": _label_word,
+    "letter": lambda bench, value: chr(64 + int(value)),
+    "text": lambda bench, value: str(value).strip(),
+    "number": _number,
 }
+
+
+class _RowDefault(dict):
+    def __init__(self, record: dict, row: int) -> None:
+        super().__init__(record)
+        self.row = row
+
+    def __missing__(self, key: str) -> Any:
+        return self.row
+
+
+def to_item(bench: Benchmark, record: dict, row: int) -> Item:
+    """One record as an item, by the benchmark's `record` mapping."""
+    m = bench.record
+    fields = {name: str(_at(record, paths)) for name, paths in m.fields.items()}
+    options = list(bench.labels)
+    if m.choices:
+        texts = _choices(record, m.choices)
+        fields[m.choices_field] = _letters(texts)
+        options = options[: len(texts)]
+    label = LABEL_KINDS[m.label_kind](bench, _at(record, m.label))
+    return Item(m.id.format_map(_RowDefault({**record, "_row": row}, row)), fields, label, options)
 
 
 def label_distribution(items: list[Item]) -> dict[str, int]:

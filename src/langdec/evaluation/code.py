@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from ..config import build, experiments_dir
+from ..paths import experiments_dir
+from ..schema import build
 from ..errors import LangdecError, did_you_mean
 from ..sandbox import Limits, Program, Sandbox, python_command
 
@@ -199,15 +200,14 @@ class CodeSettings:
     workers: int = 2
 
 
-def complete(model, tokenizer, tasks: list[CodeTask], settings: CodeSettings, progress: bool = False) -> list[list[str]]:
-    """`samples` completions per task (greedy when temperature is 0), cut at the task's stop sequences."""
-    from .inference import generate
-
-    outs = generate(model, tokenizer, [t.prompt for t in tasks], max_new_tokens=settings.max_new_tokens,
-                    batch_size=settings.batch_size, max_prompt_tokens=settings.max_prompt_tokens, progress=progress,
-                    samples=settings.samples, temperature=settings.temperature,
-                    stop=sorted({s for t in tasks for s in t.stop}),
-                    truncation_side="left")  # a completion continues the prompt's end
+def complete(scorer, tasks: list[CodeTask], settings: CodeSettings, progress: bool = False) -> list[list[str]]:
+    """`samples` completions per task (greedy when temperature is 0), cut at the task's stop sequences.
+    `scorer` is an evaluation backend's model (`evaluation.backends`)."""
+    outs = scorer.generate([t.prompt for t in tasks], max_new_tokens=settings.max_new_tokens,
+                           batch_size=settings.batch_size, max_prompt_tokens=settings.max_prompt_tokens, progress=progress,
+                           samples=settings.samples, temperature=settings.temperature,
+                           stop=sorted({s for t in tasks for s in t.stop}),
+                           truncation_side="left")  # a completion continues the prompt's end
     return [[truncate(o, t.stop) for o in per_task] for t, per_task in zip(tasks, outs)]
 
 

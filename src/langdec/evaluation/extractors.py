@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from ..config import experiments_dir
+from ..paths import experiments_dir
 from ..errors import LangdecError, did_you_mean
 from . import benchmarks, study_steps
 from .extract_steps import STEPS, Context

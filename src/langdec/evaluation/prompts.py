@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from .. import languages
-from ..config import experiments_dir
+from ..paths import experiments_dir
 from ..errors import LangdecError, did_you_mean
 from .benchmarks import Item
 

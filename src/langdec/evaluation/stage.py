@@ -17,8 +17,9 @@ from typing import Any
 from .. import registry, tracking
 from ..config import Condition, Job, Profile
 from ..errors import LangdecError
-from . import benchmarks, extractors
-from .inference import choose_options, generate
+from . import backends, benchmarks, extractors
+from ..urls import redact_url
+from .loading import adapter_folder
 from .matrix import Cell, cells, gen_key, ll_key, score
 from .prompts import prompt_hash, render
 
@@ -33,28 +34,6 @@ class EvalResult:
     run_id: str
     reused: bool
     metrics: dict[str, float]
-
-
-def _load_model(profile: Profile, adapter_uri: str | None):
-    import torch
-
-    from ..model import load_base_model, load_tokenizer
-
-    quantization = profile.training.quantization if torch.cuda.is_available() else "none"
-    model = load_base_model(profile, quantization=quantization, precision="auto")  # scoring needs no fp16 loss scaling
-    if adapter_uri:
-        import mlflow
-        from peft import PeftModel
-
-        local = adapter_uri if Path(adapter_uri).is_dir() else mlflow.artifacts.download_artifacts(adapter_uri)
-        try:
-            model = PeftModel.from_pretrained(model, local)
-        except (RuntimeError, ValueError, KeyError) as exc:  # size mismatch, unknown target modules
-            base = json.loads((Path(local) / "adapter_config.json").read_text()).get("base_model_name_or_path", "?")
-            raise LangdecError(f"{adapter_uri}: this adapter does not fit the profile's model {profile.model.id!r} (it was "
-                               f"trained on {base!r}): {str(exc).splitlines()[0][:200]}; use the profile of its base model") from None
-    model.eval()
-    return model, load_tokenizer(profile, padding_side="left")
 
 
 def _score_generations(records: list[dict[str, Any]], extractor_names: list[str]) -> tuple[dict[str, float], list[dict[str, Any]]]:
@@ -100,6 +79,9 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
               "max_items": ev.max_items, "max_new_tokens": ev.max_new_tokens, "max_prompt_tokens": ev.max_prompt_tokens,
               "truncation_side": ev.truncation_side, "prompts": ev.prompts,
               "adapter_run": train_run_id or "none", "loglikelihood": ev.loglikelihood}
+    if ev.backend != "hf":
+        params.update({"backend": ev.backend, "base_url": redact_url(ev.base_url), "served_model": ev.served_model,
+                       "adapter_model": ev.adapter_model})
     if ev.code_benchmarks:
         params.update({"code_benchmarks": ev.code_benchmarks, "code_samples": ev.code_samples, "code_temperature": ev.code_temperature,
                        "code_k": ev.code_k, "code_max_new_tokens": ev.code_max_new_tokens,
@@ -117,7 +99,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         start = time.perf_counter()
         items = {(b, d): benchmarks.load(b, d, source=source, limit=ev.max_items)
                  for b in bench_names for d in data_languages if d in benchmarks.get(b).languages}
-        model, tokenizer = _load_model(profile, adapter_uri)
+        scorer = backends.load(profile, adapter_folder(adapter_uri), job.run_name)
         records, prompts = [], []
         for cell in matrix:
             for item in items[(cell.benchmark, cell.data)]:
@@ -125,18 +107,19 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
                 prompts.append(prompt)
                 records.append({"cell": cell.name, **asdict(cell), "tier": job.tier, "item_id": item.id,
                                 "prompt_hash": prompt_hash(prompt), "gold": item.label})
-        outputs = generate(model, tokenizer, prompts, max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
-                           max_prompt_tokens=ev.max_prompt_tokens, progress=progress, truncation_side=ev.truncation_side) if prompts else []
+        outputs = scorer.generate(prompts, max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size,
+                                  max_prompt_tokens=ev.max_prompt_tokens, progress=progress,
+                                  truncation_side=ev.truncation_side) if prompts else []
         for rec, out in zip(records, outputs):
             rec["output"] = out.strip()  # the study stored the decoded answer stripped
         gen_seconds = time.perf_counter() - start
         metrics, rows = _score_generations(records, extractor_names)
         if ev.loglikelihood:
-            ll_metrics, ll_records = _loglikelihood(model, tokenizer, items, ev)
+            ll_metrics, ll_records = _loglikelihood(scorer, items, ev)
             metrics.update(ll_metrics)
             mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ll_records), LOGLIKELIHOOD)
         if ev.code_benchmarks:
-            code_metrics, code_records = _code(model, tokenizer, ev, source, progress)
+            code_metrics, code_records = _code(scorer, ev, source, progress)
             metrics.update(code_metrics)
             mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in code_records), CODE_RESULTS)
         metrics.update(summary_metrics(metrics))
@@ -182,7 +165,7 @@ def summary_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in sorted(groups.items())}
 
 
-def _code(model, tokenizer, ev, source: str, progress: bool) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def _code(scorer: backends.ScoringModel, ev, source: str, progress: bool) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Generate and execute the code benchmarks (pass@k); one record per executed candidate."""
     from ..sandbox import Limits, Sandbox
     from . import code
@@ -199,7 +182,7 @@ def _code(model, tokenizer, ev, source: str, progress: bool) -> tuple[dict[str, 
             bench = code.get(name)
             tasks = code.load(name, source="fixtures" if source == "fixtures" else "hub" if source == "hub" else source,
                               limit=ev.max_items)
-            completions = code.complete(model, tokenizer, tasks, settings, progress=progress)
+            completions = code.complete(scorer, tasks, settings, progress=progress)
             m, recs = code.execute(bench, tasks, completions, settings, sandbox)
             metrics.update(m)
             records += [{**r, "language": bench.programming_language} for r in recs]
@@ -211,7 +194,7 @@ def _table(rows: list[dict[str, Any]]) -> dict[str, list]:
     return {c: [r[c] for r in rows] for c in columns}
 
 
-def _loglikelihood(model, tokenizer, items: dict, ev) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def _loglikelihood(scorer: backends.ScoringModel, items: dict, ev) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Extractor-free accuracy: template1 in English, the option with the highest log-likelihood."""
     metrics: dict[str, float] = {}
     records: list[dict[str, Any]] = []
@@ -220,8 +203,8 @@ def _loglikelihood(model, tokenizer, items: dict, ev) -> tuple[dict[str, float],
         if not closed:
             continue
         prompts = [render("template1", bench_name, "en", it, ev.prompts) for it in closed]
-        chosen = choose_options(model, tokenizer, prompts, [it.options for it in closed], batch_size=ev.batch_size,
-                                max_prompt_tokens=ev.max_prompt_tokens, truncation_side=ev.truncation_side)
+        chosen = backends.choose_options(scorer, prompts, [it.options for it in closed], batch_size=ev.batch_size,
+                                         max_prompt_tokens=ev.max_prompt_tokens, truncation_side=ev.truncation_side)
         preds = [it.options[c] for it, c in zip(closed, chosen)]
         s = score(preds, [it.label for it in closed])
         metrics[ll_key(bench_name, data)] = s.acc

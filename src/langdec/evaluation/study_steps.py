@@ -15,7 +15,7 @@ import re
 
 import yaml
 
-from ..config import experiments_dir
+from ..paths import experiments_dir
 from ..errors import LangdecError
 from .extract_steps import Context, step
 

@@ -16,9 +16,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import LangdecError, did_you_mean
+from ..urls import redact_url
 
 KEY_VARIABLES = {"cohere": ("CO_API_KEY", "COHERE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
 
@@ -86,21 +86,6 @@ class Backend(Protocol):
     def chat(self, messages: list[dict[str, str]]) -> Completion: ...
 
     def describe(self) -> dict[str, str]: ...
-
-
-def redact_url(url: str | None) -> str:
-    """A base URL without credentials or query (both can carry secrets)."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        port = parts.port
-    except ValueError:  # out of range: show none rather than fail while reporting
-        port = None
-    if port:
-        host += f":{port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _api_key(backend: str) -> str:

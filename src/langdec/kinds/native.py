@@ -17,10 +17,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import Profile
-from .corpus import Tier, iter_source, select
-from .errors import LangdecError
-from .paths import project_root
+from tqdm import tqdm
+
+from ..config import Condition, Profile
+from ..corpus import filter_steps, iter_source, select
+from ..errors import LangdecError
+from ..languages import target_script_share
+from ..paths import project_root
+from ..splits import validation_idx
+from ..transpiler.engine import parses, reverse
+from ..transpiler.packs import load as load_pack
+from . import transpiled
+from .base import Build, DataKind, Rows, reverse_keywords
+
+ORIGIN = "native"
 
 
 def source_for(profile: Profile, lang: str) -> str:
@@ -48,24 +58,18 @@ def source_key(profile: Profile, lang: str) -> str:
 
 
 def _parses_with_pack(code: str, lang: str) -> bool:
-    from .transpiler.engine import parses, reverse
-    from .transpiler.packs import load
-
     if parses(code):
         return True
     try:
-        return parses(reverse(code, load(lang)))
+        return parses(reverse(code, load_pack(lang)))
     except Exception:  # a file the pack cannot lex is simply not Python in this language
         return False
 
 
-def blend(profile: Profile, tier: Tier, transpiled: pd.DataFrame, processing: dict, lang: str, seed: int, *,
-          progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    from tqdm import tqdm
-
-    from .corpus import filter_steps
-    from .data import validation_idx
-
+def rows(b: Build) -> Rows:
+    """The native files, then condition-2 files of the tier to fill it (the study's blend)."""
+    condition_2, processing = transpiled.rows(b)
+    profile, tier, lang, seed, progress = b.profile, b.tier, b.job.lang, b.job.seed, b.progress
     source = source_for(profile, lang)
     size = len(tier.frame)
     cfg = profile.corpus
@@ -78,12 +82,29 @@ def blend(profile: Profile, tier: Tier, transpiled: pd.DataFrame, processing: di
                            "check corpus.native and the corpus limits (min_lines, max_lines, licences)")
     native = pd.DataFrame({"idx": [c.idx for c in chosen], "file_path": [f"native/{c.file_path}" for c in chosen],
                            "code": [c.code for c in chosen], "code_en": [None] * len(chosen),
-                           "license": [c.license for c in chosen], "language": lang, "origin": "native"})
+                           "license": [c.license for c in chosen], "language": lang, "origin": ORIGIN})
     need = max(0, size - len(native))
-    order = sorted(transpiled["idx"].tolist(), key=lambda i: hashlib.sha256(f"blend:{seed}:{i}".encode()).hexdigest())
-    fill = transpiled.set_index("idx").loc[order[:need]].reset_index().assign(origin="condition-2")
+    order = sorted(condition_2["idx"].tolist(), key=lambda i: hashlib.sha256(f"blend:{seed}:{i}".encode()).hexdigest())
+    fill = condition_2.set_index("idx").loc[order[:need]].reset_index().assign(origin="condition-2")
     frame = pd.concat([native, fill[native.columns]], ignore_index=True)
     blend_record = {"native_source": source, "native_files": len(native), "condition_2_files": len(fill), "tier_size": size,
                     "native_filters": dataclasses.asdict(report), "native_paths": native["file_path"].tolist()}
     return frame, {**processing, "blend": blend_record,
                    "extra_validation": validation_idx(native["idx"].tolist(), seed, cfg.validation_ratio)}
+
+
+def version(profile: Profile, cond: Condition, lang: str | None) -> str:
+    return f"{transpiled.version(profile, cond, lang)}:native:{source_key(profile, lang)}"
+
+
+def derive(frame: pd.DataFrame) -> None:
+    # native files may use English or translated keywords; blended condition-2 files use translated ones
+    frame["reverse_parses"] = [parses(str(c)) or parses(reverse_keywords(str(c), l)) for c, l in zip(frame["code"], frame["language"])]
+    # measured on the native part only (null elsewhere, which expectations skip): blended condition-2
+    # files keep their English identifiers by design
+    origin = frame["origin"] if "origin" in frame else pd.Series(ORIGIN, index=frame.index)
+    frame["native_script_share"] = [target_script_share(str(c), l) if o == ORIGIN else None
+                                    for c, l, o in zip(frame["code"], frame["language"], origin)]
+
+
+KIND = DataKind(ORIGIN, needs_language=True, rows=rows, version=version, derive=derive, outside_tier=ORIGIN)

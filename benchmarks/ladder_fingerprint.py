@@ -1,0 +1,81 @@
+"""What a ladder records, as one comparable JSON: every run's stage, name, run key, data digest,
+params and metric names, and every registered version's tags and aliases; no ids, times or paths.
+
+    python benchmarks/ladder_fingerprint.py [--ladder experiments/ladders/smoke.yaml] [--out FILE] [--diff OLD.json]
+
+Run it before and after a refactor (each in a fresh temporary store) and diff: the same jobs must make
+the same runs, keys, metrics and registered versions. Prints one table row per run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+VOLATILE_TAGS = re.compile(r"^(mlflow\.|langdec\.code_version$|langdec\.host$|langdec\.pid$|langdec\.seconds$|langdec\.resumed_from$)")
+VOLATILE_PARAMS = re.compile(r"(path|dir|uri|output|adapter)$")
+
+
+def fingerprint(experiment: str, model: str) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    from langdec import tracking
+
+    client = MlflowClient()
+    runs = client.search_runs([tracking.experiment_id(experiment)], max_results=5000)
+    names = {r.info.run_id: r.info.run_name for r in runs}
+    out = []
+    for r in runs:
+        tags = {k: v for k, v in r.data.tags.items() if not VOLATILE_TAGS.match(k) and not re.search(r"[0-9a-f]{32}", v)}
+        out.append({"name": r.info.run_name, "stage": r.data.tags.get("langdec.stage"), "status": r.info.status,
+                    "parent": names.get(r.data.tags.get("mlflow.parentRunId", ""), None),
+                    "params": {k: v for k, v in r.data.params.items() if not VOLATILE_PARAMS.search(k)},
+                    "metrics": sorted(r.data.metrics), "tags": tags})
+    versions = []
+    for mv in client.search_model_versions(f"name = '{model}'"):
+        versions.append({"version": mv.version, "run": names.get(mv.run_id), "aliases": sorted(mv.aliases),
+                         "tags": {k: v for k, v in mv.tags.items() if not re.search(r"[0-9a-f]{32}", v)}})
+    return {"runs": sorted(out, key=lambda r: (r["stage"] or "", r["name"])), "versions": sorted(versions, key=lambda v: int(v["version"]))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ladder", default="experiments/ladders/smoke.yaml")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--diff", default=None, help="an earlier fingerprint to compare with")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="langdec-fingerprint-") as tmp:
+        os.environ.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", LANGDEC_HOME=f"{tmp}/home", MLFLOW_DISABLE_TELEMETRY="true")
+        from langdec import config, jobs, ladder, tracking
+
+        result = ladder.run(args.ladder, progress=False, echo=lambda *_: None)
+        spec = jobs.load_ladder(args.ladder)
+        profile = config.load_profile(spec.profile, spec.overrides)
+        print = sys.stdout.write
+        got = fingerprint(result.experiment, profile.registered_model)
+        _ = tracking
+    print(f"{'stage':<10} {'run':<28} {'params':>6} {'metrics':>7} {'run key':<16}\n")
+    for r in got["runs"]:
+        print(f"{r['stage'] or '-':<10} {r['name']:<28} {len(r['params']):>6} {len(r['metrics']):>7} {r['tags'].get('langdec.run_key', '-')[:16]:<16}\n")
+    print(f"{len(got['runs'])} runs, {len(got['versions'])} registered versions\n")
+    if args.out:
+        Path(args.out).write_text(json.dumps(got, indent=1, sort_keys=True, ensure_ascii=False))
+    if args.diff:
+        old = json.loads(Path(args.diff).read_text())
+        same = old == json.loads(json.dumps(got, sort_keys=True))
+        print("identical to " + args.diff + "\n" if same else "DIFFERS from " + args.diff + "\n")
+        if not same:
+            for kind in ("runs", "versions"):
+                for a, b in zip(old[kind], json.loads(json.dumps(got))[kind]):
+                    if a != b:
+                        print(f"  {kind}: {json.dumps(a, sort_keys=True)[:300]}\n  now:  {json.dumps(b, sort_keys=True)[:300]}\n")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""What a training setting becomes on this machine (optimizer, loss, precision), and memory measured
+the same way on CPU and GPU. Run keys are built from these, so a key says what actually ran."""
+
+from __future__ import annotations
+
+import resource
+
+import torch
+
+from . import optimizers
+from .model import effective_precision
+
+
+def effective_optimizer(name: str) -> str:
+    """Paged optimizers live in CUDA memory; on CPU the same recipe uses plain AdamW."""
+    return name if torch.cuda.is_available() or not name.startswith("paged") else "adamw_torch"
+
+
+def effective_loss(name: str) -> str:
+    """By measurement (benchmarks/train_throughput.py): TRL's fused head saves the logits' memory on
+    CUDA, but its CPU fallback is slower and larger than the plain loss, so `auto` picks per device."""
+    return name if name != "auto" else ("fused" if torch.cuda.is_available() else "plain")
+
+
+def training_precision(t) -> str:
+    return effective_precision(t.precision, second_order=optimizers.resolve(effective_optimizer(t.optimizer)).needs_graph)
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

@@ -4,7 +4,10 @@ params and metric names, and every registered version's tags and aliases; no ids
     python benchmarks/ladder_fingerprint.py [--ladder experiments/ladders/smoke.yaml] [--out FILE] [--diff OLD.json]
 
 Run it before and after a refactor (each in a fresh temporary store) and diff: the same jobs must make
-the same runs, keys, metrics and registered versions. Prints one table row per run."""
+the same runs, params, data digests, metrics and registered versions. A run key hashes the code version
+too (every commit changes every key, by design), and extractor versions hash their modules' source, so
+`--diff` compares what a key is made of (stage, params, data digest) and leaves those out. Prints one
+table row per run."""
 
 from __future__ import annotations
 
@@ -42,6 +45,20 @@ def fingerprint(experiment: str, model: str) -> dict:
     return {"runs": sorted(out, key=lambda r: (r["stage"] or "", r["name"])), "versions": sorted(versions, key=lambda v: int(v["version"]))}
 
 
+CODE_BOUND_TAGS = re.compile(r"^(langdec\.run_key|langdec\.extractor\..*|extractor_versions)$")
+
+
+def comparable(fp: dict) -> dict:
+    """The fingerprint without what changes with the commit alone (run keys, extractor source hashes, run ids)."""
+    out = json.loads(json.dumps(fp, sort_keys=True))
+    for r in out["runs"]:
+        r["tags"] = {k: v for k, v in r["tags"].items() if not CODE_BOUND_TAGS.match(k)}
+        r["params"].pop("adapter_run", None)
+    for v in out["versions"]:
+        v["tags"] = {k: x for k, x in v["tags"].items() if not CODE_BOUND_TAGS.match(k)}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ladder", default="experiments/ladders/smoke.yaml")
@@ -50,14 +67,13 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="langdec-fingerprint-") as tmp:
         os.environ.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", LANGDEC_HOME=f"{tmp}/home", MLFLOW_DISABLE_TELEMETRY="true")
-        from langdec import config, jobs, ladder, tracking
+        from langdec import config, jobs, ladder
 
         result = ladder.run(args.ladder, progress=False, echo=lambda *_: None)
         spec = jobs.load_ladder(args.ladder)
         profile = config.load_profile(spec.profile, spec.overrides)
-        print = sys.stdout.write
         got = fingerprint(result.experiment, profile.registered_model)
-        _ = tracking
+    print = sys.stdout.write
     print(f"{'stage':<10} {'run':<28} {'params':>6} {'metrics':>7} {'run key':<16}\n")
     for r in got["runs"]:
         print(f"{r['stage'] or '-':<10} {r['name']:<28} {len(r['params']):>6} {len(r['metrics']):>7} {r['tags'].get('langdec.run_key', '-')[:16]:<16}\n")
@@ -65,12 +81,12 @@ def main() -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(got, indent=1, sort_keys=True, ensure_ascii=False))
     if args.diff:
-        old = json.loads(Path(args.diff).read_text())
-        same = old == json.loads(json.dumps(got, sort_keys=True))
+        old, new = comparable(json.loads(Path(args.diff).read_text())), comparable(got)
+        same = old == new
         print("identical to " + args.diff + "\n" if same else "DIFFERS from " + args.diff + "\n")
         if not same:
             for kind in ("runs", "versions"):
-                for a, b in zip(old[kind], json.loads(json.dumps(got))[kind]):
+                for a, b in zip(old[kind], new[kind]):
                     if a != b:
                         print(f"  {kind}: {json.dumps(a, sort_keys=True)[:300]}\n  now:  {json.dumps(b, sort_keys=True)[:300]}\n")
             return 1

@@ -72,3 +72,38 @@ def test_ln_tuning_trains_only_the_layernorms_and_loads_back(store, smoke_profil
     tuned = PeftModel.from_pretrained(base, folder)
     after = tuned(ids).logits.detach()
     assert not torch.allclose(before, after)  # the saved LayerNorms are the trained ones, not the base's
+
+
+def test_vllm_takes_langdecs_lora_and_names_what_it_refuses(smoke_profile, tmp_path):
+    """vLLM's loader rules, checked on adapters peft writes: the study's LoRA passes; DoRA, modules_to_save,
+    an unsupported target and a rank above vLLM's largest are each named."""
+    import json
+
+    from peft import get_peft_model
+
+    from langdec import serving
+    from langdec.model import load_base_model
+
+    def saved(name: str, **change) -> str:
+        t = config.load_profile("smoke", [f"training.peft_method={change.pop('method', 'lora')}"]).training
+        model = get_peft_model(load_base_model(smoke_profile, quantization="none", precision="fp32"), peft_methods.get(t.peft_method).build(t))
+        folder = tmp_path / name
+        model.save_pretrained(folder)
+        if change:
+            path = folder / "adapter_config.json"
+            path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+        return str(folder)
+
+    assert serving.vllm_problems(saved("lora")) == []
+    dora = serving.vllm_problems(saved("dora", method="dora"))
+    assert dora[0] == "use_dora: vLLM does not support DoRA" and "lora_magnitude_vector': not a lora_A/lora_B weight" in dora[1]
+    assert serving.vllm_problems(saved("ln", method="ln_tuning")) == ["peft_type 'LN_TUNING': vLLM serves LoRA adapters only"]
+    assert serving.vllm_problems(saved("mts", modules_to_save=["lm_head"])) == ["modules_to_save ['lm_head']: vLLM only takes None"]
+    big = serving.vllm_problems(saved("big", r=1024))
+    assert big[0] == "r 1024: vLLM's largest --max-lora-rank is 512" and any("do not have rank 1024" in p for p in big)
+    odd = serving.vllm_problems(saved("odd", target_modules=["q_proj", "input_layernorm"]))
+    assert odd[0].startswith("target_modules ['input_layernorm']: not among the modules vLLM's Cohere2 takes LoRA on")
+    assert serving.max_lora_rank(8) == 8 and serving.max_lora_rank(17) == 32
+    command = serving.vllm_command("CohereLabs/tiny-aya-base", {"cond2-zh": "/x/cond2 zh"}, [16])
+    assert command == ("vllm serve CohereLabs/tiny-aya-base --enable-lora --max-lora-rank 16 --max-loras 1 "
+                       "--lora-modules 'cond2-zh=/x/cond2 zh'")

@@ -201,6 +201,11 @@ def test_manifest_and_export_in_the_published_layout(ladder, tmp_path):
     assert entry["phase"] == "phase-3" and entry["condition"] == "2" and len(entry["digests"]["adapter_sha256"]) == 64
     assert json.loads((dest / "manifest.json").read_text()) == manifest
     assert "`smoke/condition-2-ur-5k-seed42/`" in (dest / "MANIFEST.md").read_text()
+    # every exported LoRA is one vLLM's loader takes, and SERVING.md names each as a LoRA module
+    assert all(m["vllm"] == {"loads": True, "problems": []} for m in manifest.values())
+    serve = (dest / "SERVING.md").read_text()
+    assert "vllm serve" in serve and "--enable-lora --max-lora-rank 8" in serve
+    assert f"condition-2-zh-5k-seed42={dest.resolve()}/smoke/condition-2-zh-5k-seed42" in serve
     base = load_base_model(config.load_profile("smoke"), quantization="none")
     model = PeftModel.from_pretrained(base, str(dest), subfolder="smoke/condition-2-zh-5k-seed42")
     assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from . import kinds
+from . import kinds, serving
 from .config import Job, Profile, condition
 from .errors import LangdecError
 from .paths import project_root
@@ -396,7 +396,28 @@ def build_manifest(name: str, alias: str | None, adapters: dict[str, Path]) -> d
             "evaluation": {"status": v.tags.get("evaluation_status"), "benchmarks": v.tags.get("evaluated_benchmarks", ""),
                            "extractors": json.loads(v.tags.get("extractor_versions", "{}") or "{}")},
         }
+        if folder:
+            problems = serving.vllm_problems(folder)
+            out[path]["vllm"] = {"loads": not problems, "problems": problems}
     return out
+
+
+def serving_markdown(manifest: dict[str, Any], written: Path, dest: Path) -> str:
+    """How to serve the exported adapters with vLLM (paths as they will be under `dest`; configs read from
+    `written`, where the export is being assembled), or why an adapter cannot be."""
+    ok = {path.rstrip("/").split("/")[-1]: path for path, m in manifest.items() if m.get("vllm", {}).get("loads")}
+    ranks = [int(json.loads((written / path / "adapter_config.json").read_text()).get("r", 8)) for path in ok.values()]
+    lines = ["# Serving these adapters", "",
+             "Evaluate any of them through an OpenAI-compatible server (`langdec evaluate ... --set evaluation.backend=openai "
+             "--set evaluation.base_url=http://HOST:8000/v1 --set evaluation.adapter_model=NAME`):", ""]
+    bases = sorted({m["base_model"] for m in manifest.values() if m.get("base_model")})
+    if ok:
+        modules = {name: dest / path.rstrip("/") for name, path in ok.items()}
+        lines += ["```", serving.vllm_command(bases[0] if bases else "BASE_MODEL", modules, ranks), "```", ""]
+    refused = {path: m["vllm"]["problems"] for path, m in manifest.items() if m.get("vllm") and not m["vllm"]["loads"]}
+    for path, problems in sorted(refused.items()):
+        lines.append(f"- `{path}` is not servable by vLLM: {'; '.join(problems)}")
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def manifest_markdown(manifest: dict[str, Any], name: str, alias: str | None) -> str:
@@ -434,4 +455,5 @@ def export(name: str, alias: str | None, dest: Path, *, replace: bool = False) -
         manifest = build_manifest(name, alias, adapters)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         (tmp / "MANIFEST.md").write_text(manifest_markdown(manifest, name, alias))
+        (tmp / "SERVING.md").write_text(serving_markdown(manifest, tmp, dest.resolve()))
     return manifest

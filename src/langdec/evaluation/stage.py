@@ -17,7 +17,7 @@ from typing import Any
 from .. import registry, tracking
 from ..config import Condition, Job, Profile
 from ..errors import LangdecError
-from . import backends, benchmarks, extractors
+from . import backends, benchmarks, diagnostics, extractors
 from ..urls import redact_url
 from .loading import adapter_folder
 from .matrix import Cell, cells, gen_key, ll_key, score
@@ -36,8 +36,13 @@ class EvalResult:
     metrics: dict[str, float]
 
 
-def _score_generations(records: list[dict[str, Any]], extractor_names: list[str]) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Metrics and table rows for every cell and extractor from stored generations."""
+ItemIndex = dict[tuple[str, str], dict[str, benchmarks.Item]]
+
+
+def _score_generations(records: list[dict[str, Any]], extractor_names: list[str],
+                       items: ItemIndex | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Metrics and table rows for every cell and extractor from stored generations: accuracy, then every
+    registered diagnostic (`evaluation.diagnostics`); `items` lets those that read the items find them."""
     by_cell: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         by_cell.setdefault(rec["cell"], []).append(rec)
@@ -49,14 +54,24 @@ def _score_generations(records: list[dict[str, Any]], extractor_names: list[str]
             first = recs[0]
             cell = Cell(first["template"], first["benchmark"], first["data"], first["instr"])
             preds = [ex(cell.benchmark, r["output"]) for r in recs]
-            s = score(preds, [r["gold"] for r in recs])
+            gold = [r["gold"] for r in recs]
+            s = score(preds, gold)
+            found = (items or {}).get((cell.benchmark, cell.data))
+            aligned = [found.get(str(r["item_id"])) for r in recs] if found else None
+            view = diagnostics.CellView(cell.benchmark, cell.data, preds, gold,
+                                        aligned if aligned and all(aligned) else None, list(found.values()) if found else None)
             metrics[gen_key(name, cell)] = s.acc
-            metrics[gen_key(name, cell, "unparsed")] = s.unparsed
-            metrics[gen_key(name, cell, "top_label_share")] = s.top_label_share
+            stats = diagnostics.run_all(view)
+            for stat, value in stats.items():
+                metrics[gen_key(name, cell, stat)] = value
             rows.append({"extractor": name, "extractor_version": ex.version, **asdict(cell), "n": s.n, "acc": s.acc,
                          "unparsed": s.unparsed, "top_label_share": s.top_label_share,
                          "predicted": json.dumps(s.predicted, ensure_ascii=False), "gold": json.dumps(s.gold, ensure_ascii=False)})
     return metrics, rows
+
+
+def item_index(bench_items: dict[tuple[str, str], list[benchmarks.Item]]) -> ItemIndex:
+    return {key: {item.id: item for item in its} for key, its in bench_items.items()}
 
 
 def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: str, data_languages: list[str],
@@ -113,7 +128,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         for rec, out in zip(records, outputs):
             rec["output"] = out.strip()  # the study stored the decoded answer stripped
         gen_seconds = time.perf_counter() - start
-        metrics, rows = _score_generations(records, extractor_names)
+        metrics, rows = _score_generations(records, extractor_names, item_index(items))
         if ev.loglikelihood:
             ll_metrics, ll_records = _loglikelihood(scorer, items, ev)
             metrics.update(ll_metrics)
@@ -213,6 +228,22 @@ def _loglikelihood(scorer: backends.ScoringModel, items: dict, ev) -> tuple[dict
     return metrics, records
 
 
+def _items_of(run, records: list[dict[str, Any]]) -> ItemIndex:
+    """The items a finished run was scored on, from the source it names, for diagnostics that read them;
+    a benchmark whose items cannot be found (an imported run, a moved file) is left out."""
+    source = run.data.params.get("source")
+    limit = run.data.params.get("max_items")
+    wanted = {(r["benchmark"], r["data"]) for r in records if any(d.needs_items for d in diagnostics.for_benchmark(r["benchmark"]))}
+    out: dict[tuple[str, str], list[benchmarks.Item]] = {}
+    for bench, data in sorted(wanted):
+        try:
+            out[(bench, data)] = benchmarks.load(bench, data, source=source or "fixtures",
+                                                 limit=int(limit) if limit not in (None, "None") else None)
+        except LangdecError:
+            continue
+    return item_index(out)
+
+
 def reparse(run_id: str, extractor_name: str) -> dict[str, float]:
     """Re-score a finished evaluation run's stored generations with another extractor.
 
@@ -233,7 +264,7 @@ def reparse(run_id: str, extractor_name: str) -> dict[str, float]:
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     recorded = run.data.tags.get(f"langdec.extractor.{extractor_name}")
     label = extractor_name if recorded in (None, ex.version) else f"{extractor_name}-{ex.version}"
-    metrics, rows = _score_generations(records, [extractor_name])
+    metrics, rows = _score_generations(records, [extractor_name], _items_of(run, records))
     renamed = {k.replace(f"gen.{extractor_name}.", f"gen.{label}.", 1): v for k, v in metrics.items()}
     tracking.MlflowMetricLogger(run_id).log(renamed)
     client = MlflowClient()

@@ -86,3 +86,27 @@ def test_the_html_report_embeds_its_figures(built, tmp_path):
     page = report.html(report.markdown(built, [figure.name]), tmp_path)
     assert page.count("<img") == 1 and "data:image/png;base64," in page and "<table>" in page
     assert "<th>condition</th>" in page and "cond2-zh" in page
+
+
+def test_the_xnli_overlap_section_averages_the_logged_diagnostics(store, tmp_path):
+    """Two evaluation runs in a real store: the section's values are the means of their logged diagnostics."""
+    import mlflow
+
+    from langdec import tracking
+
+    tracking.configure()
+    experiment = tracking.experiment_id("phase-3-smoke")
+    for cond, lang, bias in (("baseline", "", (0.5, 0.7)), ("2", "zh", (0.2, 0.4))):
+        with mlflow.start_run(experiment_id=experiment, tags={"langdec.stage": "evaluate", "condition": cond, "lang": lang,
+                                                               "tier": "5k", "seed": "42"}):
+            for template, value in zip(("template1", "template2"), bias):
+                mlflow.log_metrics({f"gen.refined.{template}.xnli.data:en.instr:en.reverse_overlap_bias": value,
+                                    f"gen.refined.{template}.xnli.data:en.instr:en.overlap_low_acc": 1 - value,
+                                    f"gen.strict.{template}.xnli.data:en.instr:en.reverse_overlap_bias": 0.0})
+    rows = report.overlap_rows(report.latest_runs("phase-3-smoke"), "refined")
+    assert rows == {"baseline": {"reverse_overlap_bias": pytest.approx(0.6), "overlap_low_acc": pytest.approx(0.4)},
+                    "cond2-zh": {"reverse_overlap_bias": pytest.approx(0.3), "overlap_low_acc": pytest.approx(0.7)}}
+    text = "\n".join(report.overlap_markdown(rows, "refined"))
+    assert "| cond2-zh | 0.700 |  | 0.300 |" in text
+    assert report.overlap_plot(rows, tmp_path / "xnli_overlap.png").stat().st_size > 0
+    assert report.overlap_markdown({}, "refined") == [] and report.overlap_plot({}, tmp_path / "none.png") is None

@@ -279,3 +279,44 @@ def test_auto_precision_follows_the_device(monkeypatch, cuda, bf16, second_order
     if cuda and not bf16:
         with pytest.raises(LangdecError, match="bf16 needs a GPU with bf16 support"):
             effective_precision("bf16")
+
+
+def test_truncate_keeps_each_files_start_as_the_study_did(smoke_profile):
+    from langdec.model import load_tokenizer
+
+    tok = load_tokenizer(smoke_profile)
+    codes = ["def f():\n    return 1\n" * 40, "x = 1\n"]
+    full = tok(codes, add_special_tokens=True)["input_ids"]
+    ids, stats = train.tokenize_truncated(codes, tok, 32)
+    assert ids == [full[0][:32], full[1]]  # the first 32 tokens, special tokens as the tokenizer adds them
+    assert stats.files == stats.windows == 2 and stats.dropped_tokens == len(full[0]) - 32
+    assert stats.target_tokens == 31 + len(full[1]) - 1
+    windows, _ = train.tokenize_files(codes, tok, 32, "windows")
+    assert len(windows) > 2  # langdec's: nothing dropped
+
+
+def test_paper_is_the_studys_recipe_and_paper_fixed_names_every_difference():
+    from langdec import tracking
+
+    paper, fixed = config.load_profile("paper"), config.load_profile("paper-fixed")
+    t, f = paper.training, fixed.training
+    assert (t.long_files, t.packing, t.precision, t.batch_size * t.grad_accum) == ("truncate", False, "fp16", 16)
+    assert (f.long_files, f.packing, f.precision, f.batch_size * f.grad_accum) == ("windows", True, "auto", 16)
+    differing = {k for k in vars(t) if getattr(t, k) != getattr(f, k)}
+    assert differing == {"long_files", "packing", "precision"}
+    # never mixed: their own experiment, registered model and run keys
+    assert tracking.experiment_name(paper.name, "phase-3") == "phase-3"
+    assert tracking.experiment_name(fixed.name, "phase-3") == "phase-3-paper-fixed"
+    assert paper.registered_model != fixed.registered_model
+    job = config.Job("2", "zh", "5k", 42)
+    assert train.train_params(paper, job, "nf4", "hf")["train.long_files"] == "truncate"
+    assert "train.long_files" not in train.train_params(fixed, job, "nf4", "hf")  # the default keeps earlier keys
+    assert train.run_key(paper, job, "nf4", "hf", "d") != train.run_key(fixed, job, "nf4", "hf", "d")
+
+
+def test_a_truncating_run_logs_what_it_cut(store):
+    profile = config.load_profile("smoke", ["training.long_files=truncate", "training.max_length=48", "training.max_steps=1"])
+    result = _train(profile)
+    metrics = mlflow.get_run(result.run_id).data.metrics
+    assert metrics["windows"] == metrics["files"] and metrics["tokens_dropped"] > 0
+    assert metrics["tokens_total"] - metrics["tokens_dropped"] - metrics["files"] == metrics["target_tokens"]

@@ -193,6 +193,18 @@ def prepare_and_check(profile, cond: Condition, job, experiment: str, phase: str
     return data_run, checked
 
 
+def check_folder(folder: Path, profile, cond: Condition, job, experiment: str, phase: str):
+    """The checks on a folder someone else built (train.parquet and validation.parquet), keyed by its rows'
+    digest; tier membership is not checked (the folder says nothing about a tier)."""
+    from . import data
+
+    frame = load_data_frame(folder)
+    digest = data.data_digest(frame[frame.split == "train"], frame[frame.split == "validation"])
+    cdata = data.ConditionData(folder, digest, {})
+    tags = {**data.job_tags(profile, job), "phase": phase, "run_name": job.run_name}
+    return cdata, run_stage(cdata, cond, experiment, tags, tier_idx=None)
+
+
 def latest_status(experiment: str, digest: str) -> tuple[str, str | None, list[str]]:
     """('passed' | 'failed' | 'missing', run id, failed expectation names) for a data digest."""
     from mlflow.tracking import MlflowClient

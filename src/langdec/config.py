@@ -96,6 +96,9 @@ class TrainingConfig:
     logging_steps: int = 1
     save_steps: int = 200
     seed_data_order: bool = True
+    # a file longer than max_length: truncate keeps its first max_length tokens (the study's pretokenize.py);
+    # windows splits it into windows overlapping by one token, so every token is trained on (langdec's)
+    long_files: str = "windows"
     peft_method: str = "lora"  # lora (the study's) | dora | ln_tuning | ia3 (langdec.peft_methods)
     ln_modules: list[str] = field(default_factory=lambda: ["input_layernorm", "norm"])  # ln_tuning: Cohere2's LayerNorms
 
@@ -306,17 +309,22 @@ def _validate_base_url(url: str | None, where: str, key: str = "translation.base
 
 
 def _validate_profile(profile: Profile, where: str) -> None:
+    from .effective import TRAINING_BACKENDS
+    from .evaluation.inference import TRUNCATION_SIDES
+    from .translation.backends import BACKENDS as TRANSLATION_BACKENDS
+
     t = profile.training
     choices = {
         "training.precision": (t.precision, ("auto", "fp16", "bf16", "fp32")),
         "training.quantization": (t.quantization, ("nf4", "none")),
-        "training.backend": (t.backend, ("auto", "hf", "unsloth")),
+        "training.backend": (t.backend, TRAINING_BACKENDS),
         "training.loss": (t.loss, ("auto", "fused", "plain")),
+        "training.long_files": (t.long_files, ("truncate", "windows")),
         "training.scheduler": (t.scheduler, ("cosine", "linear", "constant", "constant_with_warmup")),
         "evaluation.source": (profile.evaluation.source, ("hub", "fixtures")),
-        "evaluation.truncation_side": (profile.evaluation.truncation_side, ("right", "left")),
+        "evaluation.truncation_side": (profile.evaluation.truncation_side, TRUNCATION_SIDES),
         "corpus.data": (profile.corpus.data, ("build", "published")),
-        "translation.backend": (profile.translation.backend, ("cohere", "openai", "hf")),
+        "translation.backend": (profile.translation.backend, tuple(TRANSLATION_BACKENDS)),
     }
     for key, (value, valid) in choices.items():
         if value not in valid:

@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import resource
 
-import torch
-
 from . import optimizers
 from .model import effective_precision
+
+# the training backends by name: hf (transformers + peft + TRL) and unsloth (its patched LoRA path, CUDA only);
+# auto takes unsloth where it is installed, on CUDA, for LoRA without packing
+TRAINING_BACKENDS = ("auto", "hf", "unsloth")
 
 
 def effective_optimizer(name: str) -> str:
     """Paged optimizers live in CUDA memory; on CPU the same recipe uses plain AdamW."""
+    import torch
+
     return name if torch.cuda.is_available() or not name.startswith("paged") else "adamw_torch"
 
 
 def effective_loss(name: str) -> str:
     """By measurement (benchmarks/train_throughput.py): TRL's fused head saves the logits' memory on
     CUDA, but its CPU fallback is slower and larger than the plain loss, so `auto` picks per device."""
+    import torch
+
     return name if name != "auto" else ("fused" if torch.cuda.is_available() else "plain")
 
 
@@ -27,6 +33,8 @@ def training_precision(t) -> str:
 
 
 def peak_memory_mb() -> float:
+    import torch
+
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

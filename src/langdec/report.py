@@ -28,6 +28,7 @@ import dataclasses
 import json
 import statistics
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from . import study_tables, tracking
@@ -89,6 +90,7 @@ class Report:
     extractor: str = "refined"
     extractor_versions: dict[str, str] = field(default_factory=dict)
     study: study_tables.StudyTables | None = None
+    overlap: dict[str, dict[str, float]] = field(default_factory=dict)  # condition -> XNLI overlap diagnostics
 
     def value(self, group: str, benchmark: str, data: str, kind: str) -> ReportCell | None:
         for c in self.cells:
@@ -146,25 +148,83 @@ def _artifact_lines(run_id: str, name: str) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def collect_records(experiment: str, tier: str | None = None) -> list[Record]:
-    """Per-item records of the newest finished evaluation run of every (group, tier, seed)."""
+def latest_runs(experiment: str, tier: str | None = None) -> dict[tuple[str, str, str, str], Any]:
+    """The newest finished evaluation run of every (group, tier, seed, part)."""
     from mlflow.tracking import MlflowClient
 
     runs = MlflowClient().search_runs([tracking.experiment_id(experiment)],
                                       f"tags.`langdec.stage` = '{EVAL_STAGE}' and attributes.status = 'FINISHED'",
                                       order_by=["attributes.start_time DESC"], max_results=5000)
-    latest: dict[tuple[str, str, str, str], object] = {}
+    latest: dict[tuple[str, str, str, str], Any] = {}
     for run in runs:
         tags = run.data.tags
         if tier and tags.get("condition") != "baseline" and tags.get("tier") != tier:
             continue
         # an imported result file holds one template: its runs are parts of one evaluation, not rivals
         latest.setdefault((group_of(tags), tags.get("tier", ""), tags.get("seed", ""), tags.get("langdec.part", "")), run)
+    return latest
+
+
+def collect_records(experiment: str, tier: str | None = None, latest: dict | None = None) -> list[Record]:
+    """Per-item records of the newest finished evaluation run of every (group, tier, seed)."""
     records: list[Record] = []
-    for (group, run_tier, seed, _part), run in latest.items():
+    for (group, run_tier, seed, _part), run in (latest if latest is not None else latest_runs(experiment, tier)).items():
         records += records_from_run(group, seed, _artifact_lines(run.info.run_id, GENERATIONS), _artifact_lines(run.info.run_id, LOGLIKELIHOOD),
                                     _artifact_lines(run.info.run_id, CODE_RESULTS), tier="" if group == "baseline" else run_tier)
     return records
+
+
+OVERLAP_STATS = ("overlap_low_acc", "overlap_high_acc", "reverse_overlap_bias")
+
+
+def overlap_rows(latest: dict, extractor: str) -> dict[str, dict[str, float]]:
+    """Per condition, the XNLI overlap diagnostics (evaluation.diagnostics.xnli_overlap) averaged over its cells
+    and seeds: accuracy on low- and high-overlap pairs and the reverse word-overlap bias."""
+    sums: dict[str, dict[str, list[float]]] = {}
+    for (group, _tier, _seed, _part), run in latest.items():
+        for key, value in run.data.metrics.items():
+            stat = key.rsplit(".", 1)[-1]
+            if key.startswith(f"gen.{extractor}.") and ".xnli." in key and stat in OVERLAP_STATS:
+                sums.setdefault(group, {}).setdefault(stat, []).append(value)
+    return {g: {k: statistics.fmean(v) for k, v in stats.items()} for g, stats in sorted(sums.items())}
+
+
+def overlap_markdown(rows: dict[str, dict[str, float]], extractor: str) -> list[str]:
+    if not rows:
+        return []
+    out = ["## XNLI word overlap", "",
+           f"Mean over the condition's XNLI cells ({extractor} extractor). Overlap is the share of the hypothesis's words "
+           "found in the premise; low and high are its lower and upper tertiles over the items (the same items for every "
+           "condition). Reverse overlap bias: the share of low-overlap entailment pairs answered neutral or contradiction.", "",
+           "| condition | acc, low overlap | acc, high overlap | reverse overlap bias |", "|---|---|---|---|"]
+    for group, stats in rows.items():
+        cells = [f"{stats[k]:.3f}" if k in stats else "" for k in OVERLAP_STATS]
+        out.append(f"| {group} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def overlap_plot(rows: dict[str, dict[str, float]], path: Path) -> Path | None:
+    """Reverse overlap bias per condition, beside accuracy on low- and high-overlap pairs."""
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(rows)
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(groups)), 3.2), layout="constrained")
+    width = 0.27
+    for i, (stat, label) in enumerate(zip(OVERLAP_STATS, ("acc, low overlap", "acc, high overlap", "reverse overlap bias"))):
+        ax.bar([x + (i - 1) * width for x in range(len(groups))], [rows[g].get(stat, float("nan")) for g in groups], width, label=label)
+    ax.set_xticks(range(len(groups)), groups, fontsize=7, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_title("XNLI by premise/hypothesis word overlap", fontsize=9)
+    ax.legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def separate_tiers(records: list[Record], *, by_tier: bool = False) -> list[Record]:
@@ -275,6 +335,13 @@ def print_tables(report: Report) -> str:
     parts = [print_table(report, k) for k in kinds if k in present]
     if report.study and report.study.paper:
         parts.append(study_tables.terminal(report.study))
+    if report.overlap:
+        rows = [["condition", "acc low overlap", "acc high overlap", "reverse overlap bias"]]
+        rows += [[g, *(f"{stats[k]:.3f}" if k in stats else "-" for k in OVERLAP_STATS)] for g, stats in report.overlap.items()]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+        parts.append("\n".join([f"XNLI by word overlap ({report.extractor} extractor, mean over cells)", lines[0],
+                                "  ".join("-" * w for w in widths), *lines[1:]]))
     return "\n\n".join(parts) or "(no evaluation runs yet)"
 
 
@@ -332,6 +399,7 @@ def markdown(report: Report, figures: list[str], *, cell_tables: bool = True) ->
                        f"{'' if c.baseline is None else f'{c.baseline:.3f}'} | {'' if c.delta is None else f'{c.delta:+.3f}'} | "
                        f"{ci} | {c.outcome} | {'; '.join(c.flags)} |")
         out.append("")
+    out += overlap_markdown(report.overlap, report.extractor)
     if report.study:
         out += study_tables.markdown(report.study)
     return "\n".join(out)
@@ -504,12 +572,15 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
               flip_threshold: float = study_tables.FLIP_THRESHOLD) -> tuple[Report, Path]:
     import mlflow
 
-    records = separate_tiers(collect_records(experiment, tier), by_tier=by_tier)  # build() then finds nothing pooled
+    latest = latest_runs(experiment, tier)
+    records = separate_tiers(collect_records(experiment, tier, latest), by_tier=by_tier)  # build() then finds nothing pooled
     report = build(records, extractor=extractor, flip_threshold=flip_threshold)
+    report.overlap = overlap_rows(latest, extractor)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = [p.name for p in (heatmap(report, out_dir / "delta_heatmap.png"),
                                 heatmap_by_instruction(records, report, out_dir / "delta_by_instruction.png"),
-                                seed_spread(report, out_dir / "seed_spread.png")) if p]
+                                seed_spread(report, out_dir / "seed_spread.png"),
+                                overlap_plot(report.overlap, out_dir / "xnli_overlap.png")) if p]
     md_path = out_dir / "report.md"
     text = markdown(report, figures)
     write_text(md_path, text)
@@ -518,7 +589,8 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
                 "seeds": sorted(c.per_seed), "baseline": c.baseline, "delta": c.delta, "ci": c.ci, "outcome": c.outcome,
                 "n_items": c.n_items, "top_label_share": c.top_label_share, "flags": c.flags} for c in report.cells]
     write_text(out_dir / "report.json", json.dumps({"summary": report.summary(), "extractor_versions": report.extractor_versions,
-                                                    "cells": summary, "study": study_tables.as_json(report.study)}, indent=2))
+                                                    "cells": summary, "study": study_tables.as_json(report.study),
+                                                    "xnli_overlap": report.overlap}, indent=2))
     params = {"extractor": extractor, "tier": tier or "all", "by_tier": by_tier, "flip_threshold": flip_threshold}
     with tracking.stage_run(experiment, "report", "report", params=params, tags={}, reuse=False):
         mlflow.log_metrics({f"report.{k}": v for k, v in report.summary().items()})

@@ -19,8 +19,8 @@ from typing import Any
 
 from . import checks, data, registry, tracking
 from .config import Condition, Job, Profile
-from .effective import effective_loss, effective_optimizer, peak_memory_mb, training_precision
-from .errors import LangdecError
+from .effective import TRAINING_BACKENDS, effective_loss, effective_optimizer, peak_memory_mb, training_precision
+from .errors import LangdecError, did_you_mean
 from .paths import work_dir
 
 TRAIN_STAGE = "train"
@@ -45,6 +45,21 @@ class WindowStats:
     windows: int
     tokens: int  # tokens in the files, BOS/EOS included
     target_tokens: int  # tokens that are prediction targets
+    dropped_tokens: int = 0  # cut off the end of long files (long_files: truncate)
+
+
+def tokenize_truncated(codes: list[str], tokenizer, max_length: int) -> tuple[list[list[int]], WindowStats]:
+    """The study's pretokenization: each file encoded with the tokenizer's own special tokens and cut to its first
+    `max_length` tokens (`tokenizer(code, truncation=True, max_length=...)`); what is cut is counted."""
+    full = tokenizer(codes, add_special_tokens=True)["input_ids"]
+    out = [ids[:max_length] for ids in full]
+    tokens = sum(len(ids) for ids in full)
+    kept = sum(len(ids) for ids in out)
+    return out, WindowStats(len(codes), len(out), tokens, sum(max(len(ids) - 1, 0) for ids in out), tokens - kept)
+
+
+def tokenize_files(codes: list[str], tokenizer, max_length: int, long_files: str) -> tuple[list[list[int]], WindowStats]:
+    return (tokenize_truncated if long_files == "truncate" else tokenize_windows)(codes, tokenizer, max_length)
 
 
 def tokenize_windows(codes: list[str], tokenizer, max_length: int) -> tuple[list[list[int]], WindowStats]:
@@ -87,6 +102,8 @@ def choose_backend(requested: str, packing: bool = False, peft_method: str = "lo
             raise LangdecError("--backend unsloth with training.packing=true is not verified to keep packed files apart; "
                                "use --backend hf (packing proven), or --set training.packing=false")
         return "unsloth"
+    if requested not in TRAINING_BACKENDS:
+        raise did_you_mean("training backend", requested, TRAINING_BACKENDS)
     if requested == "auto":
         return "unsloth" if has_unsloth and torch.cuda.is_available() and not packing else "hf"
     return "hf"
@@ -157,9 +174,14 @@ def train_params(profile: Profile, job: Job, quantization: str, backend: str) ->
     }
 
 
+# settings added after runs were keyed: left out of the key while at these values, so those runs are still reused
+LATER_SETTINGS = {"long_files": "windows", "peft_method": "lora"}
+
+
 def _default_method_keys(profile: Profile) -> tuple[str, ...]:
-    """The study's LoRA keeps the keys it had before PEFT methods were named, so its runs are still reused."""
-    return ("peft_method", "ln_modules") if profile.training.peft_method == "lora" else ()
+    t = profile.training
+    omitted = [k for k, v in LATER_SETTINGS.items() if getattr(t, k) == v]
+    return (*omitted, *(("ln_modules",) if t.peft_method == "lora" else ()))
 
 
 def run_key(profile: Profile, job: Job, quantization: str, backend: str, data_digest: str) -> str:
@@ -266,7 +288,7 @@ class Recipe:
             raise LangdecError(f"condition {self.cond.name}: {self.cond.unavailable_reason}")
         import torch
 
-        if self.quantization == "nf4" and not torch.cuda.is_available() and self.profile.name == "paper":
+        if self.quantization == "nf4" and not torch.cuda.is_available() and self.profile.name.startswith("paper"):
             raise LangdecError("the paper profile trains NF4 on a CUDA GPU; none is visible. Use a GPU machine or --profile smoke")
 
     def gate(self, cdata: data.ConditionData) -> None:
@@ -327,7 +349,7 @@ class Recipe:
         set_seed(job.seed)
         tokenizer = load_tokenizer(self.profile, padding_side="right")
         train_frame, validation_frame = self.cdata.frames()
-        train_ids, stats = tokenize_windows(train_frame["code"].tolist(), tokenizer, self.training.max_length)
+        train_ids, stats = tokenize_files(train_frame["code"].tolist(), tokenizer, self.training.max_length, self.training.long_files)
         tags = self._tags(data_run_id)
         _raise_on_sigterm()
         with tracking.stage_run(self.experiment, TRAIN_STAGE, job.run_name, params=self.params, tags=tags,
@@ -336,11 +358,13 @@ class Recipe:
             if resume_from is not None:
                 mlflow.set_tag("langdec.resumed_from", resume_from.name)
             logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *opts.extra_loggers])
-            logger.log({"files": stats.files, "windows": stats.windows, "tokens_total": stats.tokens, "target_tokens": stats.target_tokens})
+            logger.log({"files": stats.files, "windows": stats.windows, "tokens_total": stats.tokens, "target_tokens": stats.target_tokens,
+                        **({"tokens_dropped": stats.dropped_tokens} if self.training.long_files == "truncate" else {})})
             pack_to = self.training.max_length if self.training.packing else None
             eval_dataset = None
             if opts.eval_steps:
-                eval_ids, _ = tokenize_windows(validation_frame["code"].tolist(), tokenizer, self.training.max_length)
+                eval_ids, _ = tokenize_files(validation_frame["code"].tolist(), tokenizer, self.training.max_length,
+                                             self.training.long_files)
                 eval_dataset = _dataset(eval_ids, pack_to)
             trainer, counter = _trainer(self.profile, self.backend, self.quantization, job.seed, _dataset(train_ids, pack_to),
                                         tokenizer, self.ckpt_dir, logger, self.progress, opts.stop_after_steps,

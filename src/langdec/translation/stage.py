@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -126,3 +127,45 @@ def save_alignment(path: Path, results: dict, aligned: set[int]) -> None:
     write_text(path, json.dumps({"aligned": sorted(aligned),
                                  "lost": [entry for _, lost, _ in results.values() for entry in lost],
                                  "reports": {lang: report for lang, (_, _, report) in results.items()}}, indent=2, ensure_ascii=False))
+
+
+@dataclass
+class SourceTranslation:
+    run_id: str
+    report: dict
+    files: int
+    kept: list
+
+
+def translate_source(profile: Profile, src: str, lang: str, out: Path | None, experiment: str, *, replace: bool = False,
+                     code_column: str | None = None, limit: int | None = None, progress: bool = True) -> SourceTranslation:
+    """Translate any source (a file, folder, table or hub id) into `lang` as one tracked run; with `out`, the
+    translated files and a `.report.json` beside them, written atomically and never over a user's files."""
+    import mlflow
+
+    from .. import tracking
+    from ..atomic import check_destination
+    from ..sources import iter_rows
+
+    cfg = profile.translation
+    rows = list(iter_rows(src, code_column=code_column, limit=limit))
+    if out is not None:
+        check_destination(out, replace=replace)  # before the work, not after it
+    with open_backend(cfg, profile) as backend:
+        t = translator(backend, lang, cfg)
+        params = {**describe(cfg), "lang": t.lang, "source": str(src), "files": len(rows), "concurrency": cfg.concurrency,
+                  "max_retries": cfg.max_retries, "chunk_chars": cfg.chunk_chars}
+        with tracking.stage_run(experiment, "translate", f"translate-{t.lang}", params=params, tags={"lang": t.lang}, reuse=False) as run:
+            outcomes = t.run(rows, concurrency=cfg.concurrency, progress=progress, total=len(rows))
+            if out is not None:
+                kept, failed = write_outputs(outcomes, out, t.lang, cfg.model, replace=replace)
+            else:
+                kept, failed = [], []
+                for o in outcomes:
+                    (kept if o.ok else failed).append(o)
+            report = report_dict(t, failed)
+            log_metrics(report)
+            mlflow.log_dict(report, "translation_report.json")
+    if out is not None:
+        write_text(out.with_name(out.name + ".report.json"), json.dumps(report, indent=2, ensure_ascii=False))
+    return SourceTranslation(run.run_id, report, len(rows), kept)

@@ -1,0 +1,193 @@
+"""The evaluate stage and what reads its records: extraction, re-scoring, benchmarks, the study's results."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..errors import LangdecError
+from .common import experiment_of, job_args, where_of
+
+
+def cmd_evaluate(args) -> int:
+    from .. import pipeline, tracking
+
+    if args.adapter:
+        return _evaluate_published(args)
+    where = where_of(args)
+    adapter = _adapter_of(args, where)
+    ev = pipeline.Evaluate(data_languages=args.data_languages.split(",") if args.data_languages else ["en", "zh", "es", "ur"],
+                           benchmarks=args.benchmarks.split(",") if args.benchmarks else None, source=args.source)
+    result = pipeline.run(where, stages=("evaluate",), evaluate=ev, adapter=adapter, progress=not args.quiet).evaluation
+    refined = [v for k, v in result.metrics.items() if k.startswith("gen.refined") and k.endswith(".acc")]
+    print(json.dumps({"run_id": result.run_id, "reused": result.reused, "scored": where.job.run_name,
+                      "adapter_run": adapter.run_id if adapter else None, "registered_version": adapter.version if adapter else None,
+                      "cells": len(refined), "mean_refined_acc": round(sum(refined) / max(1, len(refined)), 4),
+                      "browse": tracking.ui_command()}, indent=2))
+    return 0
+
+def _adapter_of(args, where):
+    """Exactly the adapter the arguments name: --adapter-run, else the version that holds the cell (or its
+    arm) in the registry, else the finished training run of the same settings (whichever backend and
+    quantisation it ran with). None for the baseline."""
+    from .. import data, pipeline, registry, tracking, train
+
+    profile, job = where.profile, where.job
+    if not job.trains:
+        return None
+    if args.adapter_run:
+        return pipeline.Adapter(args.adapter_run, registry.version_for_run(profile.registered_model, args.adapter_run))
+    held = registry.live_version(profile.registered_model, args.phase, job)
+    if held is not None:
+        return pipeline.Adapter(held.run_id, str(held.version))
+    digest = data.prepare(profile, where.cond, job, progress=False).digest
+    for key in train.candidate_keys(profile, job, digest):
+        found = tracking.latest_run(where.experiment, train.TRAIN_STAGE, {"langdec.run_key": key})
+        if found is not None:
+            return pipeline.Adapter(found.info.run_id, registry.version_for_run(profile.registered_model, found.info.run_id))
+    raise LangdecError(f"no adapter for {job.run_name} in {where.experiment}: no registered version holds it and no finished "
+                       "training run has these settings; run `langdec train` with the same arguments first, or pass "
+                       "--adapter-run RUN_ID")
+
+def _evaluate_published(args) -> int:
+    """The study's own adapter, evaluated like any run and registered with its origin."""
+    import mlflow
+
+    from .. import config, published, registry, tracking
+    from ..evaluation import extractors, stage
+
+    adapter = published.resolve_adapter(args.adapter)
+    study = adapter.study
+    cond = config.condition(study.condition)
+    profile = config.load_profile(args.profile, args.overrides)
+    job = config.Job(cond.name, None if cond.name == "1" else study.lang, study.tier, int(study.seed or args.seed))
+    phase = adapter.phase if args.phase == "phase-3" else args.phase
+    experiment = experiment_of(profile, phase)
+    langs = args.data_languages.split(",") if args.data_languages else ["en", "zh", "es", "ur"]
+    benches = args.benchmarks.split(",") if args.benchmarks else None
+    result = stage.run(profile, cond, job, phase=phase, experiment=experiment, data_languages=langs, adapter_uri=str(adapter.path),
+                       benchmarks_override=benches, source=args.source, progress=not args.quiet, extra_tags=adapter.tags(),
+                       adapter_digest=adapter.digest)
+    run = mlflow.get_run(result.run_id)
+    if "adapter/adapter_config.json" not in {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "adapter")}:
+        mlflow.MlflowClient().log_artifacts(result.run_id, str(adapter.path), "adapter")
+    evaluated = run.data.tags.get("langdec.evaluated_benchmarks", "").split(",")
+    version = registry.register_published(profile.registered_model, result.run_id, adapter, job=job, profile=profile,
+                                          benchmarks=[b for b in evaluated if b],
+                                          extractor_versions={n: extractors.get(n).version for n in extractors.extractors()},
+                                          cells=sum(k.startswith("gen.refined.") and k.endswith(".acc") for k in result.metrics))
+    print(json.dumps({"run_id": result.run_id, "reused": result.reused, "adapter": adapter.folder, "origin": "published",
+                      "registered_model": profile.registered_model, "registered_version": version,
+                      "condition": job.run_name, "browse": tracking.ui_command()}, indent=2))
+    return 0
+
+def cmd_extract(args) -> int:
+    from ..evaluation import extractors
+
+    ex = extractors.get(args.extractor)
+    for number, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            output = record["output"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise LangdecError(f"stdin line {number}: expected a JSON object with an \"output\" string") from None
+        print(json.dumps({"label": ex(args.benchmark, str(output))}, ensure_ascii=False), flush=True)
+    return 0
+
+def cmd_reparse(args) -> int:
+    from .. import tracking
+    from ..evaluation import stage
+
+    tracking.configure()
+    metrics = stage.reparse(args.run, args.extractor)
+    accs = [v for k, v in metrics.items() if k.endswith(".acc")]
+    print(json.dumps({"run_id": args.run, "extractor": args.extractor, "cells": len(accs),
+                      "mean_acc": round(sum(accs) / max(len(accs), 1), 4)}, indent=2))
+    return 0
+
+def cmd_benchmarks(args) -> int:
+    from ..evaluation import benchmarks
+
+    if args.action == "list":
+        for name in benchmarks.benchmark_names():
+            b = benchmarks.get(name)
+            print(f"{name}: {b.task}, languages {', '.join(b.languages)}, hub {b.hub.id}")
+        return 0
+    if args.action == "prompts":
+        return _print_prompts(args)
+    if not args.name or not args.lang:
+        raise LangdecError("usage: langdec benchmarks show BENCH --lang L [--source PATH]")
+    items = benchmarks.load(args.name, args.lang, source=args.source)
+    print(json.dumps({"benchmark": args.name, "lang": args.lang, "source": args.source, "rows": len(items),
+                      "labels": benchmarks.label_distribution(items)}, indent=2, ensure_ascii=False))
+    return 0
+
+def _print_prompts(args) -> int:
+    """One JSON line per item: the exact prompt the evaluation sends, so anyone can diff it."""
+    from ..evaluation import benchmarks, prompts
+
+    data = args.data_lang or args.lang
+    if not args.name or not data or not args.instr:
+        raise LangdecError("usage: langdec benchmarks prompts BENCH --data-lang D --instr I [--template T] "
+                           "[--prompts SET] [--source PATH] [--limit N]")
+    _, supplied_by = prompts.resolve(args.prompts, args.template, args.name, args.instr)
+    for item in benchmarks.load(args.name, data, source=args.source, limit=args.limit):
+        print(json.dumps({"id": item.id, "benchmark": args.name, "data": data, "instr": args.instr, "template": args.template,
+                          "prompt_set": supplied_by, "prompt": prompts.render(args.template, args.name, args.instr, item, args.prompts),
+                          "gold": item.label}, ensure_ascii=False))
+    return 0
+
+def cmd_import_results(args) -> int:
+    from .. import published, tracking
+
+    tracking.configure()
+    imported, skipped = published.import_results(args.src, args.experiment)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    print(json.dumps({"experiment": args.experiment, "imported": sum(not i.reused for i in imported),
+                      "already_imported": sum(i.reused for i in imported), "skipped": len(skipped),
+                      "files": [vars(i) for i in imported],
+                      "next": f"langdec report --experiment {args.experiment}  (and langdec reparse RUN_ID --extractor NAME)"},
+                     indent=2))
+    return 0
+
+
+def register(command) -> None:
+    s = command("evaluate", help="score the base model or an adapter on its evaluation matrix")
+    job_args(s)
+    s.add_argument("--adapter-run", default=None, help="MLflow run id of the training run (default: the matching finished one)")
+    s.add_argument("--adapter", default=None, help="the study's published adapter: hf:legesher/language-decoded-lora:"
+                   "tiny-aya-base/condition-2-zh-5k-seed42, or a local folder in that layout (its name gives the condition)")
+    s.add_argument("--benchmarks", default=None, help="comma-separated subset of the profile's benchmarks")
+    s.add_argument("--data-languages", default=None, help="comma-separated, default en,zh,es,ur")
+    s.add_argument("--source", default=None, help="fixtures, hub, or a folder laid out like the original files")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = command("extract", help='read {"output": ...} JSON lines on stdin, write {"label": ...} lines')
+    s.add_argument("--benchmark", required=True)
+    s.add_argument("--extractor", default="refined")
+    s.set_defaults(func=cmd_extract)
+
+    s = command("reparse", help="re-score an evaluation run's stored generations with another extractor")
+    s.add_argument("run")
+    s.add_argument("--extractor", required=True)
+    s.set_defaults(func=cmd_reparse)
+
+    s = command("benchmarks", help="list benchmarks, show one language's rows and label distribution, or print its prompts")
+    s.add_argument("action", choices=["list", "show", "prompts"])
+    s.add_argument("name", nargs="?")
+    s.add_argument("--lang")
+    s.add_argument("--source", default="fixtures", help="fixtures, hub, or a file/folder in the original format")
+    s.add_argument("--data-lang", help="prompts: the items' language (defaults to --lang)")
+    s.add_argument("--instr", help="prompts: the instruction language")
+    s.add_argument("--template", default="template1", help="prompts: template1 or template2")
+    s.add_argument("--prompts", default="study", help="prompts: the template set (experiments/prompts/), default the study's")
+    s.add_argument("--limit", type=int, default=None, help="prompts: at most N items")
+    s.set_defaults(func=cmd_benchmarks)
+
+    s = command("import-results", help="import the study's published result files as evaluation runs (reparse and report them)")
+    s.add_argument("src", help="hf:legesher/language-decoded-experiments, or a local folder in its layout")
+    s.add_argument("--experiment", default="imported-phase-3", help="the MLflow experiment the imported runs go to")
+    s.set_defaults(func=cmd_import_results)

@@ -1,0 +1,71 @@
+"""The model registry: promotion by policy, the manifest, the published export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def cmd_promote(args) -> int:
+    from .. import config, registry, tracking
+
+    tracking.configure()
+    profile = config.load_profile(args.profile)
+    result = registry.promote(profile.registered_model, args.alias, versions=args.version)
+    print(json.dumps({"registered_model": profile.registered_model, "alias": args.alias,
+                      "promoted": result.promoted, "refused": result.refused, "withdrawn": result.withdrawn,
+                      "load": f"mlflow.artifacts.download_artifacts('models:/{profile.registered_model}@<alias>') -> the adapter "
+                              "folder for PeftModel.from_pretrained(base, folder)"}, indent=2, ensure_ascii=False))
+    return 0
+
+def cmd_manifest(args) -> int:
+    import tempfile
+
+    from .. import config, registry, tracking
+    from ..atomic import write_text
+
+    tracking.configure()
+    profile = config.load_profile(args.profile)
+    alias = args.alias or None
+    with tempfile.TemporaryDirectory() as tmp:
+        # adapter digests need the files; the export path downloads them once
+        manifest = registry.export(profile.registered_model, alias, Path(tmp) / "export")
+    from .paths import work_dir
+
+    out = Path(args.out) if args.out else work_dir() / "manifest"  # never the repository root
+    write_text(out / "manifest.json", json.dumps(manifest, indent=2))
+    write_text(out / "MANIFEST.md", registry.manifest_markdown(manifest, profile.registered_model, alias))
+    print(f"{len(manifest)} adapters -> {out / 'MANIFEST.md'}, {out / 'manifest.json'}")
+    return 0
+
+def cmd_export(args) -> int:
+    from .. import config, registry, tracking
+
+    tracking.configure()
+    profile = config.load_profile(args.profile)
+    manifest = registry.export(profile.registered_model, args.alias or None, Path(args.dest), replace=args.force)
+    for path in sorted(manifest):
+        print(f"{args.dest}/{path}")
+    print(f"load one with: PeftModel.from_pretrained(base, {args.dest!r}, subfolder={sorted(manifest)[0].rstrip('/')!r})")
+    return 0
+
+
+def register(command) -> None:
+    s = command("promote", help="set an alias (e.g. paper) on the versions that pass registry/<policy>.yaml")
+    s.add_argument("--alias", default="paper")
+    s.add_argument("--profile", default="smoke")
+    s.add_argument("--version", action="append", default=None, help="only these versions (repeatable)")
+    s.set_defaults(func=cmd_promote)
+
+    s = command("manifest", help="write MANIFEST.md and manifest.json from the registry (never by hand)")
+    s.add_argument("--alias", default="paper", help="only versions carrying this alias tag; '' for every live version")
+    s.add_argument("--profile", default="smoke")
+    s.add_argument("--out", default=None, help="folder for MANIFEST.md and manifest.json (default: $LANGDEC_HOME/manifest)")
+    s.set_defaults(func=cmd_manifest)
+
+    s = command("export", help="write the promoted adapters in the published folder layout")
+    s.add_argument("dest")
+    s.add_argument("--force", action="store_true", help="replace DEST even if it is not empty")
+    s.add_argument("--alias", default="paper")
+    s.add_argument("--profile", default="smoke")
+    s.set_defaults(func=cmd_export)

@@ -1,0 +1,123 @@
+"""Many jobs at once: ladders, queue workers, sweeps, the tracking server, and the report over them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import LangdecError
+from .common import DEFAULT_LADDER
+
+
+def cmd_ladder(args) -> int:
+    from .. import ladder, tracking, workqueue
+
+    if args.file == "status":
+        if not (args.storage and args.study):
+            raise LangdecError("usage: langdec ladder status --storage URL --study NAME")
+        print(json.dumps(workqueue.status(args.storage, args.study), indent=2))
+        return 0
+    if args.storage:
+        name, added, present = workqueue.enqueue(args.file, args.storage)
+        print(f"study {name}: {added} items enqueued, {present} already there")
+        print(f"run on each machine:  langdec worker --storage '{workqueue._redact(args.storage)}' --study {name}")
+        print(f"progress:             langdec ladder status --storage '{workqueue._redact(args.storage)}' --study {name}")
+        return 0
+
+    result = ladder.run(args.file, supersede=True if args.supersede else None, progress=not args.quiet)
+    print()
+    print(result.table)
+    print()
+    print(f"report: {result.report_path}")
+    print(f"{len(result.outcomes) - len(result.failed)} of {len(result.outcomes)} jobs ok in {result.seconds:.0f}s")
+    for failed in result.failed:
+        print(f"FAILED {failed.job.run_name}: {failed.detail.splitlines()[0]}")
+    print(f"browse the runs: {tracking.ui_command()}")
+    return 1 if result.failed else 0
+
+def cmd_worker(args) -> int:
+    from .. import tracking, workqueue
+
+    result = workqueue.work(args.storage, args.study, heartbeat=args.heartbeat, grace=args.grace, max_items=args.max_items,
+                            progress=not args.quiet)
+    print(json.dumps({"done": result.done, "failed": result.failed, "browse": tracking.ui_command()}, indent=2))
+    return 1 if result.failed else 0
+
+def cmd_sweep(args) -> int:
+    from .. import sweep, tracking
+
+    study, run_id = sweep.run(args.file, storage=args.storage, progress=not args.quiet)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    print(json.dumps({"study": study.study_name, "trials": len(study.trials), "complete": len(complete),
+                      "pruned": sum(t.state.name == "PRUNED" for t in study.trials),
+                      "best": {"eval_loss": study.best_value, "params": study.best_params} if complete else None,
+                      "sweep_run": run_id, "browse": tracking.ui_command()}, indent=2))
+    return 0
+
+def cmd_tracking_server(args) -> int:
+    """Start an MLflow tracking server for several machines: PostgreSQL backend, shared artifacts."""
+    import subprocess
+
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", args.backend_store_uri,
+               "--artifacts-destination", args.artifacts, "--serve-artifacts", "--host", args.host, "--port", str(args.port),
+               "--workers", str(args.workers)]
+    print(f"MLflow server on http://{args.host}:{args.port}; on every worker: export MLFLOW_TRACKING_URI=http://{args.host}:{args.port}",
+          flush=True)
+    return subprocess.call(command)
+
+def cmd_report(args) -> int:
+    from .. import config, report, tracking
+    from .paths import work_dir
+
+    tracking.configure()
+    profile = config.load_profile(args.profile)
+    experiment = args.experiment or tracking.experiment_name(profile.name, args.phase)
+    out = Path(args.out) if args.out else work_dir() / "reports" / experiment
+    rep, path = report.run_stage(experiment, out, extractor=args.extractor, tier=args.tier, by_tier=args.by_tier,
+                                 flip_threshold=args.flip_threshold)
+    print(report.print_tables(rep))
+    print(f"\nreport: {path}\nbrowse the runs: {tracking.ui_command()}")
+    return 0
+
+
+def register(command) -> None:
+    s = command("ladder", help="run a whole ladder: transpile, check, train, evaluate, report")
+    s.add_argument("file", nargs="?", default=DEFAULT_LADDER, help="a ladder YAML, or 'status' with --storage and --study")
+    s.add_argument("--supersede", action="store_true", help="re-registered cells replace their old versions")
+    s.add_argument("--storage", default=None, help="postgresql://... : enqueue the items for `langdec worker` instead of running them")
+    s.add_argument("--study", default=None, help="with 'status': the queue's study name")
+    s.set_defaults(func=cmd_ladder)
+
+    s = command("worker", help="pull ladder items from the PostgreSQL queue and run them until none remain")
+    s.add_argument("--storage", required=True)
+    s.add_argument("--study", required=True)
+    s.add_argument("--heartbeat", type=int, default=30, help="seconds between heartbeats")
+    s.add_argument("--grace", type=int, default=120, help="seconds without heartbeat before an item is retried elsewhere")
+    s.add_argument("--max-items", type=int, default=None)
+    s.set_defaults(func=cmd_worker)
+
+    s = command("sweep", help="Optuna search over training settings (nested MLflow runs, pruning on validation loss)")
+    s.add_argument("file", help="experiments/sweeps/NAME.yaml")
+    s.add_argument("--storage", default=None, help="Optuna storage URL to share or resume the search (default: in memory)")
+    s.set_defaults(func=cmd_sweep)
+
+    s = command("tracking-server", help="start an MLflow tracking server (PostgreSQL backend, shared artifact store)")
+    s.add_argument("--backend-store-uri", required=True, help="postgresql://user:pass@host/db")
+    s.add_argument("--artifacts", required=True, help="shared path or s3://bucket/prefix")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=5000)
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_tracking_server)
+
+    s = command("report", help="compare every condition with the baseline; writes Markdown, JSON and a heat-map")
+    s.add_argument("--profile", default="smoke")
+    s.add_argument("--phase", default="phase-3")
+    s.add_argument("--experiment", default=None, help="report this experiment instead (e.g. imported-phase-3)")
+    s.add_argument("--tier", default=None, help="only this tier (a report never pools tiers)")
+    s.add_argument("--by-tier", action="store_true", help="report each tier of a condition as its own row")
+    s.add_argument("--flip-threshold", type=float, default=0.01,
+                   help="a conclusion flips when |delta| exceeds this under both extractors with opposite signs (the study: 0.01)")
+    s.add_argument("--extractor", default="refined")
+    s.add_argument("--out", default=None)
+    s.set_defaults(func=cmd_report)

@@ -1,0 +1,145 @@
+"""Benchmarks load from every original format through their YAML record mappings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SHARED_BENCHMARKS
+from langdec.errors import LangdecError
+from langdec.evaluation import benchmarks
+
+
+FIXTURE_COUNTS = {"xnli": 12, "sib200": 14, "belebele": 4, "xcsqa": 4, "mgsm": 12}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_COUNTS))
+def test_fixtures_load_in_their_original_formats(name):
+    bench = benchmarks.get(name)
+    for lang in bench.languages:
+        items = benchmarks.load(name, lang)
+        assert len(items) == FIXTURE_COUNTS[name]
+        assert all(item.label for item in items)
+        if bench.task != "numeric":
+            assert all(item.label in bench.labels for item in items)
+
+
+def test_xnli_crlf_is_not_in_labels():
+    items = benchmarks.load("xnli", "ur")
+    assert benchmarks.label_distribution(items) == {"contradiction": 4, "entailment": 4, "neutral": 4}
+
+
+@pytest.mark.skipif(not SHARED_BENCHMARKS.exists(), reason="../shared/benchmarks not present")
+@pytest.mark.parametrize("name,lang,rows", [("sib200", "ur", 204), ("sib200", "zh", 204), ("mgsm", "zh", 250), ("mgsm", "es", 250),
+                                            ("xnli", "ur", 2490), ("xnli", "en", 2490)])
+def test_real_benchmark_files(name, lang, rows):
+    items = benchmarks.load(name, lang, source=str(SHARED_BENCHMARKS))
+    assert len(items) == rows
+    if name == "xnli":
+        assert benchmarks.label_distribution(items) == {"contradiction": 830, "entailment": 830, "neutral": 830}
+    if name == "mgsm":
+        assert all(item.label.lstrip("-").replace(".", "").isdigit() for item in items)  # "2,125" -> "2125"
+
+
+def test_benchmarks_show_cli(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "langdec.cli", "benchmarks", "show", "sib200", "--lang", "urd_Arab"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["rows"] == 14 and shown["labels"]["travel"] == 2
+
+
+def test_missing_benchmark_file_is_a_clear_error(tmp_path):
+    with pytest.raises(LangdecError, match="no file at"):
+        benchmarks.load("sib200", "en", source=str(tmp_path))
+    bad = tmp_path / "sib200" / "eng_Latn"
+    bad.mkdir(parents=True)
+    (bad / "test.tsv").write_text("index_id\tcategory\ttext\n1\tcooking\tsoup\n")
+    with pytest.raises(LangdecError, match="record 1: .*cooking"):
+        benchmarks.load("sib200", "en", source=str(tmp_path))
+
+
+def test_parquet_benchmark_files_load(tmp_path):
+    import pandas as pd
+
+    rows = [{"premise": "A man sleeps.", "hypothesis": "A man rests.", "label": 0},
+            {"premise": "A man sleeps.", "hypothesis": "A man runs.", "label": 2}]
+    path = tmp_path / "xnli-en.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    items = benchmarks.load("xnli", "en", source=str(path))
+    assert [i.label for i in items] == ["entailment", "contradiction"]  # the hub's integer labels
+
+
+def test_hub_loader_flags_a_split_that_is_not_the_published_size(tmp_path):
+    """The real `datasets.load_dataset` path, on a local dataset repository laid out as on the hub."""
+    import dataclasses
+
+    import pandas as pd
+
+    repo = tmp_path / "xnli-repo"
+    (repo / "en").mkdir(parents=True)
+    pd.DataFrame([{"premise": "A man sleeps.", "hypothesis": "A man rests.", "label": 0},
+                  {"premise": "A man sleeps.", "hypothesis": "A man runs.", "label": 2}]).to_parquet(repo / "en" / "test.parquet")
+    (repo / "README.md").write_text("---\nconfigs:\n- config_name: en\n  data_files:\n  - split: test\n    path: en/test.parquet\n---\n")
+    bench = benchmarks.get("xnli")
+    assert bench.hub.items == 5010  # the published XNLI test split
+    local = dataclasses.replace(bench, hub=dataclasses.replace(bench.hub, id=str(repo)))
+    with pytest.warns(UserWarning, match=r"xnli \(en\): .* has 2 rows, the published split has 5010"):
+        rows = benchmarks._read_hub(local, "en")
+    assert [r["label"] for r in rows] == [0, 2]
+    exact = dataclasses.replace(bench, hub=dataclasses.replace(bench.hub, id=str(repo), items=2))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(benchmarks._read_hub(exact, "en")) == 2
+
+
+
+def test_a_new_benchmark_in_a_known_format_is_only_yaml(tmp_path):
+    """An XCOPA-like benchmark (premise, two choices, a 0-based answer index as a label) declared in YAML,
+    read from a JSONL file, with no Python of its own."""
+    import yaml
+
+    from langdec.schema import build
+
+    spec = yaml.safe_load("""
+name: copa_like
+task: multiple_choice
+labels: [A, B]
+languages: [en]
+hub: {id: example/copa, config: "{code}", split: test}
+local: {format: jsonl, path: "copa/{code}.jsonl"}
+record:
+  fields: {premise: [premise], question: [question]}
+  choices: [choice1, choice2]
+  label: [label]
+  label_kind: label
+  id: "{idx}"
+""")
+    bench = build(benchmarks.Benchmark, spec, "copa_like.yaml")
+    item = benchmarks.to_item(bench, {"premise": "The man fell.", "question": "cause", "choice1": "He slipped.",
+                                      "choice2": "He sang.", "label": 0, "idx": 7}, 0)
+    assert item == benchmarks.Item("7", {"premise": "The man fell.", "question": "cause", "choices": "A. He slipped.\nB. He sang."},
+                                   "A", ["A", "B"])
+    nested = benchmarks.to_item(benchmarks.get("xcsqa"), {"id": "q1", "answerKey": " C ", "question": {
+        "stem": "Where?", "choices": {"label": ["A", "B", "C"], "text": ["x", "y", "z"]}}}, 3)
+    assert (nested.id, nested.label, nested.options, nested.fields["choices"]) == ("q1", "C", ["A", "B", "C"], "A. x\nB. y\nC. z")
+    assert benchmarks.to_item(benchmarks.get("xnli"), {"premise": "p", "hypothesis": "h", "label": 1}, 5).id == "5"  # no id: the row
+
+
+def test_a_bad_record_mapping_fails_when_the_benchmarks_load(tmp_path, monkeypatch):
+    (tmp_path / "odd.yaml").write_text("name: odd\ntask: classification\nlabels: [a]\nlanguages: [en]\n"
+                                       "hub: {id: x, config: en, split: test}\nlocal: {format: jsonl, path: odd.jsonl}\n"
+                                       "record: {fields: {text: [text]}, label: [label], label_kind: letters}\n")
+    monkeypatch.setattr(benchmarks, "benchmarks_dir", lambda: tmp_path)
+    benchmarks._all.cache_clear()
+    try:
+        with pytest.raises(LangdecError, match="unknown label_kind 'letters'; valid label_kinds: label, letter, number, text"):
+            benchmarks.get("odd")
+    finally:
+        monkeypatch.undo()
+        benchmarks._all.cache_clear()

@@ -88,6 +88,32 @@ def test_cycle_finder_sees_a_cycle():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
+def test_every_relative_import_names_a_module_that_exists():
+    """A relative import is only resolved when it runs (often inside a function): check them all here."""
+    modules = _modules()
+    missing = []
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                stem = ".".join([*base, *([node.module] if node.module else [])])
+                if stem not in modules:
+                    missing.append(f"{path.name}:{node.lineno} from {'.' * node.level}{node.module or ''}")
+                elif node.module is None:
+                    missing += [f"{path.name}:{node.lineno} from . import {a.name}" for a in node.names
+                                if f"{stem}.{a.name}" not in modules and not _defines(modules[stem], a.name)]
+    assert missing == []
+
+
+def _defines(path: Path, name: str) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name
+               or isinstance(n, ast.Assign) and any(getattr(t, "id", None) == name for t in n.targets)
+               or isinstance(n, (ast.Import, ast.ImportFrom)) and any((a.asname or a.name) == name for a in n.names)
+               for n in tree.body)
+
+
 def test_the_package_has_no_import_cycle():
     graph = import_graph()
     assert "langdec.config" in graph and "langdec.kinds.native" in graph["langdec.kinds"]

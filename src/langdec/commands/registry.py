@@ -30,7 +30,7 @@ def cmd_manifest(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         # adapter digests need the files; the export path downloads them once
         manifest = registry.export(profile.registered_model, alias, Path(tmp) / "export")
-    from .paths import work_dir
+    from ..paths import work_dir
 
     out = Path(args.out) if args.out else work_dir() / "manifest"  # never the repository root
     write_text(out / "manifest.json", json.dumps(manifest, indent=2))

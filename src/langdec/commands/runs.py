@@ -68,7 +68,7 @@ def cmd_tracking_server(args) -> int:
 
 def cmd_report(args) -> int:
     from .. import config, report, tracking
-    from .paths import work_dir
+    from ..paths import work_dir
 
     tracking.configure()
     profile = config.load_profile(args.profile)

@@ -47,6 +47,12 @@ class CorpusConfig:
     max_bytes: int = 200_000
     min_stars: int = 21
     near_dup_threshold: float = 0.7  # MinHash LSH Jaccard, 128 permutations, 5-token shingles
+    # study: stream_the_stack.py's filter chain and columns (experiments/corpora/study_filters.yaml);
+    # langdec: langdec's own (licence column as given, missing stars kept, a def/class by pattern, word shingles)
+    filters: str = "study"
+    # study: create_subset.py's seeded sample of sorted paths, datasets' train_test_split, idx = source row;
+    # keyed: a keyed hash of each file picks the sample and the split, idx from the file's content
+    sampling: str = "study"
     native: dict[str, str] = field(default_factory=dict)  # condition 3: language -> native-code source (same forms as `source`)
     # build: langdec makes each condition's data; published: train on the study's rows from `published`
     data: str = "build"
@@ -324,6 +330,8 @@ def _validate_profile(profile: Profile, where: str) -> None:
         "evaluation.source": (profile.evaluation.source, ("hub", "fixtures")),
         "evaluation.truncation_side": (profile.evaluation.truncation_side, TRUNCATION_SIDES),
         "corpus.data": (profile.corpus.data, ("build", "published")),
+        "corpus.filters": (profile.corpus.filters, ("study", "langdec")),
+        "corpus.sampling": (profile.corpus.sampling, ("study", "keyed")),
         "translation.backend": (profile.translation.backend, tuple(TRANSLATION_BACKENDS)),
     }
     for key, (value, valid) in choices.items():

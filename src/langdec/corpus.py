@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 import pandas as pd
 
 from .atomic import atomic_dir
+from . import study_corpus
 from .errors import LangdecError
 from .paths import work_dir
 from .sources import SourceRow, iter_rows
@@ -40,6 +41,8 @@ class Candidate:
     license: str | None
     sha256: str
     stars: int | None = None
+    row: int = -1  # the record's position in the source (the study's idx)
+    extra: dict = field(default_factory=dict)  # the record's other columns the filters read
 
     @property
     def idx(self) -> int:
@@ -88,19 +91,26 @@ def filter_steps(cfg: CorpusConfig) -> list[tuple[str, Callable[[Candidate], boo
     ]
 
 
-class NearDuplicates:
-    """MinHash LSH over 5-token shingles (128 permutations, Jaccard 0.7), as the study did."""
+def word_shingles(code: str) -> set[str]:
+    """langdec's shingles: 5-grams of word and punctuation runs, comments included."""
+    tokens = re.findall(r"\w+|[^\w\s]", code)
+    return {" ".join(tokens[i : i + 5]) for i in range(max(1, len(tokens) - 4))}
 
-    def __init__(self, threshold: float = 0.7, num_perm: int = 128) -> None:
+
+class NearDuplicates:
+    """MinHash LSH over 5-token shingles (128 permutations, Jaccard 0.7), as the study did; `shingles` says
+    what a token is (the study's: Python's tokens without comments, `study_corpus.shingles`)."""
+
+    def __init__(self, threshold: float = 0.7, num_perm: int = 128, shingles: Callable[[str], set[str]] = word_shingles) -> None:
         from datasketch import MinHash, MinHashLSH
 
         self._minhash = MinHash
         self.num_perm = num_perm
+        self.shingles = shingles
         self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
 
     def seen_before(self, key: str, code: str) -> bool:
-        tokens = re.findall(r"\w+|[^\w\s]", code)
-        shingles = {" ".join(tokens[i : i + 5]) for i in range(max(1, len(tokens) - 4))}
+        shingles = self.shingles(code)
         mh = self._minhash(num_perm=self.num_perm)
         mh.update_batch([s.encode("utf-8") for s in shingles])
         if self.lsh.query(mh):
@@ -111,12 +121,16 @@ class NearDuplicates:
 
 def select(rows: Iterable[SourceRow], cfg: CorpusConfig, n: int, seed: int,
            steps: list[tuple[str, Callable[[Candidate], bool]]] | None = None) -> tuple[list[Candidate], FilterReport]:
+    """The files that pass the filters (`corpus.filters`), without exact or near duplicates, then `n` of them
+    (`corpus.sampling`: the study's seeded sample of sorted paths, or langdec's keyed hash, kept in a heap)."""
+    study = cfg.filters == "study"
     report = FilterReport()
-    steps = steps or filter_steps(cfg)
+    steps = steps or (study_corpus.steps(cfg) if study else filter_steps(cfg))
     exact: set[str] = set()
-    near = NearDuplicates(threshold=cfg.near_dup_threshold)
+    near = NearDuplicates(threshold=cfg.near_dup_threshold, shingles=study_corpus.shingles if study else word_shingles)
     heap: list[tuple[int, str, Candidate]] = []  # max-heap on the keyed hash via negation
-    for row in rows:
+    pool: dict[str, Candidate] = {}  # the study's sampling draws from every kept path
+    for number, row in enumerate(rows):
         report.seen += 1
         try:
             code = row.text()
@@ -124,8 +138,12 @@ def select(rows: Iterable[SourceRow], cfg: CorpusConfig, n: int, seed: int,
             report.remove("utf8")
             continue
         sha = hashlib.sha256(code.encode("utf-8")).hexdigest()
-        stars = row.extra.get("stars", row.extra.get("max_stars_count"))
-        cand = Candidate(row.file_path, code, row.license, sha, int(stars) if stars is not None else None)
+        record = {**row.extra, "license": row.license}
+        if study:
+            cand = Candidate(row.file_path, code, study_corpus.license_of(record), sha, study_corpus.stars_of(record), number, record)
+        else:
+            stars = row.extra.get("stars", row.extra.get("max_stars_count"))
+            cand = Candidate(row.file_path, code, row.license, sha, int(stars) if stars is not None else None, number, record)
         if not all(keep(cand) or report.remove(name) for name, keep in steps):
             continue
         if sha in exact:
@@ -136,14 +154,28 @@ def select(rows: Iterable[SourceRow], cfg: CorpusConfig, n: int, seed: int,
             report.remove("near_dedup")
             continue
         report.kept += 1
+        if cfg.sampling == "study":
+            if cand.file_path in pool:
+                report.remove("duplicate_path")  # the study's subset is keyed by path: the first file of a path stays
+                continue
+            pool[cand.file_path] = cand
+            continue
         key = int(hashlib.sha256(f"{seed}:{sha}".encode()).hexdigest()[:16], 16)
         if len(heap) < n:
             heapq.heappush(heap, (-key, sha, cand))
         elif -heap[0][0] > key:
             heapq.heapreplace(heap, (-key, sha, cand))
-    chosen = sorted((c for _, _, c in heap), key=lambda c: c.file_path)
+    if cfg.sampling == "study":
+        chosen = [pool[p] for p in study_corpus.sample_paths(list(pool), n, seed)]
+    else:
+        chosen = sorted((c for _, _, c in heap), key=lambda c: c.file_path)
     report.sampled = len(chosen)
     return chosen, report
+
+
+def tier_idx(cfg: CorpusConfig, chosen: list[Candidate]) -> list[int]:
+    """The study's idx is the file's row in the source; langdec's is derived from the file's content."""
+    return [c.row for c in chosen] if cfg.sampling == "study" else [c.idx for c in chosen]
 
 
 @dataclass
@@ -176,7 +208,7 @@ def build_tier(profile: Profile, tier: str, seed: int, *, progress: bool = True)
         )
     frame = pd.DataFrame(
         {
-            "idx": [c.idx for c in chosen],
+            "idx": tier_idx(profile.corpus, chosen),
             "file_path": [c.file_path for c in chosen],
             "code_en": [c.code for c in chosen],
             "license": [c.license for c in chosen],

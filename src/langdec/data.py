@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import kinds, tracking
+from . import kinds, study_corpus, tracking
 from .atomic import atomic_dir
 from .config import Condition, Job, Profile
 from .corpus import build_tier
@@ -83,7 +83,11 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
         tokenizer = load_tokenizer(profile)
     frame["token_count"] = [len(ids) for ids in tokenizer(frame["code"].tolist(), add_special_tokens=False)["input_ids"]]
     frame["idx"] = frame["idx"].astype("int64")
-    held_out = validation_idx(tier.frame["idx"].tolist(), job.seed, profile.corpus.validation_ratio)
+    if profile.corpus.sampling == "study":
+        held_out = study_corpus.validation_idx(list(zip(tier.frame["file_path"], tier.frame["idx"])), job.seed,
+                                               profile.corpus.validation_ratio)
+    else:
+        held_out = validation_idx(tier.frame["idx"].tolist(), job.seed, profile.corpus.validation_ratio)
     held_out |= processing.pop("extra_validation", set())
     is_val = frame["idx"].isin(held_out)
     columns = SCHEMA + [c for c in ("origin",) if c in frame]

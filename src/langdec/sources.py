@@ -89,6 +89,13 @@ def _pick_column(columns, wanted: str | None, where: str) -> str:
     raise LangdecError(f"{where}: no code column (looked for {', '.join(CODE_COLUMNS)}); pass --code-column")
 
 
+# the columns a source row keeps beside its code: what the corpus filters read (the study's licence, star,
+# path and generated columns among them) and condition 2's English original
+RECORD_COLUMNS = ("stars", "max_stars_count", "star_events_count", "star_count", "repo_name", "max_stars_repo_name", "code_en",
+                  "detected_licenses", "gha_license_id", "max_stars_repo_licenses", "licenses", "max_stars_repo_license",
+                  "is_generated", "max_stars_repo_path", "path")
+
+
 def _from_record(record: dict[str, Any], column: str, number: int, where: str) -> SourceRow:
     path = record.get("file_path") or record.get("path") or record.get("max_stars_repo_path") or f"row-{number}"
     idx = record.get("idx")
@@ -105,7 +112,7 @@ def _from_record(record: dict[str, Any], column: str, number: int, where: str) -
         data=code,
         license=record.get("license") or _first(record.get("licenses") or record.get("max_stars_repo_licenses")),
         idx=idx,
-        extra={k: v for k, v in record.items() if k in ("stars", "max_stars_count", "repo_name", "code_en")},
+        extra={k: v for k, v in record.items() if k in RECORD_COLUMNS},
     )
 
 

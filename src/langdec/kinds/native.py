@@ -72,7 +72,9 @@ def rows(b: Build) -> Rows:
     profile, tier, lang, seed, progress = b.profile, b.tier, b.job.lang, b.job.seed, b.progress
     source = source_for(profile, lang)
     size = len(tier.frame)
-    cfg = profile.corpus
+    # langdec's filters and keyed sampling whatever the profile says: the study's blend (create_condition3_blend.py)
+    # is not reproduced yet, and its row-number idx would collide with the English tier's
+    cfg = dataclasses.replace(profile.corpus, filters="langdec", sampling="keyed")
     # the same filters, except that "parses" accepts code written with the language's keywords
     steps = [(name, (lambda c: _parses_with_pack(c.code, lang)) if name == "parses" else keep) for name, keep in filter_steps(cfg)]
     rows = tqdm(iter_source(source), desc=f"native {lang}", unit="file", disable=not progress, leave=False)

@@ -1,4 +1,5 @@
-"""Corpus building: every filter removes what it should and says how many; tiers are seeded samples."""
+"""Corpus building with langdec's filters and keyed sampling: every filter removes what it should and says how many;
+tiers are seeded samples. The study's filters and sampling: tests/test_study_corpus.py."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_every_filter_counts_what_it_removes(tmp_path):
         {"path": "copy.py", "code": GOOD.format(n=2), "license": "apache-2.0", "stars": 50},
         {"path": "near.py", "code": near, "license": "mit", "stars": 50},
     ]
-    cfg = config.CorpusConfig(source="x", tiers={"5k": 3}, min_lines=5, max_lines=100)
+    cfg = config.CorpusConfig(source="x", tiers={"5k": 3}, min_lines=5, max_lines=100, filters="langdec", sampling="keyed")
     chosen, report = corpus.select(iter_rows(_write(tmp_path, rows)), cfg, n=3, seed=42)
     assert report.seen == len(rows)
     assert report.removed == {"license": 1, "parses": 1, "line_range": 1, "stars": 1, "auto_generated": 1,
@@ -46,7 +47,7 @@ def test_every_filter_counts_what_it_removes(tmp_path):
 
 def test_seeded_sample_ignores_source_order(tmp_path):
     rows = [{"path": f"m{n}.py", "code": GOOD.format(n=n * 7), "license": "mit"} for n in range(1, 13)]
-    cfg = config.CorpusConfig(source="x", tiers={"5k": 4}, min_lines=5, max_lines=100)
+    cfg = config.CorpusConfig(source="x", tiers={"5k": 4}, min_lines=5, max_lines=100, filters="langdec", sampling="keyed")
     picks = {}
     for seed in (42, 123):
         forward, _ = corpus.select(iter_rows(_write(tmp_path, rows)), cfg, n=4, seed=seed)

@@ -97,10 +97,26 @@ def run(rows: Iterable, lang: str, *, direction: str = "forward", workers: int |
                 yield _work(item)
             return
         ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        failed: list[BaseException] = []
+
+        def guarded():
+            # a source that fails mid-way (a bad row) is read by the pool's feeder thread: keep the error for
+            # this thread, so the pool ends the normal way below
+            try:
+                yield from items
+            except Exception as exc:
+                failed.append(exc)
+
         with ctx.Pool(workers) as pool:
-            for outcome in pool.imap(_work, items, chunksize=8):
+            for outcome in pool.imap(_work, guarded(), chunksize=8):
                 bar.update()
                 yield outcome
+            # workers leave on their own; Pool.__exit__'s terminate() then signals nobody. Relying on its SIGTERM
+            # left a worker blocked on the task queue's lock once (seen under the test suite), hanging the run.
+            pool.close()
+            pool.join()
+        if failed:
+            raise failed[0]
     finally:
         bar.close()
 

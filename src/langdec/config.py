@@ -53,6 +53,10 @@ class CorpusConfig:
     # study: create_subset.py's seeded sample of sorted paths, datasets' train_test_split, idx = source row;
     # keyed: a keyed hash of each file picks the sample and the split, idx from the file's content
     sampling: str = "study"
+    # the-stack-v2 rows name blobs: their contents come from this S3 bucket (unsigned), or a mirror at content_endpoint
+    content_bucket: str = "softwareheritage"
+    content_endpoint: str | None = None
+    fetch_workers: int = 16
     native: dict[str, str] = field(default_factory=dict)  # condition 3: language -> native-code source (same forms as `source`)
     # build: langdec makes each condition's data; published: train on the study's rows from `published`
     data: str = "build"
@@ -350,6 +354,9 @@ def _validate_profile(profile: Profile, where: str) -> None:
         if not isinstance(files, int) or isinstance(files, bool) or files < 1:
             raise LangdecError(f"{where}: corpus.tiers.{tier} = {files!r}; a tier is a positive number of files")
     _validate_base_url(profile.translation.base_url, where)
+    _validate_base_url(profile.corpus.content_endpoint, where, "corpus.content_endpoint")
+    if profile.corpus.fetch_workers < 1:
+        raise LangdecError(f"{where}: corpus.fetch_workers must be >= 1, got {profile.corpus.fetch_workers}")
     if t.fourier_lambda < 0 or not 0 < t.fourier_cutoff < 1:
         raise LangdecError(f"{where}: training.fourier_lambda must be >= 0 and training.fourier_cutoff in (0, 1)")
     from . import optimizers, peft_methods

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 import pandas as pd
 
 from .atomic import atomic_dir
-from . import study_corpus
+from . import study_corpus, swh
 from .errors import LangdecError
 from .paths import work_dir
 from .sources import SourceRow, iter_rows
@@ -65,7 +65,11 @@ def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-def iter_source(source: str, limit: int | None = None) -> Iterator[SourceRow]:
+def iter_source(source: str, limit: int | None = None, fetcher: swh.ContentFetcher | None = None) -> Iterator[SourceRow]:
+    """The source's rows; with a `fetcher`, rows that name a the-stack-v2 blob get its contents first."""
+    if fetcher is not None:
+        yield from fetcher.hydrate(iter_source(source, limit))
+        return
     if source == "stdlib":
         root = stdlib_root()
         for path in sorted(root.rglob("*.py")):
@@ -173,6 +177,11 @@ def select(rows: Iterable[SourceRow], cfg: CorpusConfig, n: int, seed: int,
     return chosen, report
 
 
+def content_fetcher(cfg: CorpusConfig) -> swh.ContentFetcher:
+    """Fetches the-stack-v2's file contents by blob id (Software Heritage's bucket, or a mirror at content_endpoint)."""
+    return swh.ContentFetcher(bucket=cfg.content_bucket, endpoint_url=cfg.content_endpoint, workers=cfg.fetch_workers)
+
+
 def tier_idx(cfg: CorpusConfig, chosen: list[Candidate]) -> list[int]:
     """The study's idx is the file's row in the source; langdec's is derived from the file's content."""
     return [c.row for c in chosen] if cfg.sampling == "study" else [c.idx for c in chosen]
@@ -199,7 +208,9 @@ def build_tier(profile: Profile, tier: str, seed: int, *, progress: bool = True)
         return Tier(out, pd.read_parquet(out / "english.parquet"), json.loads((out / "manifest.json").read_text()))
     from tqdm import tqdm
 
-    rows = tqdm(iter_source(profile.corpus.source), desc=f"corpus {tier}", unit="file", disable=not progress, leave=False)
+    fetcher = content_fetcher(profile.corpus)
+    rows = tqdm(iter_source(profile.corpus.source, fetcher=fetcher), desc=f"corpus {tier}", unit="file", disable=not progress,
+                leave=False)
     chosen, report = select(rows, profile.corpus, n, seed)
     if not chosen:
         raise LangdecError(
@@ -231,6 +242,7 @@ def build_tier(profile: Profile, tier: str, seed: int, *, progress: bool = True)
         "file_paths": frame["file_path"].tolist(),
         "digest": hashlib.sha256("\n".join(frame["sha256"]).encode()).hexdigest(),
         "filters": asdict(report),
+        "content": asdict(fetcher.report),
     }
     with atomic_dir(out, replace=True) as tmp:  # langdec's own cache
         frame.to_parquet(tmp / "english.parquet", index=False)

@@ -78,7 +78,8 @@ def _tree(root: Path) -> Iterator[SourceRow]:
         yield SourceRow(path.relative_to(root).as_posix(), path.read_bytes())
 
 
-def _pick_column(columns, wanted: str | None, where: str) -> str:
+def _pick_column(columns, wanted: str | None, where: str) -> str | None:
+    """The code column; None for the-stack-v2's rows, which name a blob (`blob_id`) to fetch instead."""
     if wanted:
         if wanted not in columns:
             raise LangdecError(f"{where}: no column {wanted!r}; columns are {sorted(columns)}")
@@ -86,6 +87,8 @@ def _pick_column(columns, wanted: str | None, where: str) -> str:
     for name in CODE_COLUMNS:
         if name in columns:
             return name
+    if "blob_id" in columns:
+        return None
     raise LangdecError(f"{where}: no code column (looked for {', '.join(CODE_COLUMNS)}); pass --code-column")
 
 
@@ -93,13 +96,13 @@ def _pick_column(columns, wanted: str | None, where: str) -> str:
 # path and generated columns among them) and condition 2's English original
 RECORD_COLUMNS = ("stars", "max_stars_count", "star_events_count", "star_count", "repo_name", "max_stars_repo_name", "code_en",
                   "detected_licenses", "gha_license_id", "max_stars_repo_licenses", "licenses", "max_stars_repo_license",
-                  "is_generated", "max_stars_repo_path", "path")
+                  "is_generated", "max_stars_repo_path", "path", "blob_id", "src_encoding")
 
 
 def _from_record(record: dict[str, Any], column: str, number: int, where: str) -> SourceRow:
     path = record.get("file_path") or record.get("path") or record.get("max_stars_repo_path") or f"row-{number}"
     idx = record.get("idx")
-    code = record[column] if record[column] is not None else ""
+    code = record[column] if column is not None and record[column] is not None else ""
     if not isinstance(code, (str, bytes)):
         raise LangdecError(f"{where}: column {column!r} holds a {type(code).__name__}, not the file's text; fix the row "
                            "or pass --code-column")

@@ -8,7 +8,6 @@ import math
 import random
 
 import numpy as np
-import pytest
 
 from langdec import config, corpus, data, study_corpus
 

@@ -300,8 +300,9 @@ def test_paper_is_the_studys_recipe_and_paper_fixed_names_every_difference():
 
     paper, fixed = config.load_profile("paper"), config.load_profile("paper-fixed")
     t, f = paper.training, fixed.training
-    assert (t.long_files, t.packing, t.precision, t.batch_size * t.grad_accum) == ("truncate", False, "fp16", 16)
-    assert (f.long_files, f.packing, f.precision, f.batch_size * f.grad_accum) == ("windows", True, "auto", 16)
+    assert (t.long_files, t.packing, t.precision, t.global_batch, train.grad_accum(t, 1), train.grad_accum(t, 2)) == \
+        ("truncate", False, "fp16", 16, 2, 1)
+    assert (f.long_files, f.packing, f.precision, f.global_batch) == ("windows", True, "auto", 16)
     differing = {k for k in vars(t) if getattr(t, k) != getattr(f, k)}
     assert differing == {"long_files", "packing", "precision"}
     # never mixed: their own experiment, registered model and run keys

@@ -91,6 +91,9 @@ class TrainingConfig:
     max_steps: int = -1
     batch_size: int = 8
     grad_accum: int = 1
+    # the batch one optimiser step sees over every process; set, it decides grad_accum from the processes at hand
+    # (the study: 16 = 8 per GPU x 2 GPUs; one GPU accumulates 2)
+    global_batch: int | None = None
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     optimizer: str = "paged_adamw_8bit"  # a transformers optim name, or any pytorch-optimizer name (sophiah, lion, ...)
@@ -370,6 +373,9 @@ def _validate_profile(profile: Profile, where: str) -> None:
     if optimizers.resolve(t.optimizer).needs_graph and t.precision == "fp16":
         raise LangdecError(f"{where}: {t.optimizer} differentiates the gradient again, which fp16 loss scaling does not support; "
                            "use training.precision=bf16 or fp32")
+    if t.global_batch is not None and (t.global_batch < 1 or t.global_batch % t.batch_size):
+        raise LangdecError(f"{where}: training.global_batch {t.global_batch} must be a positive multiple of "
+                           f"training.batch_size {t.batch_size}")
     if not 0 <= t.warmup_ratio < 1:
         raise LangdecError(f"{where}: training.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
     if profile.translation.concurrency < 1 or profile.translation.max_retries < 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import checks, train
+from . import checks, distributed, train
 from .config import Condition, Job, Profile
 from .data import ConditionData
 from .errors import LangdecError, did_you_mean
@@ -70,13 +70,15 @@ def run(where: Where, *, stages: tuple[str, ...] = STAGES, training: train.Optio
         raise did_you_mean("stage", unknown[0], STAGES)
     p, cond, job = where.profile, where.cond, where.job
     out = Outcome(data=data_run)
-    if job.trains and cond.available and "check" in stages and out.data is None:
+    # under DDP (torchrun, accelerate launch) rank 0 does every tracked step; the other ranks only train beside it
+    main = distributed.world().main
+    if main and job.trains and cond.available and "check" in stages and out.data is None:
         out.data, (_, out.check_run) = checks.prepare_and_check(p, cond, job, where.experiment, where.phase, progress=progress)
     if job.trains and "train" in stages:
         out.train = train.run(p, cond, job, phase=where.phase, experiment=where.experiment, options=training,
                               data_run=out.data, progress=progress)
         adapter = Adapter(out.train.run_id, out.train.version)
-    if "evaluate" in stages:
+    if "evaluate" in stages and main:
         ev = evaluate or Evaluate()
         if job.trains and adapter is None:
             raise LangdecError(f"{job.run_name}: nothing names the adapter to evaluate; train it in the same run or pass one")

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import checks, data, registry, tracking
+from . import checks, data, distributed, registry, tracking
 from .config import Condition, Job, Profile
 from .effective import TRAINING_BACKENDS, effective_loss, effective_optimizer, peak_memory_mb, training_precision
 from .errors import LangdecError, did_you_mean
@@ -161,8 +161,21 @@ class TrainResult:
     eval_loss: float | None = None
 
 
+def grad_accum(t, processes: int | None = None) -> int:
+    """Steps accumulated per optimiser step: from `global_batch` over the processes at hand when it is set."""
+    processes = processes or distributed.world().size
+    if t.global_batch is None:
+        return t.grad_accum
+    per_step = t.batch_size * processes
+    if t.global_batch % per_step:
+        raise LangdecError(f"training.global_batch {t.global_batch} is not a multiple of batch_size {t.batch_size} x "
+                           f"{processes} processes; change one of them")
+    return t.global_batch // per_step
+
+
 def train_params(profile: Profile, job: Job, quantization: str, backend: str) -> dict[str, Any]:
     settings = asdict(profile.training)
+    settings["grad_accum"] = grad_accum(profile.training)
     settings["optimizer"] = effective_optimizer(settings["optimizer"])
     settings["loss"] = effective_loss(settings["loss"])
     settings["precision"] = training_precision(profile.training)
@@ -171,11 +184,12 @@ def train_params(profile: Profile, job: Job, quantization: str, backend: str) ->
         "model_id": profile.model.id, "quantization": quantization, "backend": backend,
         **{f"train.{k}": v for k, v in settings.items() if k not in ("quantization", "backend", *_default_method_keys(profile))},
         **({"arm": job.arm} if job.arm else {}),
+        **({"world_size": distributed.world().size} if distributed.world().size > 1 else {}),
     }
 
 
 # settings added after runs were keyed: left out of the key while at these values, so those runs are still reused
-LATER_SETTINGS = {"long_files": "windows", "peft_method": "lora"}
+LATER_SETTINGS = {"long_files": "windows", "peft_method": "lora", "global_batch": None}
 
 
 def _default_method_keys(profile: Profile) -> tuple[str, ...]:
@@ -254,6 +268,8 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     """Train one adapter: refuse early, then reuse a finished run of the same key or run the recipe."""
     recipe = Recipe(profile, cond, job, phase=phase, experiment=experiment, options=options or Options(), progress=progress)
     recipe.check()
+    if distributed.world().size > 1:
+        return _run_distributed(recipe, data_run)
     cdata, data_run_id = data_run or data.run_stage(profile, cond, job, experiment, progress=progress)
     recipe.gate(cdata)
     # one process per key: its run, its checkpoint folder and its registered version; a second one waits,
@@ -265,6 +281,42 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
             return TrainResult(finished.info.run_id, True, version, f"runs:/{finished.info.run_id}/adapter",
                                finished.data.metrics.get("eval_loss"))
         return recipe.train_and_save(data_run_id)
+
+
+def _run_distributed(recipe: Recipe, data_run: tuple[data.ConditionData, str] | None) -> TrainResult:
+    """DDP: rank 0 prepares, gates, claims and decides (reuse, or train and from which checkpoint); every rank
+    trains; rank 0 saves and registers and tells the others what it registered."""
+    if recipe.options.eval_steps:
+        raise LangdecError("validation during training (sweeps) runs in one process; launch sweeps without torchrun/accelerate")
+    job, profile, experiment = recipe.job, recipe.profile, recipe.experiment
+    if not distributed.world().main:
+        decision = distributed.share(None)
+        if decision["reuse"]:
+            return TrainResult(**decision["reuse"])
+        recipe.cdata = data.ConditionData(Path(decision["data"]), decision["digest"], decision["manifest"])
+        recipe.params, recipe.key = decision["params"], decision["key"]
+        recipe.ckpt_dir = Path(decision["ckpt_dir"])
+        recipe.follow(Path(decision["resume_from"]) if decision["resume_from"] else None)
+        return TrainResult(**distributed.share(None))
+    cdata, data_run_id = data_run or data.run_stage(profile, recipe.cond, job, experiment, progress=recipe.progress)
+    recipe.gate(cdata)
+    with tracking.claim(experiment, TRAIN_STAGE, recipe.key, job.run_name):
+        finished = tracking.find_finished(experiment, TRAIN_STAGE, recipe.key)
+        if finished is not None:
+            reused = TrainResult(finished.info.run_id, True, registry.version_for_run(profile.registered_model, finished.info.run_id),
+                                 f"runs:/{finished.info.run_id}/adapter", finished.data.metrics.get("eval_loss"))
+            distributed.share({"reuse": asdict(reused)})
+            return reused
+        if recipe.options.register:
+            registry.ensure_can_register(profile.registered_model, recipe.phase, job, supersede=recipe.options.supersede)
+        recipe.ckpt_dir = _checkpoint_dir(experiment, recipe.key)
+        previous, resume_from = recipe._resume_point()
+        distributed.share({"reuse": None, "data": str(cdata.path), "digest": cdata.digest, "manifest": cdata.manifest,
+                           "params": recipe.params, "key": recipe.key, "ckpt_dir": str(recipe.ckpt_dir),
+                           "resume_from": str(resume_from) if resume_from else None})
+        result = recipe.train_and_save(data_run_id, resume=(previous, resume_from))
+    distributed.share(asdict(result))
+    return result
 
 
 class Recipe:
@@ -334,7 +386,22 @@ class Recipe:
             tags["pack_digest"] = self.cdata.manifest["pack_digest"]
         return tags
 
-    def train_and_save(self, data_run_id: str) -> TrainResult:
+    def follow(self, resume_from: Path | None) -> None:
+        """A rank other than 0 under DDP: the same tokenizer, data and trainer, trained without any tracking."""
+        from transformers import set_seed
+
+        from .model import load_tokenizer
+
+        set_seed(self.job.seed)
+        tokenizer = load_tokenizer(self.profile, padding_side="right")
+        train_frame, _ = self.cdata.frames()
+        train_ids, _ = tokenize_files(train_frame["code"].tolist(), tokenizer, self.training.max_length, self.training.long_files)
+        pack_to = self.training.max_length if self.training.packing else None
+        trainer, _ = _trainer(self.profile, self.backend, self.quantization, self.job.seed, _dataset(train_ids, pack_to), tokenizer,
+                              self.ckpt_dir, tracking.TeeMetricLogger([]), False, self.options.stop_after_steps)
+        self._fit(trainer, resume_from)
+
+    def train_and_save(self, data_run_id: str, resume: tuple[Any, Path | None] | None = None) -> TrainResult:
         import mlflow
         from transformers import set_seed
 
@@ -342,10 +409,11 @@ class Recipe:
         from .model import load_tokenizer
 
         opts, job = self.options, self.job
-        if opts.register:
-            registry.ensure_can_register(self.profile.registered_model, self.phase, job, supersede=opts.supersede)
-        self.ckpt_dir = _checkpoint_dir(self.experiment, self.key)
-        previous, resume_from = self._resume_point()
+        if resume is None:
+            if opts.register:
+                registry.ensure_can_register(self.profile.registered_model, self.phase, job, supersede=opts.supersede)
+            self.ckpt_dir = _checkpoint_dir(self.experiment, self.key)
+        previous, resume_from = resume or self._resume_point()
         set_seed(job.seed)
         tokenizer = load_tokenizer(self.profile, padding_side="right")
         train_frame, validation_frame = self.cdata.frames()
@@ -450,7 +518,7 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
     config = SFTConfig(
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
+        gradient_accumulation_steps=grad_accum(t),
         learning_rate=t.lr,
         lr_scheduler_type=t.scheduler,
         warmup_steps=t.warmup_ratio,  # a fraction of the steps when < 1 (transformers 5, pinned in pyproject.toml)
@@ -477,6 +545,7 @@ def _trainer(profile: Profile, backend: str, quantization: str, seed: int, datas
         per_device_eval_batch_size=t.batch_size,
         disable_tqdm=not progress,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # as the study's DDP: every LoRA parameter takes part in every step
     )
     if t.packing:
         from .packing import PackedCollator

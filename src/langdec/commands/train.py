@@ -8,13 +8,15 @@ from .common import job_args, where_of
 
 
 def cmd_train(args) -> int:
-    from .. import pipeline, tracking, train
+    from .. import distributed, pipeline, tracking, train
 
     where = where_of(args)
     options = train.Options(quantization=args.quantization, backend=args.backend, allow_unchecked=args.allow_unchecked,
                             resume=not args.no_resume, supersede=args.supersede)
     stages = ("train",) if args.no_check else ("check", "train")
     result = pipeline.run(where, stages=stages, training=options, progress=not args.quiet).train
+    if not distributed.world().main:
+        return 0  # under torchrun / accelerate launch, rank 0 reports
     print(json.dumps({"run_id": result.run_id, "reused": result.reused, "registered_version": result.version,
                       "adapter": result.adapter_uri, "browse": tracking.ui_command()}, indent=2))
     return 0

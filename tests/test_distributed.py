@@ -1,0 +1,57 @@
+"""Real DDP on CPU: two gloo processes launched by torchrun train one adapter; rank 0 does everything tracked."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from langdec import config, tracking, train
+from langdec.errors import LangdecError
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--quiet", "train", "--condition", "2", "--lang", "es", "--set", "training.max_steps=3", "--set", "training.global_batch=4",
+        "--set", "training.batch_size=2", "--arm", "ddp"]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(store: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "LANGDEC_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    return subprocess.run([str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2", "--master_port", str(_port()),
+                           "-m", "langdec.cli", *ARGS], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+
+
+def test_global_batch_sets_the_accumulation_for_the_processes_at_hand():
+    t = config.load_profile("smoke", ["training.global_batch=16", "training.batch_size=4"]).training
+    assert (train.grad_accum(t, 1), train.grad_accum(t, 2), train.grad_accum(t, 4)) == (4, 2, 1)
+    with pytest.raises(LangdecError, match="global_batch 16 is not a multiple of batch_size 4 x 3 processes"):
+        train.grad_accum(t, 3)
+    with pytest.raises(LangdecError, match="must be a positive multiple of training.batch_size 4"):
+        config.load_profile("smoke", ["training.global_batch=6", "training.batch_size=4"])
+
+
+def test_two_gloo_processes_train_one_adapter(store, smoke_profile, langdec_home):
+    first = _torchrun(store, langdec_home)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count('"run_id"') == 1  # only rank 0 reports
+    runs = MlflowClient().search_runs([tracking.experiment_id("phase-3-smoke")], max_results=50)
+    stages = sorted(r.data.tags["langdec.stage"] for r in runs)
+    assert stages == ["check", "train", "transpile"]  # one run per stage, not one per process
+    trained = next(r for r in runs if r.data.tags["langdec.stage"] == "train")
+    assert trained.info.status == "FINISHED"
+    assert (trained.data.params["world_size"], trained.data.params["train.grad_accum"]) == ("2", "1")  # 2 x 2 = global 4
+    versions = MlflowClient().search_model_versions("name = 'langdec-smoke-adapters'")
+    assert [v.run_id for v in versions] == [trained.info.run_id]
+    again = _torchrun(store, langdec_home)
+    assert again.returncode == 0 and '"reused": true' in again.stdout, again.stderr[-3000:]
+    assert len(MlflowClient().search_runs([tracking.experiment_id("phase-3-smoke")], max_results=50)) == 3

@@ -303,3 +303,33 @@ def test_condition3_without_a_native_source_says_what_to_set(smoke_profile):
     profile = dataclasses.replace(smoke_profile, corpus=dataclasses.replace(smoke_profile.corpus, native={}))
     with pytest.raises(LangdecError, match="add corpus.native.zh"):
         data.prepare(profile, config.condition("3"), config.Job("3", "zh", "5k", 42), progress=False)
+
+
+def test_the_studys_condition_3_blend(langdec_home):
+    """create_condition3_blend.py: every native file, then condition-2 files from outside the tier (the pool tier
+    without the tier's paths), sorted by path and drawn with random.Random(seed).sample, split on their own."""
+    import random
+
+    from langdec import corpus, data, study_corpus
+    from langdec.kinds import native
+
+    profile = config.load_profile("smoke", ["corpus.blend=study", "corpus.blend_pool=103k"])
+    cond, job = config.condition("3"), config.Job("3", "zh", "5k", 42)
+    built = data.prepare(profile, cond, job, progress=False)
+    train, validation = built.frames()
+    frame = pd.concat([train, validation])
+    tier = corpus.build_tier(profile, "5k", 42, progress=False)
+    pool = corpus.build_tier(profile, "103k", 42, progress=False)
+    natives = list(corpus.iter_source(native.source_for(profile, "zh")))
+    assert (frame["origin"] == "native").sum() == len(natives)  # every native file, none filtered out
+    fill = frame[frame["origin"] == "condition-2-pool"]
+    assert not set(fill["file_path"]) & set(tier.frame["file_path"])  # conditions 2 and 3 share no file
+    available = pool.frame[~pool.frame["file_path"].isin(set(tier.frame["file_path"]))].sort_values("file_path")
+    need = len(tier.frame) - len(natives)
+    expected = available.iloc[sorted(random.Random(42).sample(range(len(available)), need))]["file_path"]
+    lost = {entry["file_path"] for entry in built.manifest["lost_files"]}  # drawn, but the transpiler refused them (listed)
+    assert set(fill["file_path"]) | lost == set(expected) and len(fill) == need - len(lost)
+    assert set(validation["idx"]) == study_corpus.validation_idx(list(zip(frame["file_path"], frame["idx"])), 42, 0.1)
+    assert built.manifest["blend"]["blend"] == "study" and built.manifest["blend"]["pool_tier"] == "103k"
+    langdec_way = data.prepare(config.load_profile("smoke"), cond, job, progress=False)
+    assert langdec_way.digest != built.digest and langdec_way.manifest["blend"]["blend"] == "langdec"

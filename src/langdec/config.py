@@ -53,6 +53,10 @@ class CorpusConfig:
     # study: create_subset.py's seeded sample of sorted paths, datasets' train_test_split, idx = source row;
     # keyed: a keyed hash of each file picks the sample and the split, idx from the file's content
     sampling: str = "study"
+    # condition 3: study = create_condition3_blend.py (every native file, condition-2 files from outside the tier, drawn
+    # from tier `blend_pool`); langdec = native files through the corpus filters, filled from the same tier
+    blend: str = "study"
+    blend_pool: str = "103k"
     # the-stack-v2 rows name blobs: their contents come from this S3 bucket (unsigned), or a mirror at content_endpoint
     content_bucket: str = "softwareheritage"
     content_endpoint: str | None = None
@@ -339,6 +343,7 @@ def _validate_profile(profile: Profile, where: str) -> None:
         "corpus.data": (profile.corpus.data, ("build", "published")),
         "corpus.filters": (profile.corpus.filters, ("study", "langdec")),
         "corpus.sampling": (profile.corpus.sampling, ("study", "keyed")),
+        "corpus.blend": (profile.corpus.blend, ("study", "langdec")),
         "translation.backend": (profile.translation.backend, tuple(TRANSLATION_BACKENDS)),
     }
     for key, (value, valid) in choices.items():
@@ -382,6 +387,8 @@ def _validate_profile(profile: Profile, where: str) -> None:
         raise LangdecError(f"{where}: translation.concurrency must be >= 1 and translation.max_retries >= 0")
     for lang in profile.corpus.native:
         languages.get(lang)  # an unknown language fails here, listing the known ones
+    if profile.corpus.blend == "study" and profile.corpus.native and profile.corpus.blend_pool not in profile.corpus.tiers:
+        raise did_you_mean("corpus.blend_pool tier", profile.corpus.blend_pool, profile.corpus.tiers)
     for tier in profile.corpus.tiers:
         if not TIER_PATTERN.match(tier):
             raise LangdecError(f"{where}: corpus.tiers key {tier!r} must look like 5k, 20k or 500")

@@ -89,6 +89,8 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
     else:
         held_out = validation_idx(tier.frame["idx"].tolist(), job.seed, profile.corpus.validation_ratio)
     held_out |= processing.pop("extra_validation", set())
+    if "validation" in processing:  # a kind that splits its rows itself (the study's condition-3 blend)
+        held_out = processing.pop("validation")
     is_val = frame["idx"].isin(held_out)
     columns = SCHEMA + [c for c in ("origin",) if c in frame]
     train, validation = frame.loc[~is_val, columns], frame.loc[is_val, columns]

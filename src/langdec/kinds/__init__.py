@@ -29,4 +29,4 @@ def names() -> list[str]:
 
 def outside_tier() -> set[str]:
     """`origin` values of rows that do not come from the English tier."""
-    return {k.outside_tier for k in KINDS.values() if k.outside_tier}
+    return {origin for k in KINDS.values() for origin in k.outside_tier}

@@ -45,8 +45,8 @@ class DataKind:
     version: Callable[[Profile, Condition, str | None], str]
     # adds, in place, the columns this kind's suite checks (beyond the hashes and tier membership every kind gets)
     derive: Callable[[pd.DataFrame], None] = measure_parses
-    # `origin` of rows that do not come from the English tier (tier alignment does not apply to them)
-    outside_tier: str | None = None
+    # `origin` values of rows that do not come from the English tier (tier alignment does not apply to them)
+    outside_tier: tuple[str, ...] = ()
     # registered-version tags that the condition's published name needs
     registry_tags: Callable[[Profile], dict[str, str]] = no_tags
     notes: list[str] = field(default_factory=list)

@@ -39,4 +39,4 @@ def version(profile: Profile, cond: Condition, lang: str | None) -> str:
     return f"code:{code.source_digest(cond.source_benchmark, profile.evaluation.source)}" if cond.source_benchmark else "1"
 
 
-KIND = DataKind("code-benchmark", needs_language=False, rows=rows, version=version, outside_tier=ORIGIN)
+KIND = DataKind("code-benchmark", needs_language=False, rows=rows, version=version, outside_tier=(ORIGIN,))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,7 @@ from ..corpus import filter_steps, iter_source, select
 from ..errors import LangdecError
 from ..languages import target_script_share
 from ..paths import project_root
+from .. import study_corpus
 from ..splits import validation_idx
 from ..transpiler.engine import parses, reverse
 from ..transpiler.packs import load as load_pack
@@ -31,6 +33,7 @@ from . import transpiled
 from .base import Build, DataKind, Rows, reverse_keywords
 
 ORIGIN = "native"
+POOL_ORIGIN = "condition-2-pool"  # the study's blend: condition-2 files from outside the tier
 
 
 def source_for(profile: Profile, lang: str) -> str:
@@ -67,13 +70,18 @@ def _parses_with_pack(code: str, lang: str) -> bool:
 
 
 def rows(b: Build) -> Rows:
-    """The native files, then condition-2 files of the tier to fill it (the study's blend)."""
+    """The native files blended with condition-2 files to the tier's size (`corpus.blend`)."""
+    return (_study_blend if b.profile.corpus.blend == "study" else _langdec_blend)(b)
+
+
+def _langdec_blend(b: Build) -> Rows:
+    """langdec's blend: the native files through the English corpus's filters and dedup, sampled to the tier size,
+    filled with condition-2 files of the same tier in a seeded order."""
     condition_2, processing = transpiled.rows(b)
     profile, tier, lang, seed, progress = b.profile, b.tier, b.job.lang, b.job.seed, b.progress
     source = source_for(profile, lang)
     size = len(tier.frame)
-    # langdec's filters and keyed sampling whatever the profile says: the study's blend (create_condition3_blend.py)
-    # is not reproduced yet, and its row-number idx would collide with the English tier's
+    # langdec's filters and keyed sampling: a native file's idx comes from its content, so it never meets the tier's
     cfg = dataclasses.replace(profile.corpus, filters="langdec", sampling="keyed")
     # the same filters, except that "parses" accepts code written with the language's keywords
     steps = [(name, (lambda c: _parses_with_pack(c.code, lang)) if name == "parses" else keep) for name, keep in filter_steps(cfg)]
@@ -82,21 +90,63 @@ def rows(b: Build) -> Rows:
     if not chosen:
         raise LangdecError(f"condition 3: no native {lang} file in {source} survived the filters ({report.removed}); "
                            "check corpus.native and the corpus limits (min_lines, max_lines, licences)")
-    native = pd.DataFrame({"idx": [c.idx for c in chosen], "file_path": [f"native/{c.file_path}" for c in chosen],
-                           "code": [c.code for c in chosen], "code_en": [None] * len(chosen),
-                           "license": [c.license for c in chosen], "language": lang, "origin": ORIGIN})
+    native = _native_frame(chosen, lang)
     need = max(0, size - len(native))
     order = sorted(condition_2["idx"].tolist(), key=lambda i: hashlib.sha256(f"blend:{seed}:{i}".encode()).hexdigest())
     fill = condition_2.set_index("idx").loc[order[:need]].reset_index().assign(origin="condition-2")
     frame = pd.concat([native, fill[native.columns]], ignore_index=True)
-    blend_record = {"native_source": source, "native_files": len(native), "condition_2_files": len(fill), "tier_size": size,
-                    "native_filters": dataclasses.asdict(report), "native_paths": native["file_path"].tolist()}
+    blend_record = {"blend": "langdec", "native_source": source, "native_files": len(native), "condition_2_files": len(fill),
+                    "tier_size": size, "native_filters": dataclasses.asdict(report), "native_paths": native["file_path"].tolist()}
     return frame, {**processing, "blend": blend_record,
                    "extra_validation": validation_idx(native["idx"].tolist(), seed, cfg.validation_ratio)}
 
 
+def _native_frame(chosen, lang: str) -> pd.DataFrame:
+    return pd.DataFrame({"idx": [c.idx for c in chosen], "file_path": [f"native/{c.file_path}" for c in chosen],
+                         "code": [c.code for c in chosen], "code_en": [None] * len(chosen),
+                         "license": [c.license for c in chosen], "language": lang, "origin": ORIGIN})
+
+
+def _study_blend(b: Build) -> Rows:
+    """create_condition3_blend.py: every native file as published, then condition-2 files from outside the tier
+    (the pool tier `corpus.blend_pool` without this tier's paths, so conditions 2 and 3 share no file), sorted
+    by path and sampled with `random.Random(seed).sample`; the blend is split on its own, as the study split it."""
+    from ..corpus import Candidate, build_tier
+
+    profile, tier, lang, seed, progress = b.profile, b.tier, b.job.lang, b.job.seed, b.progress
+    source = source_for(profile, lang)
+    size = len(tier.frame)
+    natives = []
+    for row in tqdm(iter_source(source), desc=f"native {lang}", unit="file", disable=not progress, leave=False):
+        try:
+            code = row.text()
+        except UnicodeDecodeError:
+            continue  # counted below: every native file the source holds is listed, read or not
+        natives.append(Candidate(row.file_path, code, row.license, hashlib.sha256(code.encode("utf-8")).hexdigest()))
+    if not natives:
+        raise LangdecError(f"condition 3: {source} holds no native {lang} file; check corpus.native.{lang}")
+    native = _native_frame(natives, lang)
+    need = max(0, size - len(native))
+    pool_tier = build_tier(profile, profile.corpus.blend_pool, seed, progress=progress)
+    available = pool_tier.frame[~pool_tier.frame["file_path"].isin(set(tier.frame["file_path"]))]
+    available = available.sort_values("file_path").reset_index(drop=True)
+    if need > len(available):
+        raise LangdecError(f"condition 3: the blend needs {need} condition-2 files from outside tier {b.job.tier}, but tier "
+                           f"{profile.corpus.blend_pool} (corpus.blend_pool) has only {len(available)} others; use a larger pool")
+    picked = available.iloc[sorted(random.Random(seed).sample(range(len(available)), need))]
+    condition_2, processing = transpiled.rows(dataclasses.replace(b, tier=dataclasses.replace(pool_tier, frame=picked)))
+    fill = condition_2.assign(origin=POOL_ORIGIN)
+    frame = pd.concat([native, fill[native.columns]], ignore_index=True)
+    held_out = study_corpus.validation_idx(list(zip(frame["file_path"], frame["idx"])), seed, profile.corpus.validation_ratio)
+    blend_record = {"blend": "study", "native_source": source, "native_files": len(native), "condition_2_files": len(fill),
+                    "tier_size": size, "pool_tier": profile.corpus.blend_pool, "pool_available": len(available),
+                    "native_paths": native["file_path"].tolist()}
+    return frame, {**processing, "blend": blend_record, "validation": held_out}
+
+
 def version(profile: Profile, cond: Condition, lang: str | None) -> str:
-    return f"{transpiled.version(profile, cond, lang)}:native:{source_key(profile, lang)}"
+    blend = "" if profile.corpus.blend == "langdec" else f":blend-{profile.corpus.blend}-{profile.corpus.blend_pool}"
+    return f"{transpiled.version(profile, cond, lang)}:native:{source_key(profile, lang)}{blend}"
 
 
 def derive(frame: pd.DataFrame) -> None:
@@ -109,4 +159,4 @@ def derive(frame: pd.DataFrame) -> None:
                                     for c, l, o in zip(frame["code"], frame["language"], origin)]
 
 
-KIND = DataKind(ORIGIN, needs_language=True, rows=rows, version=version, derive=derive, outside_tier=ORIGIN)
+KIND = DataKind(ORIGIN, needs_language=True, rows=rows, version=version, derive=derive, outside_tier=(ORIGIN, POOL_ORIGIN))

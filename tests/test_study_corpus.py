@@ -65,22 +65,26 @@ def _record(i: int, **change) -> dict:
 
 
 def test_the_study_corpus_end_to_end(tmp_path, langdec_home):
-    records = [_record(i) for i in range(12)]
+    records = [_record(i) for i in range(14)]
     records[1]["detected_licenses"] = ["GPL-3.0"]                       # licence
     records[2]["content"] = "def broken(:\n" * 12                        # parses
+    records[12]["content"] = records[12]["content"].replace("def ", "async def ", 1)  # async def counts as a definition
     records[3]["star_events_count"] = 3                                  # stars
     records[4]["is_generated"] = True                                    # generated
     records[5]["max_stars_repo_path"] = "repo5/tests/mod5.py"            # test file
     records[6]["content"] = records[0]["content"]                        # exact duplicate of row 0
     records[7]["content"] = "# another comment\n" + records[8]["content"]  # near duplicate of row 8 (comments differ)
+    records[9]["content"] = "def f():\n    pass\n"                    # line range (2 lines, 3 needed)
+    records[11]["content"] = "x = 1\n" * 12                               # no function or class
     source = tmp_path / "stack.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in records))
     profile = config.load_profile("smoke", [f"corpus.source={source}", "corpus.filters=study", "corpus.sampling=study",
                                             "corpus.require_license=true", "corpus.min_lines=3", "corpus.tiers={5k: 4}"])
     chosen, report = corpus.select(corpus.iter_source(str(source)), profile.corpus, 4, 42)
-    assert report.removed == {"license": 1, "parses": 1, "stars": 1, "auto_generated": 1, "not_test_file": 1,
+    assert report.removed == {"license": 1, "parses": 1, "line_range": 1, "stars": 1, "auto_generated": 1,
+                              "has_def_or_class": 1, "not_test_file": 1,
                               "exact_dedup": 1, "near_dedup": 1}
-    kept_paths = [f"repo{i}/mod{i}.py" for i in (0, 7, 9, 10, 11)]
+    kept_paths = [f"repo{i}/mod{i}.py" for i in (0, 7, 10, 12, 13)]
     assert [c.file_path for c in chosen] == sorted(random.Random(42).sample(sorted(kept_paths), 4))
     assert all(c.row == int(c.file_path.split("/")[0][4:]) for c in chosen)  # idx: the row in the source
     tier = corpus.build_tier(profile, "5k", 42, progress=False)

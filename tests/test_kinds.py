@@ -27,6 +27,6 @@ def test_unknown_kind_lists_the_registered_ones():
 
 def test_what_each_kind_declares():
     assert [k for k in kinds.names() if kinds.get(k).needs_language] == ["llm-translated", "native", "transpiled"]
-    assert kinds.outside_tier() == {"native", "benchmark"}  # rows not from the English tier
+    assert kinds.outside_tier() == {"native", "condition-2-pool", "benchmark"}  # rows not from the English tier
     assert kinds.get("llm-translated").registry_tags(config.load_profile("smoke")) == {"translation_model": "langdec-local-glossary"}
     assert kinds.get("english").registry_tags(config.load_profile("smoke")) == {}

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SHARED_BENCHMARKS
 from langdec.errors import LangdecError
-from langdec.evaluation import benchmarks
+from langdec.evaluation import benchmarks, prompts
 
 
 FIXTURE_COUNTS = {"xnli": 12, "sib200": 14, "belebele": 4, "xcsqa": 4, "mgsm": 12}
@@ -143,3 +143,23 @@ def test_a_bad_record_mapping_fails_when_the_benchmarks_load(tmp_path, monkeypat
     finally:
         monkeypatch.undo()
         benchmarks._all.cache_clear()
+
+
+def test_mixed_language_xnli_pairs_a_premise_with_the_parallel_hypothesis(tmp_path):
+    ur, en, zh = (benchmarks.load("xnli", lang) for lang in ("ur", "en", "zh"))
+    mixed = benchmarks.load("xnli_mixed", "ur")
+    assert [m.fields["premise"] for m in mixed] == [i.fields["premise"] for i in ur]
+    assert [m.fields["hypothesis"] for m in mixed] == [i.fields["hypothesis"] for i in en]  # English hypotheses
+    assert [m.label for m in mixed] == [i.label for i in ur] and [m.id for m in mixed] == [i.id for i in ur]
+    assert [m.fields["hypothesis"] for m in benchmarks.load("xnli_mixed", "en")] == [i.fields["hypothesis"] for i in zh]
+    bench = benchmarks.get("xnli_mixed")
+    assert (bench.family, bench.labels, bench.languages) == ("xnli", benchmarks.get("xnli").labels, benchmarks.get("xnli").languages)
+    assert prompts.render("template1", "xnli_mixed", "en", mixed[0]) == prompts.render("template1", "xnli", "en", ur[0]).replace(
+        ur[0].fields["hypothesis"], en[0].fields["hypothesis"])
+    # rows that are not parallel are refused, naming the row
+    folder = tmp_path / "xnli"
+    folder.mkdir()
+    (folder / "dev-ur.tsv").write_text("p\th\tneutral\np2\th2\tentailment\n")
+    (folder / "dev-en.tsv").write_text("p\th\tneutral\np2\th2\tcontradiction\n")
+    with pytest.raises(LangdecError, match="xnli_mixed: row 2 is 'entailment' in ur but 'contradiction' in en"):
+        benchmarks.load("xnli_mixed", "ur", source=str(tmp_path))

@@ -110,3 +110,16 @@ def test_the_xnli_overlap_section_averages_the_logged_diagnostics(store, tmp_pat
     assert "| cond2-zh | 0.700 |  | 0.300 |" in text
     assert report.overlap_plot(rows, tmp_path / "xnli_overlap.png").stat().st_size > 0
     assert report.overlap_markdown({}, "refined") == [] and report.overlap_plot({}, tmp_path / "none.png") is None
+
+
+def test_the_mixed_language_gap_by_hand():
+    pairs = [(f"x{n}", "entailment") for n in range(4)]
+    records = report.records_from_run("cond2-zh", "42", _gen(pairs, ["entailment"] * 4, bench="xnli", data="es")
+                                      + _gen(pairs, ["entailment", "neutral", "neutral", "neutral"], bench="xnli_mixed", data="es"), [])
+    records += report.records_from_run("baseline", "42", _gen(pairs, ["neutral"] * 4, bench="xnli", data="es")
+                                       + _gen(pairs, ["neutral"] * 4, bench="xnli_mixed", data="es"), [])
+    built = report.build(records)
+    rows = {r["group"]: r for r in report.mixed_gaps(built)}
+    assert (rows["cond2-zh"]["same"], rows["cond2-zh"]["mixed"], rows["cond2-zh"]["gap"]) == (1.0, 0.25, 0.75)
+    assert rows["baseline"]["gap"] == 0.0
+    assert "| cond2-zh | xnli | es | 1.000 | 0.250 | +0.750 |" in "\n".join(report.mixed_markdown(report.mixed_gaps(built), "refined"))

@@ -177,6 +177,37 @@ def collect_records(experiment: str, tier: str | None = None, latest: dict | Non
 OVERLAP_STATS = ("overlap_low_acc", "overlap_high_acc", "reverse_overlap_bias")
 
 
+def mixed_gaps(report: Report) -> list[dict[str, Any]]:
+    """Per condition and data language, accuracy on a benchmark against its mixed-language variant (a `pair:`
+    benchmark such as xnli_mixed): the gap is same-language minus mixed-language accuracy."""
+    from .evaluation import benchmarks
+
+    kind = f"gen.{report.extractor}"
+    rows = []
+    for variant in sorted({c.benchmark for c in report.cells if c.kind == kind}):
+        bench = benchmarks.get(variant)
+        if not bench.pair:
+            continue
+        for cell in sorted((c for c in report.cells if c.kind == kind and c.benchmark == variant), key=lambda c: (c.group, c.data)):
+            same = report.value(cell.group, bench.family, cell.data, kind)
+            if same is not None:
+                rows.append({"group": cell.group, "benchmark": bench.family, "data": cell.data, "same": same.mean,
+                             "mixed": cell.mean, "gap": same.mean - cell.mean, "paired_with": bench.pair.field})
+    return rows
+
+
+def mixed_markdown(rows: list[dict[str, Any]], extractor: str) -> list[str]:
+    if not rows:
+        return []
+    out = ["## Same-language vs mixed-language pairs", "",
+           f"Accuracy ({extractor} extractor) with both halves of each pair in the data language, and with the "
+           f"{rows[0]['paired_with']} taken from the parallel item in another language; a large gap means the score "
+           "rests on same-language surface cues more than on transfer.", "",
+           "| condition | benchmark | data | same language | mixed | gap |", "|---|---|---|---|---|---|"]
+    out += [f"| {r['group']} | {r['benchmark']} | {r['data']} | {r['same']:.3f} | {r['mixed']:.3f} | {r['gap']:+.3f} |" for r in rows]
+    return out + [""]
+
+
 def overlap_rows(latest: dict, extractor: str) -> dict[str, dict[str, float]]:
     """Per condition, the XNLI overlap diagnostics (evaluation.diagnostics.xnli_overlap) averaged over its cells
     and seeds: accuracy on low- and high-overlap pairs and the reverse word-overlap bias."""
@@ -400,6 +431,7 @@ def markdown(report: Report, figures: list[str], *, cell_tables: bool = True) ->
                        f"{ci} | {c.outcome} | {'; '.join(c.flags)} |")
         out.append("")
     out += overlap_markdown(report.overlap, report.extractor)
+    out += mixed_markdown(mixed_gaps(report), report.extractor)
     if report.study:
         out += study_tables.markdown(report.study)
     return "\n".join(out)
@@ -590,7 +622,8 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
                 "n_items": c.n_items, "top_label_share": c.top_label_share, "flags": c.flags} for c in report.cells]
     write_text(out_dir / "report.json", json.dumps({"summary": report.summary(), "extractor_versions": report.extractor_versions,
                                                     "cells": summary, "study": study_tables.as_json(report.study),
-                                                    "xnli_overlap": report.overlap}, indent=2))
+                                                    "xnli_overlap": report.overlap, "mixed_language": mixed_gaps(report)},
+                                                   indent=2))
     params = {"extractor": extractor, "tier": tier or "all", "by_tier": by_tier, "flip_threshold": flip_threshold}
     with tracking.stage_run(experiment, "report", "report", params=params, tags={}, reuse=False):
         mlflow.log_metrics({f"report.{k}": v for k, v in report.summary().items()})

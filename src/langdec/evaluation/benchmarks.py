@@ -56,15 +56,31 @@ class RecordMapping:
 
 
 @dataclass
+class Pair:
+    """A cross-lingual variant: `field` of each item comes from the parallel item (same row) in `language`
+    (in `fallback` when the item's own language is `language`)."""
+    field: str
+    language: str = "en"
+    fallback: str = "zh"
+
+
+@dataclass
 class Benchmark:
     name: str
-    task: str
-    labels: list[str]
-    languages: list[str]
-    hub: HubSource
-    local: LocalSource
-    record: RecordMapping
+    task: str = ""
+    labels: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    hub: HubSource | None = None
+    local: LocalSource | None = None
+    record: RecordMapping | None = None
+    # a variant of another benchmark: its items, prompts, extractor chains and answer words are that one's
+    like: str | None = None
+    pair: Pair | None = None
     path: Path | None = None
+
+    @property
+    def family(self) -> str:
+        return self.like or self.name
 
     def placeholders(self, lang: str) -> dict[str, str]:
         return {"code": lang, "flores": languages.flores(lang)}
@@ -89,9 +105,16 @@ def fixtures_dir() -> Path:
 @functools.lru_cache(maxsize=1)
 def _all() -> dict[str, Benchmark]:
     out = {}
+    variants = []
     for path in sorted(benchmarks_dir().glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         bench = build(Benchmark, data, str(path))
+        if bench.like:
+            bench.path = path
+            variants.append(bench)
+            continue
+        if bench.hub is None or bench.local is None or bench.record is None:
+            raise LangdecError(f"{path}: a benchmark needs hub, local and record (or `like:` another benchmark)")
         if bench.task not in TASKS:
             raise LangdecError(f"{path}: task {bench.task!r}; valid tasks: {', '.join(TASKS)}")
         if bench.name != path.stem:
@@ -101,7 +124,19 @@ def _all() -> dict[str, Benchmark]:
         bench.languages = [languages.normalise(l) for l in bench.languages]
         bench.path = path
         out[bench.name] = bench
+    for variant in variants:
+        base = out.get(variant.like)
+        if base is None:
+            raise did_you_mean(f"{variant.path}: like: benchmark", str(variant.like), out)
+        languages_ = [languages.normalise(l) for l in variant.languages] or base.languages
+        out[variant.name] = Benchmark(variant.name, base.task, list(base.labels), languages_, base.hub, base.local, base.record,
+                                      like=base.name, pair=variant.pair, path=variant.path)
     return out
+
+
+def family(name: str) -> str:
+    """The benchmark whose prompts, extractor chains and answer words a benchmark uses (itself, or the one it is like)."""
+    return get(name).family
 
 
 def benchmark_names() -> list[str]:
@@ -183,6 +218,8 @@ def _read_hub(bench: Benchmark, lang: str) -> list[dict[str, Any]]:
 def load(name: str, lang: str, *, source: str = "fixtures", limit: int | None = None) -> list[Item]:
     """Items of one benchmark in one language from `fixtures`, `hub`, or a file/folder path."""
     bench = get(name)
+    if bench.like:
+        return _paired(bench, languages.normalise(lang), source, limit) if bench.pair else load(bench.like, lang, source=source, limit=limit)
     lang = languages.normalise(lang)
     if lang not in bench.languages:
         raise LangdecError(f"{name} has no language {lang!r}; it has {', '.join(bench.languages)}")
@@ -275,6 +312,24 @@ def to_item(bench: Benchmark, record: dict, row: int) -> Item:
         options = options[: len(texts)]
     label = LABEL_KINDS[m.label_kind](bench, _at(record, m.label))
     return Item(m.id.format_map(_RowDefault({**record, "_row": row}, row)), fields, label, options)
+
+
+def _paired(bench: Benchmark, lang: str, source: str, limit: int | None) -> list[Item]:
+    """Each item with `pair.field` taken from the parallel item in the other language; the rows must be parallel
+    (same count, same gold label row by row), as XNLI's are."""
+    pair = bench.pair
+    other = pair.language if lang != pair.language else pair.fallback
+    own, theirs = load(bench.like, lang, source=source, limit=limit), load(bench.like, other, source=source, limit=limit)
+    if len(own) != len(theirs):
+        raise LangdecError(f"{bench.name}: {bench.like} has {len(own)} items in {lang} but {len(theirs)} in {other}; "
+                           "a mixed pair needs parallel rows")
+    out = []
+    for number, (mine, parallel) in enumerate(zip(own, theirs)):
+        if mine.label != parallel.label:
+            raise LangdecError(f"{bench.name}: row {number + 1} is {mine.label!r} in {lang} but {parallel.label!r} in {other}; "
+                               "the rows are not parallel")
+        out.append(Item(mine.id, {**mine.fields, pair.field: parallel.fields[pair.field]}, mine.label, mine.options))
+    return out
 
 
 def label_distribution(items: list[Item]) -> dict[str, int]:

@@ -33,9 +33,9 @@ class Extractor:
 
     def __call__(self, benchmark: str, output: str) -> str | None:
         bench = benchmarks.get(benchmark)
-        ctx = Context(benchmark, tuple(bench.labels))
+        ctx = Context(bench.family, tuple(bench.labels))
         value: str | None = output
-        for name in self.chains[benchmark]:
+        for name in self.chains[bench.family]:
             if value is None:
                 return None
             value = STEPS[name](value, ctx)
@@ -58,7 +58,9 @@ def extractors() -> dict[str, Extractor]:
     path = experiments_dir() / "extractors.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     out = {}
-    tables = {"answers": {b: answer_words(b) for b in benchmarks.benchmark_names()}, "and": and_words(),
+    # variants (`like:`) use their family's chains and tables, so they add nothing to a version
+    families = [b for b in benchmarks.benchmark_names() if not benchmarks.get(b).like]
+    tables = {"answers": {b: answer_words(b) for b in families}, "and": and_words(),
               "study": study_steps.terms()}
     for name, spec in data.items():
         known = {"description", *benchmarks.TASKS, *benchmarks.benchmark_names()}
@@ -66,7 +68,7 @@ def extractors() -> dict[str, Extractor]:
         if unknown:
             raise LangdecError(f"{path}: extractor {name!r} has unknown key(s) {', '.join(unknown)}; "
                                f"valid: {', '.join(sorted(known))}")
-        chains = {b: _chain(path, name, spec, benchmarks.get(b)) for b in benchmarks.benchmark_names()}
+        chains = {b: _chain(path, name, spec, benchmarks.get(b)) for b in families}
         # A version hashes the chains, the whole source of every module a used step lives in
         # (so helpers are covered too) and every table a step can read.
         modules = sorted({STEPS[s].__module__ for chain in chains.values() for s in chain})

@@ -69,7 +69,11 @@ def get_set(name: str) -> PromptSet:
 
 
 def resolve(set_name: str, template_name: str, benchmark: str, instr: str) -> tuple[str, str]:
-    """(text, name of the set that supplied it), following `fallback` for a missing benchmark."""
+    """(text, name of the set that supplied it), following `fallback` for a missing benchmark; a variant
+    benchmark (`like:`) takes its family's wording."""
+    from .benchmarks import family
+
+    benchmark = family(benchmark)
     seen: list[str] = []
     name: str | None = set_name
     while name is not None and name not in seen:

@@ -154,6 +154,25 @@ def cmd_import_results(args) -> int:
     return 0
 
 
+def cmd_probe(args) -> int:
+    from .. import tracking
+    from ..evaluation import probe
+
+    where = where_of(args)
+    adapter = _adapter_of(args, where)
+    langs = args.languages.split(",") if args.languages else ["en", "zh", "es", "ur"]
+    run_id, reused, metrics = probe.run(where.profile, where.cond, where.job, phase=args.phase, experiment=where.experiment,
+                                        adapter_uri=adapter.uri if adapter else None, adapter_run=adapter.run_id if adapter else None,
+                                        languages=langs, benchmark=args.benchmark, max_tokens=args.tokens, source=args.source)
+    last = max(int(k.split(".")[2][5:]) for k in metrics if k.startswith("isotropy."))
+    print(json.dumps({"run_id": run_id, "reused": reused, "probed": where.job.run_name,
+                      "adapter_run": adapter.run_id if adapter else None,
+                      "last_layer": {lang: {stat: round(metrics[f"isotropy.{lang}.layer{last}.{stat}"], 4) for stat in ("avg_cos", "isoscore")}
+                                     for lang in langs},
+                      "browse": tracking.ui_command()}, indent=2))
+    return 0
+
+
 def register(command) -> None:
     s = command("evaluate", help="score the base model or an adapter on its evaluation matrix")
     job_args(s)
@@ -191,3 +210,13 @@ def register(command) -> None:
     s.add_argument("src", help="hf:legesher/language-decoded-experiments, or a local folder in its layout")
     s.add_argument("--experiment", default="imported-phase-3", help="the MLflow experiment the imported runs go to")
     s.set_defaults(func=cmd_import_results)
+
+    s = command("probe", help="measure a model's hidden states: isotropy per language and layer (base model or adapter)")
+    s.add_argument("kind", choices=["isotropy"])
+    job_args(s)
+    s.add_argument("--adapter-run", default=None, help="MLflow run id of the training run (default: the cell's adapter)")
+    s.add_argument("--languages", default=None, help="comma-separated, default en,zh,es,ur")
+    s.add_argument("--benchmark", default="sib200", help="whose text is probed (its text, premise, passage or question)")
+    s.add_argument("--tokens", type=int, default=2000, help="token representations per language and layer")
+    s.add_argument("--source", default=None, help="fixtures, hub, or a folder laid out like the original files")
+    s.set_defaults(func=cmd_probe)

@@ -65,6 +65,14 @@ class Pair:
 
 
 @dataclass
+class Translated:
+    """A machine-translated variant: the items of `source_language`, their `fields` translated into each
+    language by the profile's condition-5 translation backend (evaluation.machine_translation)."""
+    source_language: str = "en"
+    fields: list[str] = field(default_factory=lambda: ["text"])
+
+
+@dataclass
 class Benchmark:
     name: str
     task: str = ""
@@ -76,6 +84,7 @@ class Benchmark:
     # a variant of another benchmark: its items, prompts, extractor chains and answer words are that one's
     like: str | None = None
     pair: Pair | None = None
+    translate: Translated | None = None
     path: Path | None = None
 
     @property
@@ -130,7 +139,7 @@ def _all() -> dict[str, Benchmark]:
             raise did_you_mean(f"{variant.path}: like: benchmark", str(variant.like), out)
         languages_ = [languages.normalise(l) for l in variant.languages] or base.languages
         out[variant.name] = Benchmark(variant.name, base.task, list(base.labels), languages_, base.hub, base.local, base.record,
-                                      like=base.name, pair=variant.pair, path=variant.path)
+                                      like=base.name, pair=variant.pair, translate=variant.translate, path=variant.path)
     return out
 
 
@@ -218,6 +227,9 @@ def _read_hub(bench: Benchmark, lang: str) -> list[dict[str, Any]]:
 def load(name: str, lang: str, *, source: str = "fixtures", limit: int | None = None) -> list[Item]:
     """Items of one benchmark in one language from `fixtures`, `hub`, or a file/folder path."""
     bench = get(name)
+    if bench.translate:
+        raise LangdecError(f"{name} is machine-translated: its items come from evaluation.machine_translation.items, "
+                           "which needs the profile's translation backend")
     if bench.like:
         return _paired(bench, languages.normalise(lang), source, limit) if bench.pair else load(bench.like, lang, source=source, limit=limit)
     lang = languages.normalise(lang)

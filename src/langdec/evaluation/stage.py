@@ -17,7 +17,7 @@ from typing import Any
 from .. import registry, tracking
 from ..config import Condition, Job, Profile
 from ..errors import LangdecError
-from . import backends, benchmarks, diagnostics, extractors
+from . import backends, benchmarks, diagnostics, extractors, machine_translation
 from ..urls import redact_url
 from .loading import adapter_folder
 from .matrix import Cell, cells, gen_key, ll_key, score
@@ -94,6 +94,10 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
               "max_items": ev.max_items, "max_new_tokens": ev.max_new_tokens, "max_prompt_tokens": ev.max_prompt_tokens,
               "truncation_side": ev.truncation_side, "prompts": ev.prompts,
               "adapter_run": train_run_id or "none", "loglikelihood": ev.loglikelihood}
+    if any(benchmarks.get(b).translate for b in bench_names):
+        from ..translation import stage as translation_stage
+
+        params["machine_translation"] = translation_stage.settings_key(profile.translation)  # a new translator, a new run
     if ev.backend != "hf":
         params.update({"backend": ev.backend, "base_url": redact_url(ev.base_url), "served_model": ev.served_model,
                        "adapter_model": ev.adapter_model})
@@ -112,7 +116,8 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         if srun.reused:
             return EvalResult(srun.run_id, True, mlflow.get_run(srun.run_id).data.metrics)
         start = time.perf_counter()
-        items = {(b, d): benchmarks.load(b, d, source=source, limit=ev.max_items)
+        items = {(b, d): (machine_translation.items(b, d, profile, source=source, limit=ev.max_items) if benchmarks.get(b).translate
+                          else benchmarks.load(b, d, source=source, limit=ev.max_items))
                  for b in bench_names for d in data_languages if d in benchmarks.get(b).languages}
         scorer = backends.load(profile, adapter_folder(adapter_uri), job.run_name)
         records, prompts = [], []
@@ -236,6 +241,8 @@ def _items_of(run, records: list[dict[str, Any]]) -> ItemIndex:
     wanted = {(r["benchmark"], r["data"]) for r in records if any(d.needs_items for d in diagnostics.for_benchmark(r["benchmark"]))}
     out: dict[tuple[str, str], list[benchmarks.Item]] = {}
     for bench, data in sorted(wanted):
+        if benchmarks.get(bench).translate:
+            continue  # its items need the translation backend; diagnostics that read items skip it
         try:
             out[(bench, data)] = benchmarks.load(bench, data, source=source or "fixtures",
                                                  limit=int(limit) if limit not in (None, "None") else None)

@@ -59,3 +59,17 @@ def test_the_probe_stage_for_the_base_model_and_an_adapter(store, smoke_profile)
     trained = json.loads(out.getvalue())["run_id"]
     adapted = _probe("--condition", "2", "--lang", "es", "--set", "training.max_steps=1")
     assert adapted["adapter_run"] == trained and adapted["run_id"] != base["run_id"]
+
+
+def test_a_ladder_with_probes_runs_them_after_each_evaluation(store, smoke_profile, tmp_path):
+    from langdec import ladder, tracking
+
+    path = tmp_path / "probed.yaml"
+    path.write_text("name: probed\nprofile: smoke\nphase: probed\ntiers: [5k]\nseeds: [42]\ndata_languages: [en, ur]\n"
+                    "probes: [isotropy]\noverrides: ['evaluation.benchmarks=[sib200]', evaluation.loglikelihood=false]\n"
+                    "runs:\n  - condition: baseline\n")
+    result = ladder.run(path, progress=False, echo=lambda *_: None)
+    assert not result.failed
+    runs = mlflow.MlflowClient().search_runs([tracking.experiment_id("probed-smoke")], "tags.`langdec.stage` = 'probe'")
+    assert [r.info.run_name for r in runs] == ["baseline-isotropy"]
+    assert any(k.startswith("isotropy.ur.layer") for k in runs[0].data.metrics)

@@ -61,3 +61,13 @@ def test_a_ladder_entry_without_the_language_its_kind_needs_fails(tmp_path):
     path.write_text("name: bad\nprofile: smoke\nphase: phase-3\ntiers: [5k]\nseeds: [42]\nruns:\n  - condition: 5\n")
     with pytest.raises(LangdecError, match=r"bad.yaml: condition 5 needs langs \(one of zh, es, ur\)"):
         jobs.load_ladder(path)
+
+
+def test_a_ladder_names_its_probes_from_the_registry(tmp_path):
+    path = tmp_path / "probed.yaml"
+    path.write_text("name: probed\nprofile: smoke\nphase: phase-3\ntiers: [5k]\nseeds: [42]\nprobes: [isotropy]\nruns:\n"
+                    "  - condition: baseline\n")
+    assert jobs.load_ladder(path).probes == ["isotropy"]
+    path.write_text(path.read_text().replace("probes: [isotropy]", "probes: [isotropic]"))
+    with pytest.raises(LangdecError, match="probe 'isotropic'; valid .*: isotropy"):
+        jobs.load_ladder(path)

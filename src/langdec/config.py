@@ -214,6 +214,7 @@ class Ladder:
     supersede: bool = False  # re-registering a (phase, condition, lang, tier, seed) replaces the old version
     seeds_per_tier: dict[str, list[int]] = field(default_factory=dict)  # e.g. {5k: [42, 123, 456], 20k: [42]}
     overrides: list[str] = field(default_factory=list)  # profile overrides for this ladder, e.g. a phase-2 corpus
+    probes: list[str] = field(default_factory=list)  # after evaluation, probe every job's model (isotropy)
     path: Path | None = None
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import kinds, languages
 from .config import Condition, Job, Ladder, Profile, condition, load_profile, named_yaml, variant_name
-from .errors import LangdecError
+from .errors import LangdecError, did_you_mean
 from .schema import build, read_yaml
 
 ARM = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -63,6 +63,11 @@ def load_ladder(path: str | Path) -> Ladder:
         if needs_language(cond) and not entry.langs:
             raise LangdecError(f"{path}: condition {cond.name} needs langs (one of {', '.join(cond.languages)})")
     ladder.data_languages = [languages.normalise(l) for l in ladder.data_languages]
+    from .evaluation.probe import PROBES
+
+    for name in ladder.probes:
+        if name not in PROBES:
+            raise did_you_mean(f"{path}: probe", name, PROBES)
     return ladder
 
 

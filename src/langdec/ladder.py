@@ -49,7 +49,7 @@ def run_job(profile: config.Profile, ladder: config.Ladder, job: config.Job, exp
         profile = jobs.job_profile(ladder, job)
     where = pipeline.Where(profile, config.condition(job.condition), job, ladder.phase, experiment)
     out = pipeline.run(where, training=train.Options(supersede=supersede),
-                       evaluate=pipeline.Evaluate(data_languages=ladder.data_languages), progress=progress)
+                       evaluate=pipeline.Evaluate(data_languages=ladder.data_languages, probes=ladder.probes), progress=progress)
     return JobOutcome(job, "reused" if out.reused else "done", time.perf_counter() - start,
                       train_run=out.train.run_id if out.train else None, eval_run=out.evaluation.run_id,
                       version=out.train.version if out.train else None)

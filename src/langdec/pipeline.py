@@ -13,9 +13,10 @@ from . import checks, distributed, train
 from .config import Condition, Job, Profile
 from .data import ConditionData
 from .errors import LangdecError, did_you_mean
+from .evaluation import probe
 from .evaluation import stage as evaluation
 
-STAGES = ("data", "check", "train", "evaluate")
+STAGES = ("data", "check", "train", "evaluate", "probe")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Evaluate:
     data_languages: list[str] = field(default_factory=lambda: ["en", "zh", "es", "ur"])
     benchmarks: list[str] | None = None
     source: str | None = None
+    probes: list[str] = field(default_factory=list)  # run after the evaluation, on the same model (stage "probe")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Outcome:
     check_run: str | None = None
     train: train.TrainResult | None = None
     evaluation: evaluation.EvalResult | None = None
+    probes: dict[str, str] = field(default_factory=dict)  # probe -> run id
 
     @property
     def reused(self) -> bool:
@@ -86,4 +89,9 @@ def run(where: Where, *, stages: tuple[str, ...] = STAGES, training: train.Optio
         out.evaluation = evaluation.run(p, cond, job, phase=where.phase, experiment=where.experiment,
                                         data_languages=ev.data_languages, adapter_uri=held.uri, train_run_id=held.run_id,
                                         benchmarks_override=ev.benchmarks, source=ev.source, progress=progress)
+        if "probe" in stages:
+            for name in ev.probes:  # one probe so far: isotropy
+                run_id, _, _ = probe.run(p, cond, job, phase=where.phase, experiment=where.experiment, adapter_uri=held.uri,
+                                         adapter_run=held.run_id, languages=ev.data_languages, source=ev.source)
+                out.probes[name] = run_id
     return out

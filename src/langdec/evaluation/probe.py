@@ -9,10 +9,10 @@ from pathlib import Path
 from .. import tracking
 from ..config import Condition, Job, Profile
 from ..errors import LangdecError
-from . import benchmarks, isotropy
-from .loading import adapter_folder, load_local
+from . import benchmarks
 
 PROBE_STAGE = "probe"
+PROBES = ("isotropy",)  # the probes by name; a ladder's `probes:` and `langdec probe KIND` take these
 TEXT_FIELDS = ("text", "premise", "passage", "question")  # the first a benchmark's items have is what is read
 
 
@@ -40,6 +40,9 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
                             data_digest=adapter_run or "base-model") as srun:
         if srun.reused:
             return srun.run_id, True, mlflow.get_run(srun.run_id).data.metrics
+        from . import isotropy  # torch: only when a probe runs, so a ladder file validates without it
+        from .loading import adapter_folder, load_local
+
         by_lang = {lang: texts(benchmark, lang, source, None) for lang in languages}
         model, tokenizer = load_local(profile, adapter_folder(adapter_uri))
         metrics = isotropy.measure(model, tokenizer, by_lang, max_tokens=max_tokens, seed=job.seed)

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from langdec import checks, config, data, train
+from langdec import checks, config, data, languages, train
 from langdec.errors import LangdecError
 
 
@@ -139,4 +139,4 @@ def test_condition5_suite_checks_target_script_share(zh_data):
     assert ok.success, ok.failed
     bad = checks.run_checks(frame.assign(code=[frame["code"].iloc[5]] * 3 + list(frame["code"].iloc[:3])), cond5, None)
     assert ("expect_column_values_to_be_between", "target_script_share") in {(r["expectation"], r["column"]) for r in bad.failed}
-    assert checks.target_script_share("واپس x", "ur") == pytest.approx(4 / 5)
+    assert languages.target_script_share("واپس x", "ur") == pytest.approx(4 / 5)

@@ -36,6 +36,6 @@ def test_both_are_scored_in_one_run_and_the_report_gives_the_gap(store, smoke_pr
     assert not any(".sib200_mt.data:en." in k for k in keys)  # English is the copy's source, not a copy
     assert mlflow.get_run(result.run_id).data.params["machine_translation"]
     records = report.records_from_run("baseline", "42", report._artifact_lines(result.run_id, stage.GENERATIONS), [])
-    rows = report.mixed_gaps(report.build(records))
+    rows = report.variant_gaps(report.build(records))
     assert [(r["variant"], r["kind"], r["data"]) for r in rows] == [("sib200_mt", "machine-translated", "ur")]
-    assert rows[0]["gap"] == pytest.approx(rows[0]["same"] - rows[0]["mixed"])
+    assert rows[0]["gap"] == pytest.approx(rows[0]["own"] - rows[0]["variant_acc"])

@@ -119,8 +119,8 @@ def test_the_mixed_language_gap_by_hand():
     records += report.records_from_run("baseline", "42", _gen(pairs, ["neutral"] * 4, bench="xnli", data="es")
                                        + _gen(pairs, ["neutral"] * 4, bench="xnli_mixed", data="es"), [])
     built = report.build(records)
-    rows = {r["group"]: r for r in report.mixed_gaps(built)}
-    assert (rows["cond2-zh"]["same"], rows["cond2-zh"]["mixed"], rows["cond2-zh"]["gap"]) == (1.0, 0.25, 0.75)
+    rows = {r["group"]: r for r in report.variant_gaps(built)}
+    assert (rows["cond2-zh"]["own"], rows["cond2-zh"]["variant_acc"], rows["cond2-zh"]["gap"]) == (1.0, 0.25, 0.75)
     assert rows["baseline"]["gap"] == 0.0
-    text = "\n".join(report.mixed_markdown(report.mixed_gaps(built), "refined"))
+    text = "\n".join(report.variant_markdown(report.variant_gaps(built), "refined"))
     assert "| cond2-zh | xnli | xnli_mixed | mixed-language | es | 1.000 | 0.250 | +0.750 |" in text

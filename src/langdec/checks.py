@@ -23,7 +23,6 @@ from . import kinds, tracking
 from .config import Condition
 from .errors import LangdecError
 from .paths import project_root
-from .languages import target_script_share  # noqa: F401  (the suites' measure, kept importable here)
 
 CHECK_STAGE = "check"
 

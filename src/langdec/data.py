@@ -83,14 +83,9 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
         tokenizer = load_tokenizer(profile)
     frame["token_count"] = [len(ids) for ids in tokenizer(frame["code"].tolist(), add_special_tokens=False)["input_ids"]]
     frame["idx"] = frame["idx"].astype("int64")
-    if profile.corpus.sampling == "study":
-        held_out = study_corpus.validation_idx(list(zip(tier.frame["file_path"], tier.frame["idx"])), job.seed,
-                                               profile.corpus.validation_ratio)
-    else:
-        held_out = validation_idx(tier.frame["idx"].tolist(), job.seed, profile.corpus.validation_ratio)
-    held_out |= processing.pop("extra_validation", set())
-    if "validation" in processing:  # a kind that splits its rows itself (the study's condition-3 blend)
-        held_out = processing.pop("validation")
+    held_out = processing.pop("validation", None)  # a kind that splits its rows itself (the study's condition-3 blend)
+    if held_out is None:
+        held_out = _tier_validation(profile, tier, job.seed) | processing.pop("extra_validation", set())
     is_val = frame["idx"].isin(held_out)
     columns = SCHEMA + [c for c in ("origin",) if c in frame]
     train, validation = frame.loc[~is_val, columns], frame.loc[is_val, columns]
@@ -159,6 +154,14 @@ def _prepare_published(profile: Profile, cond: Condition, job: Job, tokenizer=No
             validation.to_parquet(tmp / "validation.parquet", index=False)
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     return ConditionData(out, digest, manifest)
+
+
+def _tier_validation(profile: Profile, tier, seed: int) -> set[int]:
+    """The tier's held-out files, the same in every condition: the study's split, or langdec's keyed one."""
+    ratio = profile.corpus.validation_ratio
+    if profile.corpus.sampling == "study":
+        return study_corpus.validation_idx(list(zip(tier.frame["file_path"], tier.frame["idx"])), seed, ratio)
+    return validation_idx(tier.frame["idx"].tolist(), seed, ratio)
 
 
 def build_tier_idx(profile: Profile, job: Job) -> list[int]:

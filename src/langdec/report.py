@@ -177,9 +177,9 @@ def collect_records(experiment: str, tier: str | None = None, latest: dict | Non
 OVERLAP_STATS = ("overlap_low_acc", "overlap_high_acc", "reverse_overlap_bias")
 
 
-def mixed_gaps(report: Report) -> list[dict[str, Any]]:
-    """Per condition and data language, accuracy on a benchmark against its mixed-language variant (a `pair:`
-    benchmark such as xnli_mixed): the gap is same-language minus mixed-language accuracy."""
+def variant_gaps(report: Report) -> list[dict[str, Any]]:
+    """Per condition and data language, accuracy on a benchmark's own split against its variant (a `pair:` benchmark
+    such as xnli_mixed, or a `translate:` one such as sib200_mt): the gap is own minus variant."""
     from .evaluation import benchmarks
 
     kind = f"gen.{report.extractor}"
@@ -189,15 +189,15 @@ def mixed_gaps(report: Report) -> list[dict[str, Any]]:
         if not (bench.pair or bench.translate):
             continue
         for cell in sorted((c for c in report.cells if c.kind == kind and c.benchmark == variant), key=lambda c: (c.group, c.data)):
-            same = report.value(cell.group, bench.family, cell.data, kind)
-            if same is not None:
+            own = report.value(cell.group, bench.family, cell.data, kind)
+            if own is not None:
                 rows.append({"group": cell.group, "benchmark": bench.family, "variant": variant, "data": cell.data,
-                             "same": same.mean, "mixed": cell.mean, "gap": same.mean - cell.mean,
+                             "own": own.mean, "variant_acc": cell.mean, "gap": own.mean - cell.mean,
                              "kind": "mixed-language" if bench.pair else "machine-translated"})
     return rows
 
 
-def mixed_markdown(rows: list[dict[str, Any]], extractor: str) -> list[str]:
+def variant_markdown(rows: list[dict[str, Any]], extractor: str) -> list[str]:
     if not rows:
         return []
     out = ["## Benchmarks beside their variants", "",
@@ -206,7 +206,7 @@ def mixed_markdown(rows: list[dict[str, Any]], extractor: str) -> list[str]:
            "surface cues more than on transfer) or machine-translated (the English items translated by the condition-5 "
            "backend; machine-translated test sets tend to overestimate low-resource languages). Gap = own minus variant.", "",
            "| condition | benchmark | variant | kind | data | own split | variant | gap |", "|---|---|---|---|---|---|---|---|"]
-    out += [f"| {r['group']} | {r['benchmark']} | {r['variant']} | {r['kind']} | {r['data']} | {r['same']:.3f} | {r['mixed']:.3f} | "
+    out += [f"| {r['group']} | {r['benchmark']} | {r['variant']} | {r['kind']} | {r['data']} | {r['own']:.3f} | {r['variant_acc']:.3f} | "
             f"{r['gap']:+.3f} |" for r in rows]
     return out + [""]
 
@@ -434,7 +434,7 @@ def markdown(report: Report, figures: list[str], *, cell_tables: bool = True) ->
                        f"{ci} | {c.outcome} | {'; '.join(c.flags)} |")
         out.append("")
     out += overlap_markdown(report.overlap, report.extractor)
-    out += mixed_markdown(mixed_gaps(report), report.extractor)
+    out += variant_markdown(variant_gaps(report), report.extractor)
     if report.study:
         out += study_tables.markdown(report.study)
     return "\n".join(out)
@@ -625,7 +625,7 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
                 "n_items": c.n_items, "top_label_share": c.top_label_share, "flags": c.flags} for c in report.cells]
     write_text(out_dir / "report.json", json.dumps({"summary": report.summary(), "extractor_versions": report.extractor_versions,
                                                     "cells": summary, "study": study_tables.as_json(report.study),
-                                                    "xnli_overlap": report.overlap, "mixed_language": mixed_gaps(report)},
+                                                    "xnli_overlap": report.overlap, "variants": variant_gaps(report)},
                                                    indent=2))
     params = {"extractor": extractor, "tier": tier or "all", "by_tier": by_tier, "flip_threshold": flip_threshold}
     with tracking.stage_run(experiment, "report", "report", params=params, tags={}, reuse=False):

@@ -13,7 +13,7 @@ import gzip
 import io
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -102,7 +102,12 @@ class ContentFetcher:
             pending: deque = deque()
             stream = iter(rows)
             for row in stream:
-                pending.append(pool.submit(self._hydrate, row))
+                if row.extra.get("blob_id") and not row.data:
+                    pending.append(pool.submit(self._hydrate, row))
+                else:  # carries its contents: no thread, only its place in the order
+                    done = Future()
+                    done.set_result(row)
+                    pending.append(done)
                 if len(pending) >= 2 * self.workers:
                     done = pending.popleft().result()
                     if done is not None:

@@ -182,7 +182,7 @@ def train_params(profile: Profile, job: Job, quantization: str, backend: str) ->
     return {
         "condition": job.condition, "lang": job.lang or "en", "tier": job.tier, "seed": job.seed, "profile": profile.name,
         "model_id": profile.model.id, "quantization": quantization, "backend": backend,
-        **{f"train.{k}": v for k, v in settings.items() if k not in ("quantization", "backend", *_default_method_keys(profile))},
+        **{f"train.{k}": v for k, v in settings.items() if k not in ("quantization", "backend", *_left_out_of_key(profile))},
         **({"arm": job.arm} if job.arm else {}),
         **({"world_size": distributed.world().size} if distributed.world().size > 1 else {}),
     }
@@ -192,7 +192,7 @@ def train_params(profile: Profile, job: Job, quantization: str, backend: str) ->
 LATER_SETTINGS = {"long_files": "windows", "peft_method": "lora", "global_batch": None}
 
 
-def _default_method_keys(profile: Profile) -> tuple[str, ...]:
+def _left_out_of_key(profile: Profile) -> tuple[str, ...]:
     t = profile.training
     omitted = [k for k, v in LATER_SETTINGS.items() if getattr(t, k) == v]
     return (*omitted, *(("ln_modules",) if t.peft_method == "lora" else ()))
@@ -277,10 +277,14 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     with tracking.claim(experiment, TRAIN_STAGE, recipe.key, job.run_name):
         finished = tracking.find_finished(experiment, TRAIN_STAGE, recipe.key)
         if finished is not None:
-            version = registry.version_for_run(profile.registered_model, finished.info.run_id)
-            return TrainResult(finished.info.run_id, True, version, f"runs:/{finished.info.run_id}/adapter",
-                               finished.data.metrics.get("eval_loss"))
-        return recipe.train_and_save(data_run_id)
+            return _reused(finished, profile)
+        return recipe.train_and_save(data_run_id, recipe.begin())
+
+
+def _reused(finished, profile: Profile) -> TrainResult:
+    """A finished run of the same key, as this job's result."""
+    return TrainResult(finished.info.run_id, True, registry.version_for_run(profile.registered_model, finished.info.run_id),
+                       f"runs:/{finished.info.run_id}/adapter", finished.data.metrics.get("eval_loss"))
 
 
 def _run_distributed(recipe: Recipe, data_run: tuple[data.ConditionData, str] | None) -> TrainResult:
@@ -303,14 +307,10 @@ def _run_distributed(recipe: Recipe, data_run: tuple[data.ConditionData, str] | 
     with tracking.claim(experiment, TRAIN_STAGE, recipe.key, job.run_name):
         finished = tracking.find_finished(experiment, TRAIN_STAGE, recipe.key)
         if finished is not None:
-            reused = TrainResult(finished.info.run_id, True, registry.version_for_run(profile.registered_model, finished.info.run_id),
-                                 f"runs:/{finished.info.run_id}/adapter", finished.data.metrics.get("eval_loss"))
+            reused = _reused(finished, profile)
             distributed.share({"reuse": asdict(reused)})
             return reused
-        if recipe.options.register:
-            registry.ensure_can_register(profile.registered_model, recipe.phase, job, supersede=recipe.options.supersede)
-        recipe.ckpt_dir = _checkpoint_dir(experiment, recipe.key)
-        previous, resume_from = recipe._resume_point()
+        previous, resume_from = recipe.begin()
         distributed.share({"reuse": None, "data": str(cdata.path), "digest": cdata.digest, "manifest": cdata.manifest,
                            "params": recipe.params, "key": recipe.key, "ckpt_dir": str(recipe.ckpt_dir),
                            "resume_from": str(resume_from) if resume_from else None})
@@ -357,9 +357,12 @@ class Recipe:
         self.params = train_params(self.profile, job, self.quantization, self.backend)
         self.key = tracking.run_key(TRAIN_STAGE, self.params, cdata.digest)
 
-    def _resume_point(self) -> tuple[Any, Path | None]:
-        """The interrupted run of this key and its last checkpoint, if both exist; stale checkpoints go."""
-        ckpt_dir = self.ckpt_dir
+    def begin(self) -> tuple[Any, Path | None]:
+        """Under the key's claim, before any model work: the registry has room for this cell, and the interrupted
+        run of this key with its last checkpoint, if both exist (stale checkpoints go)."""
+        if self.options.register:
+            registry.ensure_can_register(self.profile.registered_model, self.phase, self.job, supersede=self.options.supersede)
+        self.ckpt_dir = ckpt_dir = _checkpoint_dir(self.experiment, self.key)
         previous = _resumable_run(self.experiment, self.key) if self.options.resume else None
         resume_from = _last_checkpoint(ckpt_dir) if previous is not None else None
         if previous is not None and resume_from is None and previous.info.status == "RUNNING":
@@ -394,14 +397,18 @@ class Recipe:
 
         set_seed(self.job.seed)
         tokenizer = load_tokenizer(self.profile, padding_side="right")
-        train_frame, _ = self.cdata.frames()
-        train_ids, _ = tokenize_files(train_frame["code"].tolist(), tokenizer, self.training.max_length, self.training.long_files)
-        pack_to = self.training.max_length if self.training.packing else None
-        trainer, _ = _trainer(self.profile, self.backend, self.quantization, self.job.seed, _dataset(train_ids, pack_to), tokenizer,
+        train_dataset, _ = self._encode(tokenizer, self.cdata.frames()[0])
+        trainer, _ = _trainer(self.profile, self.backend, self.quantization, self.job.seed, train_dataset, tokenizer,
                               self.ckpt_dir, tracking.TeeMetricLogger([]), False, self.options.stop_after_steps)
         self._fit(trainer, resume_from)
 
-    def train_and_save(self, data_run_id: str, resume: tuple[Any, Path | None] | None = None) -> TrainResult:
+    def _encode(self, tokenizer, frame):
+        """A split's files as the trainer's dataset (cut or windowed, packed or not) and what that made of them."""
+        t = self.training
+        ids, stats = tokenize_files(frame["code"].tolist(), tokenizer, t.max_length, t.long_files)
+        return _dataset(ids, t.max_length if t.packing else None), stats
+
+    def train_and_save(self, data_run_id: str, resume: tuple[Any, Path | None]) -> TrainResult:
         import mlflow
         from transformers import set_seed
 
@@ -409,15 +416,11 @@ class Recipe:
         from .model import load_tokenizer
 
         opts, job = self.options, self.job
-        if resume is None:
-            if opts.register:
-                registry.ensure_can_register(self.profile.registered_model, self.phase, job, supersede=opts.supersede)
-            self.ckpt_dir = _checkpoint_dir(self.experiment, self.key)
-        previous, resume_from = resume or self._resume_point()
+        previous, resume_from = resume
         set_seed(job.seed)
         tokenizer = load_tokenizer(self.profile, padding_side="right")
         train_frame, validation_frame = self.cdata.frames()
-        train_ids, stats = tokenize_files(train_frame["code"].tolist(), tokenizer, self.training.max_length, self.training.long_files)
+        train_dataset, stats = self._encode(tokenizer, train_frame)
         tags = self._tags(data_run_id)
         _raise_on_sigterm()
         with tracking.stage_run(self.experiment, TRAIN_STAGE, job.run_name, params=self.params, tags=tags,
@@ -428,14 +431,8 @@ class Recipe:
             logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *opts.extra_loggers])
             logger.log({"files": stats.files, "windows": stats.windows, "tokens_total": stats.tokens, "target_tokens": stats.target_tokens,
                         **({"tokens_dropped": stats.dropped_tokens} if self.training.long_files == "truncate" else {})})
-            pack_to = self.training.max_length if self.training.packing else None
-            eval_dataset = None
-            if opts.eval_steps:
-                eval_ids, _ = tokenize_files(validation_frame["code"].tolist(), tokenizer, self.training.max_length,
-                                             self.training.long_files)
-                eval_dataset = _dataset(eval_ids, pack_to)
-            trainer, counter = _trainer(self.profile, self.backend, self.quantization, job.seed, _dataset(train_ids, pack_to),
-                                        tokenizer, self.ckpt_dir, logger, self.progress, opts.stop_after_steps,
+            eval_dataset = self._encode(tokenizer, validation_frame)[0] if opts.eval_steps else None
+            trainer, counter = _trainer(self.profile, self.backend, self.quantization, job.seed, train_dataset, tokenizer, self.ckpt_dir, logger, self.progress, opts.stop_after_steps,
                                         eval_dataset=eval_dataset, eval_steps=opts.eval_steps)
             for callback in opts.callbacks:
                 trainer.add_callback(callback)

@@ -82,6 +82,9 @@ class OpenAIModel:
         self.client = OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "not-needed", timeout=timeout, max_retries=2)
 
     def _prompt_text(self, ids: list[int], text: str, max_prompt_tokens: int) -> str:
+        """The prompt as sent: the text itself unless the cut shortened it, else the kept tokens decoded."""
+        if len(ids) < max_prompt_tokens:
+            return text  # shorter than the limit: nothing was cut
         full = self.tokenizer(text, add_special_tokens=True)["input_ids"]
         if len(full) <= max_prompt_tokens:
             return text

@@ -7,13 +7,14 @@ one function and its line in DIAGNOSTICS."""
 
 from __future__ import annotations
 
-import collections
+import functools
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..errors import did_you_mean
 from .benchmarks import Item
+from .matrix import CellScore, score
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class CellView:
     gold: Sequence[str]
     items: Sequence[Item] | None = None  # aligned with predictions; None when the items cannot be found
     all_items: Sequence[Item] | None = None  # every item of (benchmark, data language): fixes bucket edges
+    score: CellScore | None = None  # the cell's accuracy and counts (matrix.score), computed when not given
+
+    def __post_init__(self) -> None:
+        if self.score is None:
+            object.__setattr__(self, "score", score(list(self.predictions), list(self.gold)))
 
 
 @dataclass(frozen=True)
@@ -35,15 +41,12 @@ class Diagnostic:
 
 
 def unparsed(view: CellView) -> dict[str, float]:
-    n = len(view.gold)
-    return {"unparsed": sum(p is None for p in view.predictions) / n if n else 0.0}
+    return {"unparsed": view.score.unparsed}
 
 
 def top_label_share(view: CellView) -> dict[str, float]:
     """The most frequent predicted label's share of all items: near 1 means one answer for everything."""
-    n = len(view.gold)
-    counts = collections.Counter(p for p in view.predictions if p is not None)
-    return {"top_label_share": counts.most_common(1)[0][1] / n if counts and n else 0.0}
+    return {"top_label_share": view.score.top_label_share}
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -59,6 +62,7 @@ def tokens(text: str, lang: str) -> set[str]:
     return set(_WORD.findall(lowered))
 
 
+@functools.lru_cache(maxsize=65536)  # every cell of a data language reads the same pairs (extractors x templates x instr)
 def overlap(premise: str, hypothesis: str, lang: str) -> float:
     """Lexical overlap of an NLI pair: the share of the hypothesis's distinct tokens that also occur in the
     premise (McCoy et al.'s overlap rate), 0 for an empty hypothesis."""

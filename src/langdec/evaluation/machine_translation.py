@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import LangdecError
 from ..translation import stage as translation
-from ..translation.units import FileUnits, Unit
+from ..translation.units import Unit
 from . import benchmarks
 from .benchmarks import Item
 
@@ -30,11 +30,8 @@ def items(name: str, lang: str, profile: Profile, *, source: str, limit: int | N
     wanted = [(i, f) for i, item in enumerate(originals) for f in spec.fields]
     units = [Unit(f"s{k}", "string", originals[i].fields[f]) for k, (i, f) in enumerate(wanted)]
     cfg = profile.translation
-    answers: dict[str, str] = {}
     with translation.open_backend(cfg, profile) as backend:
-        t = translation.translator(backend, lang, cfg)
-        for chunk in t._chunks(FileUnits(units=units)):
-            answers.update(t._ask(chunk, None))
+        answers = translation.translator(backend, lang, cfg).translate_units(units)
     missing = [u.key for u in units if u.key not in answers]
     if missing:
         raise LangdecError(f"{name} ({lang}): the translation backend left {len(missing)} of {len(units)} texts "

@@ -59,7 +59,7 @@ def _score_generations(records: list[dict[str, Any]], extractor_names: list[str]
             found = (items or {}).get((cell.benchmark, cell.data))
             aligned = [found.get(str(r["item_id"])) for r in recs] if found else None
             view = diagnostics.CellView(cell.benchmark, cell.data, preds, gold,
-                                        aligned if aligned and all(aligned) else None, list(found.values()) if found else None)
+                                        aligned if aligned and all(aligned) else None, list(found.values()) if found else None, s)
             metrics[gen_key(name, cell)] = s.acc
             stats = diagnostics.run_all(view)
             for stat, value in stats.items():

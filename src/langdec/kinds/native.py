@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..config import Condition, Profile
-from ..corpus import filter_steps, iter_source, select
+from ..corpus import Candidate, build_tier, filter_steps, iter_source, select
 from ..errors import LangdecError
 from ..languages import target_script_share
 from ..paths import project_root
@@ -111,8 +111,6 @@ def _study_blend(b: Build) -> Rows:
     """create_condition3_blend.py: every native file as published, then condition-2 files from outside the tier
     (the pool tier `corpus.blend_pool` without this tier's paths, so conditions 2 and 3 share no file), sorted
     by path and sampled with `random.Random(seed).sample`; the blend is split on its own, as the study split it."""
-    from ..corpus import Candidate, build_tier
-
     profile, tier, lang, seed, progress = b.profile, b.tier, b.job.lang, b.job.seed, b.progress
     source = source_for(profile, lang)
     size = len(tier.frame)

@@ -131,6 +131,14 @@ class Translator:
             raise Rejected("malformed-output", str(exc)) from None
         return {u.key: answer[u.key] for u in chunk if u.key in answer}
 
+    def translate_units(self, batch: list[units.Unit]) -> dict[str, str]:
+        """Translations of free-standing units (no file around them; machine-translated test data), keyed by unit key,
+        asked in chunks through the same request, retries and cache; a unit the answer leaves out is missing."""
+        answers: dict[str, str] = {}
+        for chunk in self._chunks(units.FileUnits(units=batch)):
+            answers.update(self._ask(chunk, None))
+        return answers
+
     def _attempt(self, code: str, file_units: units.FileUnits, rejected: str | None) -> tuple[str, str]:
         merged: dict[str, str] = {}
         for chunk in self._chunks(file_units):

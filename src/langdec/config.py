@@ -105,7 +105,7 @@ class TrainingConfig:
     loss: str = "auto"  # fused (TRL's chunked LM head, no full logits) | plain (full logits) | auto: fused on CUDA, plain on CPU
     fourier_lambda: float = 0.0  # weight of the Fourier penalty on LoRA updates (FLeX); 0 = off
     fourier_cutoff: float = 0.5  # normalised frequency radius in (0, 1) above which update energy is penalised
-    precision: str = "auto"  # auto: bf16 where the GPU has it, else fp16; fp32 on CPU | fp16 | bf16 | fp32
+    precision: str = "fp16"  # the study's; auto: bf16 where the GPU has it, else fp16 (paper-fixed) | bf16 | fp32; CPU runs fp32
     quantization: str = "nf4"  # nf4 | none
     backend: str = "auto"  # auto | hf | unsloth
     packing: bool = False
@@ -115,7 +115,7 @@ class TrainingConfig:
     seed_data_order: bool = True
     # a file longer than max_length: truncate keeps its first max_length tokens (the study's pretokenize.py);
     # windows splits it into windows overlapping by one token, so every token is trained on (langdec's)
-    long_files: str = "windows"
+    long_files: str = "truncate"
     peft_method: str = "lora"  # lora (the study's) | dora | ln_tuning | ia3 (langdec.peft_methods)
     ln_modules: list[str] = field(default_factory=lambda: ["input_layernorm", "norm"])  # ln_tuning: Cohere2's LayerNorms
 

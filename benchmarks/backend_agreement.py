@@ -2,9 +2,14 @@
 `hf` backend on the same weights: greedy outputs and option log-likelihoods, per benchmark, on the fixtures.
 
     python benchmarks/backend_agreement.py --model-dir DIR --base-url http://127.0.0.1:8000/v1 [--served-model NAME]
+        [--adapter EXPORTED_DIR --adapter-model LORA_MODULE_NAME]
 
-DIR is the checkpoint the server serves (for llama.cpp, the folder the GGUF was converted from). Prints one
-row per benchmark: identical greedy outputs, the largest log-likelihood difference, the same chosen option."""
+DIR is the checkpoint the server serves (for llama.cpp, the folder the GGUF was converted from). With --adapter,
+both sides score that adapter: the hf backend loads the folder, the server its LoRA module of that name (as
+SERVING.md in a `langdec export` starts it). Prints one row per benchmark: identical greedy outputs (and identical
+once a trailing incomplete character is set aside: a server's incremental detokenizer holds back a multi-byte
+character cut by max_tokens, where a whole-sequence decode writes U+FFFD), the largest log-likelihood difference,
+the same chosen option."""
 
 from __future__ import annotations
 
@@ -23,12 +28,19 @@ def main() -> int:
     parser.add_argument("--served-model", default="{base}")
     parser.add_argument("--max-new-tokens", type=int, default=10)
     parser.add_argument("--no-loglikelihood", action="store_true", help="for servers without prompt log-probabilities")
+    parser.add_argument("--adapter", default=None, help="an exported adapter folder, scored on both sides")
+    parser.add_argument("--adapter-model", default=None, help="its --lora-modules name on the server")
     args = parser.parse_args()
+    if bool(args.adapter) != bool(args.adapter_model):
+        parser.error("--adapter and --adapter-model go together")
     base = [f"model.id={args.model_dir}"]
-    hf = backends.load(config.load_profile("smoke", base), None, "baseline")
+    hf = backends.load(config.load_profile("smoke", base), args.adapter, "baseline")
     served = backends.load(config.load_profile("smoke", [*base, "evaluation.backend=openai", f"evaluation.base_url={args.base_url}",
-                                                         f"evaluation.served_model={args.served_model}"]), None, "baseline")
-    print(f"{'benchmark':<10} {'items':>5} {'same output':>11} {'max |dLL|':>10} {'same choice':>11} {'hf s':>6} {'openai s':>8}")
+                                                         f"evaluation.served_model={args.served_model}",
+                                                         *([f"evaluation.adapter_model={args.adapter_model}"] if args.adapter_model else [])]),
+                           args.adapter, "baseline")
+    print(f"{'benchmark':<10} {'items':>5} {'same output':>11} {'same, cut char':>14} {'max |dLL|':>10} {'same choice':>11} "
+          f"{'hf s':>6} {'openai s':>8}")
     for name in ("sib200", "xnli", "belebele", "xcsqa", "mgsm"):
         bench = benchmarks.get(name)
         items = [(lang, it) for lang in bench.languages for it in benchmarks.load(name, lang, source="fixtures")]
@@ -40,6 +52,7 @@ def main() -> int:
         b = served.generate(prompts, **kwargs)
         t2 = time.perf_counter()
         same = sum(x == y for x, y in zip(a, b))
+        same_cut = sum(x.rstrip("\ufffd") == y.rstrip("\ufffd") for x, y in zip(a, b))
         diff = choice = "-"
         closed = [(p, it.options) for p, (_, it) in zip(prompts, items) if it.options]
         if closed and not args.no_loglikelihood:
@@ -51,7 +64,8 @@ def main() -> int:
             diff = f"{max(abs(x - y) for ra, rb in zip(la, lb) for x, y in zip(ra, rb)):.2e}"
             choice = f"{sum(ra.index(max(ra)) == rb.index(max(rb)) for ra, rb in zip(la, lb))}/{len(la)}"
             t1, t2 = t1 + (t3 - t2), t2 + (t4 - t3)  # add each side's log-likelihood time
-        print(f"{name:<10} {len(items):>5} {f'{same}/{len(items)}':>11} {diff:>10} {choice:>11} {t1 - t0:>6.1f} {t2 - t1:>8.1f}")
+        print(f"{name:<10} {len(items):>5} {f'{same}/{len(items)}':>11} {f'{same_cut}/{len(items)}':>14} {diff:>10} {choice:>11} "
+              f"{t1 - t0:>6.1f} {t2 - t1:>8.1f}")
     return 0
 
 

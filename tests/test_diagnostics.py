@@ -43,9 +43,22 @@ def test_xnli_overlap_and_reverse_bias_by_hand():
     # low = {0, 4} (overlap 0), mid = {1, 2}, high = {3, 5}
     preds = ["neutral", "entailment", "entailment", "entailment", "neutral", "entailment"]
     got = d.xnli_overlap(d.CellView("xnli", "en", preds, [it.label for it in items], items, items))
-    # low: item 0 wrong (neutral vs entailment), item 4 right -> 1/2; high: item 3 right, item 5 wrong -> 1/2
+    # low: item 0 wrong (neutral vs entailment), item 4 right -> 1/2; mid: items 1, 2 right -> 1; high: item 3 right,
+    # item 5 wrong -> 1/2. Predicted labels: low {neutral, neutral}, mid {entailment, entailment}, high {entailment, entailment}
     # low-overlap entailment items: only item 0, predicted neutral (non-entailment) -> bias 1.0
-    assert got == {"overlap_low_acc": 0.5, "overlap_high_acc": 0.5, "reverse_overlap_bias": 1.0}
+    assert got == {"overlap_low_acc": 0.5, "overlap_low_pred_entailment": 0.0, "overlap_low_pred_neutral": 1.0,
+                   "overlap_low_pred_contradiction": 0.0,
+                   "overlap_mid_acc": 1.0, "overlap_mid_pred_entailment": 1.0, "overlap_mid_pred_neutral": 0.0,
+                   "overlap_mid_pred_contradiction": 0.0,
+                   "overlap_high_acc": 0.5, "overlap_high_pred_entailment": 1.0, "overlap_high_pred_neutral": 0.0,
+                   "overlap_high_pred_contradiction": 0.0,
+                   "reverse_overlap_bias": 1.0}
+    # an unparsed answer counts in its bucket's denominator: low = {contradiction, None} -> 1/2 contradiction, 0 neutral
+    mixed = d.xnli_overlap(d.CellView("xnli", "en", ["contradiction", *preds[1:4], None, preds[5]], [it.label for it in items], items, items))
+    assert (mixed["overlap_low_pred_contradiction"], mixed["overlap_low_pred_neutral"], mixed["overlap_low_acc"]) == (0.5, 0.0, 0.0)
+    # buckets come from all_items: scored on items 0-2 only, the edges are still (0, 2/3), so item 2 stays mid
+    part = d.xnli_overlap(d.CellView("xnli", "en", preds[:3], [it.label for it in items[:3]], items[:3], items))
+    assert part["overlap_mid_acc"] == 1.0 and "overlap_high_acc" not in part and part["overlap_low_pred_neutral"] == 1.0
     assert d.xnli_overlap(d.CellView("xnli", "en", preds, [it.label for it in items], None)) == {}
 
 

@@ -7,10 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from langdec import cli, config, registry, tracking
@@ -39,7 +41,7 @@ def test_ladder_runs_every_stage(ladder):
     code, output = ladder
     assert code == 0, output
     assert "9 of 9 jobs ok" in output
-    assert "mlflow ui --backend-store-uri sqlite:///" in output
+    assert "browse the runs: langdec ui" in output
     assert "gen.refined accuracy" in output and "ll accuracy" in output
     for group in ("baseline", "cond1", "cond2-zh", "cond2-es", "cond2-ur", "cond3-zh", "cond5-zh", "cond5-es", "cond5-ur"):
         assert group in output
@@ -178,6 +180,18 @@ def test_mlflow_run_entry_points(ladder, module_store):
     check = _mlflow_run("-e", "check", "-P", "condition=2", "-P", "lang=zh", uri=module_store)
     assert check.returncode == 0, check.stderr[-2000:]
     assert '"status": "passed"' in check.stdout
+    # the runs `mlflow run` made for both entry points leave Default once MLflow has terminated them (in the
+    # trash, one failed and one finished), and `mlflow run` itself reported no error doing so
+    assert "Traceback" not in check.stderr and "Traceback" not in cond4.stderr
+    client = MlflowClient(module_store)
+    default = client.get_experiment_by_name("Default").experiment_id
+    deadline = time.monotonic() + 60
+    while client.search_runs([default]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert client.search_runs([default]) == []
+    removed = client.search_runs([default], run_view_type=ViewType.DELETED_ONLY)
+    assert sorted(r.info.status for r in removed) == ["FAILED", "FINISHED"]
+    assert all(r.data.tags["langdec.stage"] == "mlflow-run" for r in removed)
 
 
 def test_manifest_and_export_in_the_published_layout(ladder, tmp_path):

@@ -102,12 +102,19 @@ def test_the_xnli_overlap_section_averages_the_logged_diagnostics(store, tmp_pat
             for template, value in zip(("template1", "template2"), bias):
                 mlflow.log_metrics({f"gen.refined.{template}.xnli.data:en.instr:en.reverse_overlap_bias": value,
                                     f"gen.refined.{template}.xnli.data:en.instr:en.overlap_low_acc": 1 - value,
+                                    f"gen.refined.{template}.xnli.data:en.instr:en.overlap_low_pred_neutral": value,
+                                    f"gen.refined.{template}.xnli.data:en.instr:en.overlap_low_pred_entailment": 1 - value,
                                     f"gen.strict.{template}.xnli.data:en.instr:en.reverse_overlap_bias": 0.0})
     rows = report.overlap_rows(report.latest_runs("phase-3-smoke"), "refined")
-    assert rows == {"baseline": {"reverse_overlap_bias": pytest.approx(0.6), "overlap_low_acc": pytest.approx(0.4)},
-                    "cond2-zh": {"reverse_overlap_bias": pytest.approx(0.3), "overlap_low_acc": pytest.approx(0.7)}}
+    assert rows == {"baseline": {"reverse_overlap_bias": pytest.approx(0.6), "overlap_low_acc": pytest.approx(0.4),
+                                 "overlap_low_pred_neutral": pytest.approx(0.6), "overlap_low_pred_entailment": pytest.approx(0.4)},
+                    "cond2-zh": {"reverse_overlap_bias": pytest.approx(0.3), "overlap_low_acc": pytest.approx(0.7),
+                                 "overlap_low_pred_neutral": pytest.approx(0.3), "overlap_low_pred_entailment": pytest.approx(0.7)}}
     text = "\n".join(report.overlap_markdown(rows, "refined"))
-    assert "| cond2-zh | 0.700 |  | 0.300 |" in text
+    assert "| cond2-zh | 0.700 |  |  | 0.300 |" in text
+    # the distribution table: entailment, neutral, contradiction (not logged: blank), unparsed = the rest (0 here)
+    assert "| cond2-zh | low | 0.700 | 0.300 |  | 0.000 |" in text and "| baseline | low | 0.400 | 0.600 |  | 0.000 |" in text
+    assert "| cond2-zh | high |" not in text  # no bucket without its shares
     assert report.overlap_plot(rows, tmp_path / "xnli_overlap.png").stat().st_size > 0
     assert report.overlap_markdown({}, "refined") == [] and report.overlap_plot({}, tmp_path / "none.png") is None
 

@@ -4,6 +4,7 @@ adapter named, supersede on purpose, promote, load by alias."""
 from __future__ import annotations
 
 import json
+import time
 
 import mlflow
 import pytest
@@ -72,8 +73,16 @@ def test_an_mlflow_run_entry_point_leaves_no_anonymous_run_and_no_cross_experime
     shell = client.create_run(client.get_experiment_by_name("Default").experiment_id)  # what `mlflow run` makes
     monkeypatch.setenv("MLFLOW_RUN_ID", shell.info.run_id)
     assert cli.main(["--quiet", "report", "--experiment", "day-report", "--out", str(tmp_path / "r")]) == 0
+    # named for what it launched, and still there until MLflow terminates it (which it does after the command)
+    assert client.get_run(shell.info.run_id).info.lifecycle_stage == "active"
+    client.set_terminated(shell.info.run_id, "FINISHED")
+    deadline = time.monotonic() + 60
+    while client.get_run(shell.info.run_id).info.lifecycle_stage != "deleted" and time.monotonic() < deadline:
+        time.sleep(0.2)
     shell = client.get_run(shell.info.run_id)
+    assert shell.info.lifecycle_stage == "deleted" and shell.info.status == "FINISHED"
     assert shell.data.tags["mlflow.runName"].startswith("mlflow run: langdec report") and "phase experiment" in shell.data.tags["mlflow.note.content"]
+    assert client.search_runs([client.get_experiment_by_name("Default").experiment_id]) == []  # nothing left in Default
     exp = client.get_experiment_by_name("day-report")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the run list, not the GenAI view
     (run,) = client.search_runs([exp.experiment_id])

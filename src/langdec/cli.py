@@ -8,7 +8,6 @@ exit with status 2; nothing is half-written.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import sys
@@ -33,16 +32,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-@contextlib.contextmanager
-def _mlflow_project_parent(argv: list[str]):
+def _mlflow_project_run() -> str | None:
     """Under `mlflow run`, MLFLOW_RUN_ID names the run MLflow made for the entry point, in whatever experiment
-    `mlflow run` was given (Default unless --experiment-name). langdec's runs go to their phase experiment and
-    are never parented across experiments; the entry point's run is named for what it launched and says where
-    the runs went, instead of staying an empty, randomly named run."""
-    run_id = os.environ.pop("MLFLOW_RUN_ID", None)
-    if not run_id:
-        yield
-        return
+    `mlflow run` was given (Default unless --experiment-name). langdec's runs go to their phase experiment under
+    their ladder run and are never parented across experiments, so that run would stay behind empty; it is
+    taken out of the environment here and removed once MLflow has finished with it (`_retire`)."""
+    return os.environ.pop("MLFLOW_RUN_ID", None)
+
+
+def _retire(run_id: str, argv: list[str]) -> None:
+    """Name the entry point's run for what it launched and have it deleted once MLflow marks it terminated.
+    The delete cannot happen here: after this process exits, `mlflow run` terminates the run, and MLflow
+    3.17 does so even when it already is terminated (`_maybe_set_run_terminated` compares the status
+    string with RunStatus numbers), which a deleted run refuses with an error. So a detached process waits
+    for the termination (`tracking.delete_when_terminated`) and deletes it then; it stays in MLflow's trash,
+    restorable, until `mlflow gc`."""
+    import subprocess
+
     from mlflow.tracking import MlflowClient
 
     from . import tracking
@@ -52,11 +58,14 @@ def _mlflow_project_parent(argv: list[str]):
     # a URL argument can carry credentials (--base-url, --storage): never into MLflow
     shown = [re.sub(r"(\w+://)[^/@\s]*@", r"\1", a).split("?", 1)[0] if "://" in a else a for a in argv if a != "--quiet"]
     client.set_tag(run_id, "mlflow.runName", "mlflow run: langdec " + " ".join(shown[:4])[:80])
-    client.set_tag(run_id, "mlflow.note.content", "This run only records that `mlflow run` launched `langdec "
-                   + " ".join(shown) + "`. langdec's own runs are in the phase experiment (phase-3, phase-3-smoke, ...), "
-                   "under their ladder run; filter there by tags.`langdec.stage`.")
+    client.set_tag(run_id, "mlflow.note.content", "`mlflow run` made this run for `langdec " + " ".join(shown) + "`; langdec "
+                   "removed it. langdec's own runs are in the phase experiment (phase-3, phase-3-smoke, ...), under their "
+                   "ladder run; filter there by tags.`langdec.stage`.")
     client.set_tag(run_id, "langdec.stage", "mlflow-run")
-    yield
+    # the store comes to it as it came here (environment and working directory), never on a command line
+    subprocess.Popen([sys.executable, "-c", "import sys; from langdec import tracking; "
+                      "tracking.delete_when_terminated(tracking.configure(), sys.argv[1])", run_id],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _quiet_libraries() -> None:
@@ -78,15 +87,18 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     args = parser().parse_args(argv)
+    entry_run = _mlflow_project_run()
     try:
-        with _mlflow_project_parent(list(sys.argv[1:] if argv is None else argv)):
-            return args.func(args)
+        return args.func(args)
     except LangdecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        if entry_run:
+            _retire(entry_run, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from pathlib import Path
 
-from . import study_tables, tracking
+from . import mlflow_views, study_tables, tracking
 from .atomic import write_text
 from .errors import LangdecError
 from .evaluation import extractors
@@ -174,7 +174,17 @@ def collect_records(experiment: str, tier: str | None = None, latest: dict | Non
     return records
 
 
-OVERLAP_STATS = ("overlap_low_acc", "overlap_high_acc", "reverse_overlap_bias")
+OVERLAP_STATS = ("overlap_low_acc", "overlap_mid_acc", "overlap_high_acc", "reverse_overlap_bias")
+
+
+def _overlap_share(bucket: str, label: str) -> str:
+    return f"overlap_{bucket}_pred_{label}"
+
+
+def _overlap_shares() -> tuple[str, ...]:
+    from .evaluation.diagnostics import BUCKETS, XNLI_LABELS
+
+    return tuple(_overlap_share(b, label) for b in BUCKETS for label in XNLI_LABELS)
 
 
 def variant_gaps(report: Report) -> list[dict[str, Any]]:
@@ -213,32 +223,47 @@ def variant_markdown(rows: list[dict[str, Any]], extractor: str) -> list[str]:
 
 def overlap_rows(latest: dict, extractor: str) -> dict[str, dict[str, float]]:
     """Per condition, the XNLI overlap diagnostics (evaluation.diagnostics.xnli_overlap) averaged over its cells
-    and seeds: accuracy on low- and high-overlap pairs and the reverse word-overlap bias."""
+    and seeds: accuracy and predicted-label shares per overlap bucket, and the reverse word-overlap bias."""
+    wanted = set(OVERLAP_STATS) | set(_overlap_shares())
     sums: dict[str, dict[str, list[float]]] = {}
     for (group, _tier, _seed, _part), run in latest.items():
         for key, value in run.data.metrics.items():
             stat = key.rsplit(".", 1)[-1]
-            if key.startswith(f"gen.{extractor}.") and ".xnli." in key and stat in OVERLAP_STATS:
+            if key.startswith(f"gen.{extractor}.") and ".xnli." in key and stat in wanted:
                 sums.setdefault(group, {}).setdefault(stat, []).append(value)
     return {g: {k: statistics.fmean(v) for k, v in stats.items()} for g, stats in sorted(sums.items())}
 
 
 def overlap_markdown(rows: dict[str, dict[str, float]], extractor: str) -> list[str]:
+    from .evaluation.diagnostics import BUCKETS, XNLI_LABELS
+
     if not rows:
         return []
     out = ["## XNLI word overlap", "",
            f"Mean over the condition's XNLI cells ({extractor} extractor). Overlap is the share of the hypothesis's words "
-           "found in the premise; low and high are its lower and upper tertiles over the items (the same items for every "
+           "found in the premise; low, mid and high are its tertiles over the items (the same items for every "
            "condition). Reverse overlap bias: the share of low-overlap entailment pairs answered neutral or contradiction.", "",
-           "| condition | acc, low overlap | acc, high overlap | reverse overlap bias |", "|---|---|---|---|"]
+           "| condition | acc, low overlap | acc, mid overlap | acc, high overlap | reverse overlap bias |", "|---|---|---|---|---|"]
     for group, stats in rows.items():
         cells = [f"{stats[k]:.3f}" if k in stats else "" for k in OVERLAP_STATS]
         out.append(f"| {group} | " + " | ".join(cells) + " |")
+    shares = [(g, b) for g, stats in rows.items() for b in BUCKETS if any(_overlap_share(b, lab) in stats for lab in XNLI_LABELS)]
+    if shares:
+        out += ["", "Predicted labels by overlap bucket: the share of the bucket's items answered with each label (the rest "
+                "were unparsed). A model leaning on overlap answers entailment more as overlap rises.", "",
+                "| condition | overlap | " + " | ".join(XNLI_LABELS) + " | unparsed |", "|---|---|" + "---|" * (len(XNLI_LABELS) + 1)]
+        for group, b in shares:
+            values = [rows[group].get(_overlap_share(b, lab)) for lab in XNLI_LABELS]
+            rest = 1 - sum(v for v in values if v is not None)
+            out.append(f"| {group} | {b} | " + " | ".join("" if v is None else f"{v:.3f}" for v in values) + f" | {max(rest, 0.0):.3f} |")
     return out + [""]
 
 
 def overlap_plot(rows: dict[str, dict[str, float]], path: Path) -> Path | None:
-    """Reverse overlap bias per condition, beside accuracy on low- and high-overlap pairs."""
+    """Left: accuracy per overlap bucket beside the reverse overlap bias, per condition. Right: the predicted-label
+    distribution per condition and bucket, stacked."""
+    from .evaluation.diagnostics import BUCKETS, XNLI_LABELS
+
     if not rows:
         return None
     import matplotlib
@@ -247,14 +272,26 @@ def overlap_plot(rows: dict[str, dict[str, float]], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     groups = list(rows)
-    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(groups)), 3.2), layout="constrained")
-    width = 0.27
-    for i, (stat, label) in enumerate(zip(OVERLAP_STATS, ("acc, low overlap", "acc, high overlap", "reverse overlap bias"))):
-        ax.bar([x + (i - 1) * width for x in range(len(groups))], [rows[g].get(stat, float("nan")) for g in groups], width, label=label)
+    fig, (ax, dist) = plt.subplots(1, 2, figsize=(max(9, 2.2 * len(groups)), 3.4), layout="constrained")
+    width = 0.8 / len(OVERLAP_STATS)
+    labels = ("acc, low overlap", "acc, mid overlap", "acc, high overlap", "reverse overlap bias")
+    for i, (stat, label) in enumerate(zip(OVERLAP_STATS, labels)):
+        offset = (i - (len(OVERLAP_STATS) - 1) / 2) * width
+        ax.bar([x + offset for x in range(len(groups))], [rows[g].get(stat, float("nan")) for g in groups], width, label=label)
     ax.set_xticks(range(len(groups)), groups, fontsize=7, rotation=30, ha="right")
     ax.set_ylim(0, 1)
     ax.set_title("XNLI by premise/hypothesis word overlap", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6)
+    bars = [(g, b) for g in groups for b in BUCKETS]
+    bottom = [0.0] * len(bars)
+    for label in XNLI_LABELS:
+        heights = [rows[g].get(_overlap_share(b, label), 0.0) for g, b in bars]
+        dist.bar(range(len(bars)), heights, 0.8, bottom=bottom, label=label)
+        bottom = [lo + h for lo, h in zip(bottom, heights)]
+    dist.set_xticks(range(len(bars)), [f"{g} {b}" for g, b in bars], fontsize=6, rotation=60, ha="right")
+    dist.set_ylim(0, 1)
+    dist.set_title("Predicted labels by overlap bucket", fontsize=9)
+    dist.legend(fontsize=6)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -635,4 +672,5 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
         mlflow.log_text(html(markdown(report, figures, cell_tables=False), out_dir), "report.html")
         for name in ["report.md", "report.json", *figures]:
             mlflow.log_artifact(str(out_dir / name))
+    mlflow_views.publish_quietly(experiment)  # the UI's saved views now see the runs this report covers
     return report, md_path

@@ -233,9 +233,31 @@ class TeeMetricLogger:
             logger.log(metrics, step)
 
 
+def delete_when_terminated(uri: str, run_id: str, *, timeout: float = 300.0, poll: float = 0.5) -> bool:
+    """Delete the run once something else marks it terminated (for `mlflow run`'s entry-point run, see
+    cli._retire); True when deleted. Gives up after `timeout` seconds, leaving the run as it is."""
+    import time
+
+    from mlflow.entities import RunStatus
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = client.get_run(run_id).info
+        if info.lifecycle_stage == "deleted":
+            return False
+        if RunStatus.is_terminated(RunStatus.from_string(info.status)):
+            client.delete_run(run_id)
+            return True
+        time.sleep(poll)
+    return False
+
+
 def ui_command() -> str:
-    uri = default_tracking_uri()
-    return f"mlflow ui --backend-store-uri {uri}"
+    """What to run to browse the runs: `langdec ui` serves this store's UI with langdec's saved views and
+    prints their links (the plain `mlflow ui --backend-store-uri URI` opens without them)."""
+    return "langdec ui"
 
 
 def artifact_dir(run_id: str, path: str = "") -> Path:

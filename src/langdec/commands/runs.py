@@ -66,6 +66,44 @@ def cmd_tracking_server(args) -> int:
           flush=True)
     return subprocess.call(command)
 
+def cmd_ui(args) -> int:
+    """Refresh the saved views of langdec's experiments, print where each opens, and serve the MLflow UI on the
+    tracking store (loopback by default) until interrupted."""
+    import subprocess
+
+    from mlflow.tracking import MlflowClient
+
+    from .. import mlflow_views, tracking
+    from ..urls import redact_url
+
+    uri = tracking.configure()
+    views = mlflow_views.load()
+    client = MlflowClient()
+    if args.experiment:
+        found = client.get_experiment_by_name(args.experiment)
+        if found is None:
+            raise LangdecError(f"--experiment {args.experiment}: no such experiment in {redact_url(uri)}; "
+                               "run a stage first, or leave --experiment out for every langdec experiment")
+        experiments = [found]
+    else:  # the experiments langdec made (tracking.experiment_id tags each with its kind)
+        experiments = [e for e in client.search_experiments() if e.tags.get(tracking.EXPERIMENT_KIND[0]) and e.name != "Default"]
+    remote = uri.startswith(("http://", "https://"))
+    base = args.base_url or (redact_url(uri) if remote else f"http://{args.host}:{args.port}")
+    for exp in experiments:
+        mlflow_views.publish(exp.experiment_id, views)
+        print(f"{exp.name}:")
+        print(f"  {'runs':<22} {mlflow_views.url(base, exp.experiment_id)}")
+        for view in views:
+            print(f"  {view.id:<22} {mlflow_views.url(base, exp.experiment_id, view.id)}")
+    if not experiments:
+        print("no langdec experiment yet: run `make demo` (or any langdec stage) first")
+    if remote or args.no_serve:
+        return 0
+    print(f"serving the MLflow UI on {base} (Ctrl-C stops it)", flush=True)
+    return subprocess.call([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", args.host,
+                            "--port", str(args.port), "--workers", "1"])
+
+
 def cmd_report(args) -> int:
     from .. import config, report, tracking
     from ..paths import work_dir
@@ -109,6 +147,14 @@ def register(command) -> None:
     s.add_argument("--port", type=int, default=5000)
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=cmd_tracking_server)
+
+    s = command("ui", help="the MLflow UI on the tracking store, with langdec's saved views (experiments/views.yaml) and their links")
+    s.add_argument("--experiment", default=None, help="only this experiment (default: every experiment langdec made)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=5000)
+    s.add_argument("--base-url", default=None, help="print links for a UI already served at this URL")
+    s.add_argument("--no-serve", action="store_true", help="write the views and print the links only")
+    s.set_defaults(func=cmd_ui)
 
     s = command("report", help="compare every condition with the baseline; writes Markdown, JSON and a heat-map")
     s.add_argument("--profile", default="smoke")

@@ -82,24 +82,35 @@ def bucket(value: float, edges: tuple[float, float]) -> str:
     return "low" if value <= edges[0] else "mid" if value <= edges[1] else "high"
 
 
+XNLI_LABELS = ("entailment", "neutral", "contradiction")
+BUCKETS = ("low", "mid", "high")
+
+
 def xnli_overlap(view: CellView) -> dict[str, float]:
-    """Accuracy by premise/hypothesis overlap bucket and the reverse word-overlap bias.
+    """Accuracy and predicted-label distribution by premise/hypothesis overlap bucket, and the reverse word-overlap bias.
 
     Buckets are the tertiles of overlap over every item of the benchmark in this data language, so they
     are the same for every condition, template and instruction language (fixed on the items the baseline
-    is scored on). `reverse_overlap_bias`: among low-overlap items whose gold is entailment, the share
-    predicted as non-entailment (neutral or contradiction)."""
+    is scored on). Per bucket: `overlap_<bucket>_acc`, and `overlap_<bucket>_pred_<label>` for each XNLI
+    label, the share of the bucket's items predicted as that label (an unparsed answer counts in the
+    denominator, so the three shares sum to 1 minus the bucket's unparsed share). `reverse_overlap_bias`:
+    among low-overlap items whose gold is entailment, the share predicted as non-entailment (neutral or
+    contradiction)."""
     if view.items is None:
         return {}
     values = [overlap(it.fields["premise"], it.fields["hypothesis"], view.data) for it in view.items]
     pool = view.all_items or view.items
     edges = tertile_edges([overlap(it.fields["premise"], it.fields["hypothesis"], view.data) for it in pool])
+    buckets = [bucket(v, edges) for v in values]
     out: dict[str, float] = {}
-    for name in ("low", "high"):
-        hits = [p == g for v, p, g in zip(values, view.predictions, view.gold) if bucket(v, edges) == name]
-        if hits:
-            out[f"overlap_{name}_acc"] = sum(hits) / len(hits)
-    low_entailment = [p for v, p, g in zip(values, view.predictions, view.gold) if bucket(v, edges) == "low" and g == "entailment"]
+    for name in BUCKETS:
+        pairs = [(p, g) for b, p, g in zip(buckets, view.predictions, view.gold) if b == name]
+        if not pairs:
+            continue
+        out[f"overlap_{name}_acc"] = sum(p == g for p, g in pairs) / len(pairs)
+        for label in XNLI_LABELS:
+            out[f"overlap_{name}_pred_{label}"] = sum(p == label for p, _ in pairs) / len(pairs)
+    low_entailment = [p for b, p, g in zip(buckets, view.predictions, view.gold) if b == "low" and g == "entailment"]
     if low_entailment:
         out["reverse_overlap_bias"] = sum(p in ("neutral", "contradiction") for p in low_entailment) / len(low_entailment)
     return out

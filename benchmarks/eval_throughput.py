@@ -79,9 +79,9 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=10)
     args = parser.parse_args()
     profile = config.load_profile("smoke")
-    tokenizer = load_tokenizer(profile, padding_side="left")
+    tokenizer = load_tokenizer(profile.model, padding_side="left")
     if args.shape == "smoke":
-        model = load_base_model(profile, quantization="none")
+        model = load_base_model(profile.model, quantization="none", precision=profile.training.precision)
     else:
         from transformers import AutoModelForCausalLM
 

@@ -58,5 +58,5 @@ def smoke_profile(langdec_home):
     from langdec import config, model
 
     profile = config.load_profile("smoke")
-    model.build_smoke_model(profile)
+    model.build_smoke_model(profile.model)
     return profile

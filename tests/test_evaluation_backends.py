@@ -33,7 +33,7 @@ def lively_model(tmp_path_factory, langdec_home):
     from langdec.model import load_base_model, load_tokenizer
 
     profile = config.load_profile("smoke")
-    model = load_base_model(profile, quantization="none", precision="fp32")
+    model = load_base_model(profile.model, quantization="none", precision="fp32")
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for _, weight in model.named_parameters():
@@ -41,7 +41,7 @@ def lively_model(tmp_path_factory, langdec_home):
                 weight.add_(torch.randn(weight.shape, generator=generator) * 0.2)
     folder = tmp_path_factory.mktemp("lively") / "model"
     model.save_pretrained(folder)
-    load_tokenizer(profile).save_pretrained(folder)
+    load_tokenizer(profile.model).save_pretrained(folder)
     return folder
 
 

@@ -72,7 +72,7 @@ def _adapter_energy(run_id: str, profile) -> float:
     from langdec.model import load_base_model
 
     local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/adapter")
-    model = PeftModel.from_pretrained(load_base_model(profile, quantization="none"), local)
+    model = PeftModel.from_pretrained(load_base_model(profile.model, quantization="none"), local)
     updates = regularizers.lora_updates(model)
     return float(torch.stack([regularizers.high_frequency_energy(u, profile.training.fourier_cutoff) for u in updates]).mean())
 

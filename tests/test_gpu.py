@@ -46,7 +46,7 @@ def test_flash_attention_packed_rows_keep_files_apart(store, smoke_profile, tmp_
 
     profile = config.load_profile("smoke", ["training.packing=true", "training.precision=bf16", "training.lora_dropout=0.0"])
     assert train.packed_attention(True, "bf16") == "flash_attention_2"
-    tokenizer = load_tokenizer(profile)
+    tokenizer = load_tokenizer(profile.model)
     torch.manual_seed(0)
     docs = [torch.randint(3, profile.model.tokenizer_vocab, (n,)).tolist() for n in (13, 40, 25)]
     trainer, _ = train._trainer(profile, "hf", "none", 42, train._dataset(docs, 45), tokenizer, tmp_path / "ckpt",

@@ -10,8 +10,8 @@ from langdec.evaluation import benchmarks, inference, prompts
 def test_prefix_cache_scores_equal_whole_sequence_scores(smoke_profile):
     from langdec.model import load_base_model, load_tokenizer
 
-    model = load_base_model(smoke_profile, quantization="none").eval()
-    tokenizer = load_tokenizer(smoke_profile, padding_side="left")
+    model = load_base_model(smoke_profile.model, quantization="none").eval()
+    tokenizer = load_tokenizer(smoke_profile.model, padding_side="left")
     closed = []
     for name in ("xnli", "sib200", "belebele", "xcsqa"):
         for lang in ("en", "ur"):

@@ -16,15 +16,15 @@ def test_cpu_runs_fp32_whatever_was_asked():
 
 
 def test_the_smoke_model_and_tokenizer_load_offline(smoke_profile):
-    tok = model.load_tokenizer(smoke_profile, padding_side="left")
+    tok = model.load_tokenizer(smoke_profile.model, padding_side="left")
     assert tok.padding_side == "left" and tok.pad_token_id is not None
-    built = model.load_base_model(smoke_profile, quantization="none", precision="fp32")
+    built = model.load_base_model(smoke_profile.model, quantization="none", precision="fp32")
     assert built.config.hidden_size == smoke_profile.model.smoke["hidden_size"]
-    assert model.model_source(smoke_profile) == str(model.smoke_dir(smoke_profile))
+    assert model.model_source(smoke_profile.model) == str(model.smoke_dir(smoke_profile.model))
 
 
 def test_a_hub_model_that_cannot_be_reached_says_how_to_get_it(monkeypatch, langdec_home):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     profile = config.load_profile("smoke", ["model.id=CohereLabs/tiny-aya-base"])
     with pytest.raises(LangdecError, match=r"huggingface-cli download CohereLabs/tiny-aya-base.*HF_HUB_OFFLINE=1"):
-        model.load_tokenizer(profile)
+        model.load_tokenizer(profile.model)

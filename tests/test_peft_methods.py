@@ -58,7 +58,7 @@ def test_ln_tuning_trains_only_the_layernorms_and_loads_back(store, smoke_profil
     result = train.run(profile, cond, JOB, phase="phase-3", experiment=experiment, data_run=data_run, progress=False,
                        options=train.Options(register=False))
     run = mlflow.get_run(result.run_id)
-    base = load_base_model(profile, quantization="none", precision="fp32")
+    base = load_base_model(profile.model, quantization="none", precision="fp32")
     # by hand: the four layers' input LayerNorms and the final norm, weights only (Cohere2's LayerNorm has no bias)
     norms = sum(p.numel() for n, p in base.named_parameters() if n.endswith(("input_layernorm.weight", "model.norm.weight")))
     assert norms == 5 * profile.model.smoke["hidden_size"]
@@ -86,7 +86,7 @@ def test_vllm_takes_langdecs_lora_and_names_what_it_refuses(smoke_profile, tmp_p
 
     def saved(name: str, **change) -> str:
         t = config.load_profile("smoke", [f"training.peft_method={change.pop('method', 'lora')}"]).training
-        model = get_peft_model(load_base_model(smoke_profile, quantization="none", precision="fp32"), peft_methods.get(t.peft_method).build(t))
+        model = get_peft_model(load_base_model(smoke_profile.model, quantization="none", precision="fp32"), peft_methods.get(t.peft_method).build(t))
         folder = tmp_path / name
         model.save_pretrained(folder)
         if change:

@@ -180,18 +180,21 @@ def test_mlflow_run_entry_points(ladder, module_store):
     check = _mlflow_run("-e", "check", "-P", "condition=2", "-P", "lang=zh", uri=module_store)
     assert check.returncode == 0, check.stderr[-2000:]
     assert '"status": "passed"' in check.stdout
-    # the runs `mlflow run` made for both entry points leave Default once MLflow has terminated them (in the
-    # trash, one failed and one finished), and `mlflow run` itself reported no error doing so
+    # the runs `mlflow run` made for both entry points (in whatever experiment it was given: here the one this
+    # process last set, through MLFLOW_EXPERIMENT_ID) are deleted once MLflow has terminated them, and `mlflow run`
+    # itself reported no error doing so
     assert "Traceback" not in check.stderr and "Traceback" not in cond4.stderr
     client = MlflowClient(module_store)
-    default = client.get_experiment_by_name("Default").experiment_id
+    every = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    entry = "tags.`langdec.stage` = 'mlflow-run'"
     deadline = time.monotonic() + 60
-    while client.search_runs([default]) and time.monotonic() < deadline:
+    while client.search_runs(every, entry) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert client.search_runs([default]) == []
-    removed = client.search_runs([default], run_view_type=ViewType.DELETED_ONLY)
+    assert client.search_runs(every, entry) == []
+    removed = client.search_runs(every, entry, run_view_type=ViewType.DELETED_ONLY)
     assert sorted(r.info.status for r in removed) == ["FAILED", "FINISHED"]
-    assert all(r.data.tags["langdec.stage"] == "mlflow-run" for r in removed)
+    assert sorted(r.info.run_name for r in removed) == ["mlflow run: langdec check --condition 2 --lang",
+                                                         "mlflow run: langdec train --condition 4 --lang"]
 
 
 def test_manifest_and_export_in_the_published_layout(ladder, tmp_path):
@@ -220,7 +223,7 @@ def test_manifest_and_export_in_the_published_layout(ladder, tmp_path):
     serve = (dest / "SERVING.md").read_text()
     assert "vllm serve" in serve and "--enable-lora --max-lora-rank 8" in serve
     assert f"condition-2-zh-5k-seed42={dest.resolve()}/smoke/condition-2-zh-5k-seed42" in serve
-    base = load_base_model(config.load_profile("smoke"), quantization="none")
+    base = load_base_model(config.load_profile("smoke").model, quantization="none")
     model = PeftModel.from_pretrained(base, str(dest), subfolder="smoke/condition-2-zh-5k-seed42")
     assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
     assert registry.published_path({"phase": "phase-2", "condition": "2", "lang": "zh", "tier": "32k", "seed": "42"}) == "condition-2-zh-32k/"

@@ -142,7 +142,7 @@ def published_adapter(smoke_profile, tmp_path_factory):
     from langdec.model import load_base_model
 
     folder = tmp_path_factory.mktemp("lora") / "tiny-aya-base" / "condition-2-zh-5k-seed42"
-    model = load_base_model(smoke_profile, quantization="none")
+    model = load_base_model(smoke_profile.model, quantization="none")
     get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")).save_pretrained(folder)
     return folder
 

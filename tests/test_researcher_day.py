@@ -87,3 +87,26 @@ def test_an_mlflow_run_entry_point_leaves_no_anonymous_run_and_no_cross_experime
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the run list, not the GenAI view
     (run,) = client.search_runs([exp.experiment_id])
     assert "mlflow.parentRunId" not in run.data.tags
+
+
+def test_loading_an_adapter_under_the_cli_prints_no_library_warning(smoke_profile, tmp_path):
+    """The demo once printed transformers' `is_gradient_checkpointing` FutureWarning on every evaluation
+    (peft asks for the renamed attribute); the CLI's library setup silences exactly that one."""
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+
+    from langdec.evaluation.loading import load_local
+    from langdec.model import load_base_model
+
+    get_peft_model(load_base_model(smoke_profile.model), LoraConfig(r=4, target_modules=["q_proj"])).save_pretrained(tmp_path)
+    with warnings.catch_warnings(record=True) as loud:
+        warnings.simplefilter("default")
+        load_local(smoke_profile, str(tmp_path))
+    if not any("is_gradient_checkpointing" in str(w.message) for w in loud):
+        pytest.skip("this transformers/peft pair no longer warns; the filter in cli._quiet_libraries can go")
+    with warnings.catch_warnings(record=True) as quiet:
+        warnings.simplefilter("default")
+        cli._quiet_libraries()
+        load_local(smoke_profile, str(tmp_path))
+    assert not any("is_gradient_checkpointing" in str(w.message) for w in quiet)

@@ -90,8 +90,8 @@ def test_a_long_prompt_is_cut_the_same_way_in_both_scoring_paths(smoke_profile):
 
     from langdec.model import load_base_model, load_tokenizer
 
-    model = load_base_model(smoke_profile, quantization="none").eval()
-    tokenizer = load_tokenizer(smoke_profile, padding_side="left")
+    model = load_base_model(smoke_profile.model, quantization="none").eval()
+    tokenizer = load_tokenizer(smoke_profile.model, padding_side="left")
     item = benchmarks.load("belebele", "en")[0]
     long_prompt = prompts.render("template1", "belebele", "en", item).replace("Passage: ", "Passage: " + "rain fell on the hill. " * 60)
     short_prompt = "Question: which letter?\nA. one\nB. two\nAnswer:"

@@ -26,7 +26,7 @@ def test_windows_keep_every_token():
 def test_tokenize_windows_counts(smoke_profile):
     from langdec.model import load_tokenizer
 
-    tok = load_tokenizer(smoke_profile)
+    tok = load_tokenizer(smoke_profile.model)
     codes = ["def f():\n    return 1\n" * 40, "x = 1\n"]
     windows, stats = train.tokenize_windows(codes, tok, 32)
     assert stats.files == 2 and stats.windows == len(windows) > 2
@@ -188,7 +188,7 @@ def test_packed_files_do_not_attend_to_each_other(store, smoke_profile, tmp_path
     profile = config.load_profile("smoke", ["training.packing=true", "training.lora_dropout=0.0", f"training.loss={loss}"])
     from langdec.model import load_tokenizer
 
-    tokenizer = load_tokenizer(profile)
+    tokenizer = load_tokenizer(profile.model)
     torch.manual_seed(0)
     docs = [torch.randint(3, profile.model.tokenizer_vocab, (n,)).tolist() for n in (13, 40, 25)]
     trainer, _ = train._trainer(profile, "hf", "none", 42, train._dataset(docs, 45), tokenizer, tmp_path / "ckpt",
@@ -225,7 +225,7 @@ def test_model_not_reachable_offline_says_what_to_do(monkeypatch, langdec_home):
     from langdec.model import load_tokenizer
 
     with pytest.raises(LangdecError, match="huggingface-cli download CohereLabs/tiny-aya-base.*--profile smoke"):
-        load_tokenizer(config.load_profile("paper"))
+        load_tokenizer(config.load_profile("paper").model)
 
 
 @pytest.mark.parametrize("logit_scale", [1.0, 0.0625])
@@ -240,7 +240,7 @@ def test_fused_lm_head_loss_equals_the_plain_loss(smoke_profile, logit_scale):
 
     profile = config.load_profile("smoke", [f"model.smoke.logit_scale={logit_scale}"])
     torch.manual_seed(0)
-    model = get_peft_model(load_base_model(profile, quantization="none"), LoraConfig(r=4, target_modules=["q_proj", "down_proj"]))
+    model = get_peft_model(load_base_model(profile.model, quantization="none"), LoraConfig(r=4, target_modules=["q_proj", "down_proj"]))
     for name, p in model.named_parameters():  # non-zero LoRA B, so the adapters matter for the check
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.02)
@@ -284,7 +284,7 @@ def test_auto_precision_follows_the_device(monkeypatch, cuda, bf16, second_order
 def test_truncate_keeps_each_files_start_as_the_study_did(smoke_profile):
     from langdec.model import load_tokenizer
 
-    tok = load_tokenizer(smoke_profile)
+    tok = load_tokenizer(smoke_profile.model)
     codes = ["def f():\n    return 1\n" * 40, "x = 1\n"]
     full = tok(codes, add_special_tokens=True)["input_ids"]
     ids, stats = train.tokenize_truncated(codes, tok, 32)

@@ -82,6 +82,10 @@ def _quiet_libraries() -> None:
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     # bitsandbytes looks for an optional CPU kernel package on import and warns on every command
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    import warnings
+
+    # peft asks transformers 5 for a renamed attribute on every adapter load
+    warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,7 +80,7 @@ def prepare(profile: Profile, cond: Condition, job: Job, *, tokenizer=None, prog
     if tokenizer is None:
         from .model import load_tokenizer
 
-        tokenizer = load_tokenizer(profile)
+        tokenizer = load_tokenizer(profile.model)
     frame["token_count"] = [len(ids) for ids in tokenizer(frame["code"].tolist(), add_special_tokens=False)["input_ids"]]
     frame["idx"] = frame["idx"].astype("int64")
     held_out = processing.pop("validation", None)  # a kind that splits its rows itself (the study's condition-3 blend)
@@ -137,7 +137,7 @@ def _prepare_published(profile: Profile, cond: Condition, job: Job, tokenizer=No
             if tokenizer is None:
                 from .model import load_tokenizer
 
-                tokenizer = load_tokenizer(profile)
+                tokenizer = load_tokenizer(profile.model)
             counted = [len(ids) for ids in tokenizer(frame["code"].astype(str).tolist(), add_special_tokens=False)["input_ids"]]
             frame["token_count"] = frame["token_count"].fillna(pd.Series(counted, index=frame.index)).astype("int64")
         frames.append(frame)

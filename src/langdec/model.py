@@ -21,14 +21,14 @@ from .errors import LangdecError
 from .paths import project_root, work_dir
 
 if TYPE_CHECKING:
-    from .config import Profile
+    from .config import ModelConfig
 
 SPECIAL = {"pad": "<pad>", "bos": "<bos>", "eos": "<eos>", "unk": "<unk>"}
 
 
-def smoke_dir(profile: Profile) -> Path:
-    spec = {"config": profile.model.smoke, "vocab": profile.model.tokenizer_vocab, "version": 1}
-    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+def smoke_dir(spec: ModelConfig) -> Path:
+    built = {"config": spec.smoke, "vocab": spec.tokenizer_vocab, "version": 1}
+    digest = hashlib.sha256(json.dumps(built, sort_keys=True).encode()).hexdigest()[:12]
     return work_dir() / "models" / f"smoke-{digest}"
 
 
@@ -53,9 +53,9 @@ def _tokenizer_texts(limit_bytes: int = 3_000_000):
         yield text
 
 
-def build_smoke_model(profile: Profile) -> Path:
+def build_smoke_model(spec: ModelConfig) -> Path:
     """Build (once) and return the folder of the offline smoke model."""
-    out = smoke_dir(profile)
+    out = smoke_dir(spec)
     if (out / "config.json").exists():
         return out
     import torch
@@ -66,7 +66,7 @@ def build_smoke_model(profile: Profile) -> Path:
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=profile.model.tokenizer_vocab,
+        vocab_size=spec.tokenizer_vocab,
         special_tokens=list(SPECIAL.values()),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -85,7 +85,7 @@ def build_smoke_model(profile: Profile) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
-        **profile.model.smoke,
+        **spec.smoke,
     )
     torch.manual_seed(0)
     model = Cohere2ForCausalLM(config)
@@ -95,8 +95,8 @@ def build_smoke_model(profile: Profile) -> Path:
     return out
 
 
-def model_source(profile: Profile) -> str:
-    return str(build_smoke_model(profile)) if profile.model.id == "smoke" else profile.model.id
+def model_source(spec: ModelConfig) -> str:
+    return str(build_smoke_model(spec)) if spec.id == "smoke" else spec.id
 
 
 def _offline_hint(model_id: str, exc: Exception) -> LangdecError:
@@ -108,12 +108,13 @@ def _offline_hint(model_id: str, exc: Exception) -> LangdecError:
     )
 
 
-def load_tokenizer(profile: Profile, *, padding_side: str = "right"):
+def load_tokenizer(spec: ModelConfig, *, padding_side: str = "right"):
+    """The tokenizer of the profile's model section (`profile.model`)."""
     from transformers import AutoTokenizer
 
-    source = model_source(profile)
+    source = model_source(spec)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=profile.model.revision, trust_remote_code=profile.model.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as exc:
         raise _offline_hint(source, exc) from None
     if tokenizer.pad_token is None:
@@ -146,17 +147,18 @@ def effective_precision(precision: str, *, second_order: bool = False) -> str:
     return "fp32" if second_order else "fp16"
 
 
-def load_base_model(profile: Profile, *, quantization: str | None = None, precision: str | None = None,
+def load_base_model(spec: ModelConfig, *, quantization: str = "none", precision: str = "auto",
                     device: str | None = None, attn_implementation: str | None = None):
-    """The base causal LM, NF4-quantised when asked (bitsandbytes; also runs on CPU)."""
+    """The base causal LM of the profile's model section (`profile.model`), NF4-quantised when asked
+    (bitsandbytes; also runs on CPU). Quantization and precision as training names them (the caller's
+    section); effective_precision decides what a precision means on this machine."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    source = model_source(profile)
-    quantization = quantization or profile.training.quantization
-    precision = effective_precision(precision or profile.training.precision)
+    source = model_source(spec)
+    precision = effective_precision(precision)
     cuda = torch.cuda.is_available()
-    kwargs: dict = {"dtype": compute_dtype(precision), "revision": profile.model.revision, "trust_remote_code": profile.model.trust_remote_code}
+    kwargs: dict = {"dtype": compute_dtype(precision), "revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
     if quantization == "nf4":
         try:
             from transformers import BitsAndBytesConfig

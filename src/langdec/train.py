@@ -135,14 +135,14 @@ def _model_and_peft_config(profile: Profile, backend: str, quantization: str):
 
         from .model import model_source
 
-        model, _ = FastLanguageModel.from_pretrained(model_source(profile), max_seq_length=t.max_length, load_in_4bit=quantization == "nf4")
+        model, _ = FastLanguageModel.from_pretrained(model_source(profile.model), max_seq_length=t.max_length, load_in_4bit=quantization == "nf4")
         model = FastLanguageModel.get_peft_model(model, r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
                                                  target_modules=list(t.target_modules), bias="none", use_gradient_checkpointing="unsloth")
         return model, None
     from .model import load_base_model
 
     precision = training_precision(t)
-    model = load_base_model(profile, quantization=quantization, precision=precision,
+    model = load_base_model(profile.model, quantization=quantization, precision=precision,
                             attn_implementation=packed_attention(t.packing, precision))
     if quantization == "nf4":
         from peft import prepare_model_for_kbit_training
@@ -396,7 +396,7 @@ class Recipe:
         from .model import load_tokenizer
 
         set_seed(self.job.seed)
-        tokenizer = load_tokenizer(self.profile, padding_side="right")
+        tokenizer = load_tokenizer(self.profile.model, padding_side="right")
         train_dataset, _ = self._encode(tokenizer, self.cdata.frames()[0])
         trainer, _ = _trainer(self.profile, self.backend, self.quantization, self.job.seed, train_dataset, tokenizer,
                               self.ckpt_dir, tracking.TeeMetricLogger([]), False, self.options.stop_after_steps)
@@ -418,7 +418,7 @@ class Recipe:
         opts, job = self.options, self.job
         previous, resume_from = resume
         set_seed(job.seed)
-        tokenizer = load_tokenizer(self.profile, padding_side="right")
+        tokenizer = load_tokenizer(self.profile.model, padding_side="right")
         train_frame, validation_frame = self.cdata.frames()
         train_dataset, stats = self._encode(tokenizer, train_frame)
         tags = self._tags(data_run_id)

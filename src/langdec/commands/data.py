@@ -31,7 +31,7 @@ def cmd_transpile(args) -> int:
         from .. import config
         from ..model import load_tokenizer
 
-        tokenizer = load_tokenizer(config.load_profile(args.profile, args.overrides))
+        tokenizer = load_tokenizer(config.load_profile(args.profile, args.overrides).model)
         count_tokens = lambda codes: [len(ids) for ids in tokenizer(codes, add_special_tokens=False)["input_ids"]]  # noqa: E731
     summary = write_outputs(outcomes, args.src, args.out, args.lang, direction, count_tokens, replace=args.force)
     print(json.dumps(summary.as_dict() if args.json else _short(summary.as_dict()), indent=2, ensure_ascii=False))

@@ -184,7 +184,7 @@ def _openai(profile: Profile, adapter_dir: str | None, run_name: str) -> Scoring
         raise LangdecError("evaluation.backend openai needs evaluation.base_url (e.g. http://localhost:8000/v1)")
     template = ev.adapter_model if adapter_dir else ev.served_model
     name = template.format(base=profile.model.id, run_name=run_name, adapter_dir=adapter_dir or "")
-    return OpenAIModel(load_tokenizer(profile, padding_side="left"), base_url=ev.base_url, model=name,
+    return OpenAIModel(load_tokenizer(profile.model, padding_side="left"), base_url=ev.base_url, model=name,
                        api_key_env=ev.api_key_env, concurrency=ev.concurrency)
 
 

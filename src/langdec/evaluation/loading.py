@@ -28,7 +28,7 @@ def adapter_folder(adapter_uri: str | None) -> str | None:
 
 def load_local(profile: Profile, adapter_dir: str | None):
     quantization = profile.training.quantization if torch.cuda.is_available() else "none"
-    model = load_base_model(profile, quantization=quantization, precision="auto")  # scoring needs no fp16 loss scaling
+    model = load_base_model(profile.model, quantization=quantization, precision="auto")  # scoring needs no fp16 loss scaling
     if adapter_dir:
         from peft import PeftModel
 
@@ -39,4 +39,4 @@ def load_local(profile: Profile, adapter_dir: str | None):
             raise LangdecError(f"{adapter_dir}: this adapter does not fit the profile's model {profile.model.id!r} (it was "
                                f"trained on {base!r}): {str(exc).splitlines()[0][:200]}; use the profile of its base model") from None
     model.eval()
-    return model, load_tokenizer(profile, padding_side="left")
+    return model, load_tokenizer(profile.model, padding_side="left")

@@ -191,8 +191,8 @@ class HFBackend:
         if model == "smoke":
             from ..model import load_base_model, load_tokenizer
 
-            self.tokenizer = load_tokenizer(profile)
-            self.lm = load_base_model(profile)
+            self.tokenizer = load_tokenizer(profile.model)
+            self.lm = load_base_model(profile.model, quantization=profile.training.quantization, precision=profile.training.precision)
         else:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 

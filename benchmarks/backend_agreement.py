@@ -34,11 +34,12 @@ def main() -> int:
     if bool(args.adapter) != bool(args.adapter_model):
         parser.error("--adapter and --adapter-model go together")
     base = [f"model.id={args.model_dir}"]
-    hf = backends.load(config.load_profile("smoke", base), args.adapter, "baseline")
-    served = backends.load(config.load_profile("smoke", [*base, "evaluation.backend=openai", f"evaluation.base_url={args.base_url}",
-                                                         f"evaluation.served_model={args.served_model}",
-                                                         *([f"evaluation.adapter_model={args.adapter_model}"] if args.adapter_model else [])]),
-                           args.adapter, "baseline")
+    local = config.load_profile("smoke", base)
+    remote = config.load_profile("smoke", [*base, "evaluation.backend=openai", f"evaluation.base_url={args.base_url}",
+                                           f"evaluation.served_model={args.served_model}",
+                                           *([f"evaluation.adapter_model={args.adapter_model}"] if args.adapter_model else [])])
+    hf = backends.load(local.model, local.evaluation, args.adapter, "baseline")
+    served = backends.load(remote.model, remote.evaluation, args.adapter, "baseline")
     print(f"{'benchmark':<10} {'items':>5} {'same output':>11} {'same, cut char':>14} {'max |dLL|':>10} {'same choice':>11} "
           f"{'hf s':>6} {'openai s':>8}")
     for name in ("sib200", "xnli", "belebele", "xcsqa", "mgsm"):

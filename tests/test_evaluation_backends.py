@@ -73,14 +73,18 @@ def _profile(model_dir: Path, *overrides: str):
     return config.load_profile("smoke", [f"model.id={model_dir}", *overrides])
 
 
+def _load(profile, adapter_dir: str | None = None, run_name: str = "baseline"):
+    return backends.load(profile.model, profile.evaluation, adapter_dir, run_name)
+
+
 def _prompts() -> list[str]:
     out = [render("template1", "sib200", "en", it, "study") for it in benchmarks.load("sib200", "en", source="fixtures")]
     return out + [render("template2", "xnli", "ur", it, "study") for it in benchmarks.load("xnli", "ur", source="fixtures")]
 
 
 def test_openai_backend_generates_exactly_what_hf_generates(lively_model, server):
-    hf = backends.load(_profile(lively_model), None, "baseline")
-    served = backends.load(_profile(lively_model, "evaluation.backend=openai", f"evaluation.base_url={server}"), None, "baseline")
+    hf = _load(_profile(lively_model))
+    served = _load(_profile(lively_model, "evaluation.backend=openai", f"evaluation.base_url={server}"))
     assert isinstance(served, backends.OpenAIModel) and served.model == str(lively_model)  # served_model "{base}"
     prompts = _prompts()
     kwargs = dict(max_new_tokens=10, batch_size=4, max_prompt_tokens=1024)
@@ -90,23 +94,22 @@ def test_openai_backend_generates_exactly_what_hf_generates(lively_model, server
 
 
 def test_a_cut_prompt_is_cut_the_same_way_for_both(lively_model, server):
-    hf = backends.load(_profile(lively_model), None, "baseline")
-    served = backends.load(_profile(lively_model, "evaluation.backend=openai", f"evaluation.base_url={server}"), None, "baseline")
+    hf = _load(_profile(lively_model))
+    served = _load(_profile(lively_model, "evaluation.backend=openai", f"evaluation.base_url={server}"))
     long = [" ".join(["The quick brown fox jumps over the lazy dog."] * 40)]
     kwargs = dict(max_new_tokens=6, batch_size=1, max_prompt_tokens=48, truncation_side="left")
     assert served.generate(long, **kwargs) == hf.generate(long, **kwargs)
 
 
 def test_a_server_without_prompt_logprobs_is_named(lively_model, server):
-    served = backends.load(_profile(lively_model, "evaluation.backend=openai", f"evaluation.base_url={server}"), None, "baseline")
+    served = _load(_profile(lively_model, "evaluation.backend=openai", f"evaluation.base_url={server}"))
     with pytest.raises(LangdecError, match="returned no prompt log-probabilities .* evaluation.loglikelihood=false"):
         served.option_logprobs(["Is it?"], [["yes", "no"]], batch_size=2, max_prompt_tokens=64)
 
 
 def test_no_server_and_bad_settings_are_clear_errors(lively_model):
     port = _free_port()
-    served = backends.load(_profile(lively_model, "evaluation.backend=openai", f"evaluation.base_url=http://127.0.0.1:{port}/v1"),
-                           None, "baseline")
+    served = _load(_profile(lively_model, "evaluation.backend=openai", f"evaluation.base_url=http://127.0.0.1:{port}/v1"))
     with pytest.raises(LangdecError, match="no OpenAI-compatible server answers there"):
         served.generate(["x"], max_new_tokens=2, batch_size=1, max_prompt_tokens=16)
     with pytest.raises(LangdecError, match="unknown evaluation backend 'vllm'; valid evaluation backends: hf, openai"):

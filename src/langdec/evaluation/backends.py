@@ -21,7 +21,7 @@ from ..urls import redact_url
 from . import inference
 
 if TYPE_CHECKING:
-    from ..config import Profile
+    from ..config import EvaluationConfig, ModelConfig
 
 
 class ScoringModel(Protocol):
@@ -169,35 +169,36 @@ class OpenAIModel:
                                "(e.g. `vllm serve BASE --enable-lora --lora-modules NAME=DIR`) or use evaluation.backend=hf") from None
 
 
-def _hf(profile: Profile, adapter_dir: str | None, run_name: str) -> ScoringModel:
+def _hf(spec: ModelConfig, ev: EvaluationConfig, adapter_dir: str | None, run_name: str, quantization: str) -> ScoringModel:
     from .loading import load_local
 
-    model, tokenizer = load_local(profile, adapter_dir)
+    model, tokenizer = load_local(spec, adapter_dir, quantization=quantization)
     return HFModel(model, tokenizer)
 
 
-def _openai(profile: Profile, adapter_dir: str | None, run_name: str) -> ScoringModel:
+def _openai(spec: ModelConfig, ev: EvaluationConfig, adapter_dir: str | None, run_name: str, quantization: str) -> ScoringModel:
     from ..model import load_tokenizer
 
-    ev = profile.evaluation
     if not ev.base_url:
         raise LangdecError("evaluation.backend openai needs evaluation.base_url (e.g. http://localhost:8000/v1)")
     template = ev.adapter_model if adapter_dir else ev.served_model
-    name = template.format(base=profile.model.id, run_name=run_name, adapter_dir=adapter_dir or "")
-    return OpenAIModel(load_tokenizer(profile.model, padding_side="left"), base_url=ev.base_url, model=name,
+    name = template.format(base=spec.id, run_name=run_name, adapter_dir=adapter_dir or "")
+    return OpenAIModel(load_tokenizer(spec, padding_side="left"), base_url=ev.base_url, model=name,
                        api_key_env=ev.api_key_env, concurrency=ev.concurrency)
 
 
-BACKENDS: dict[str, Callable[[Profile, str | None, str], ScoringModel]] = {"hf": _hf, "openai": _openai}
+# a backend gets the profile's model and evaluation sections, the adapter folder, the job's run name and the
+# quantization the adapter was trained under (the hf backend loads the base model that way on a GPU)
+BACKENDS: dict[str, Callable[[ModelConfig, EvaluationConfig, str | None, str, str], ScoringModel]] = {"hf": _hf, "openai": _openai}
 
 
 def names() -> list[str]:
     return sorted(BACKENDS)
 
 
-def load(profile: Profile, adapter_dir: str | None, run_name: str) -> ScoringModel:
+def load(spec: ModelConfig, ev: EvaluationConfig, adapter_dir: str | None, run_name: str, *,
+         quantization: str = "none") -> ScoringModel:
     """The scoring model of `evaluation.backend` for the base model, or for the adapter in `adapter_dir`."""
-    name = profile.evaluation.backend
-    if name not in BACKENDS:
-        raise did_you_mean("evaluation backend", name, BACKENDS)
-    return BACKENDS[name](profile, adapter_dir, run_name)
+    if ev.backend not in BACKENDS:
+        raise did_you_mean("evaluation backend", ev.backend, BACKENDS)
+    return BACKENDS[ev.backend](spec, ev, adapter_dir, run_name, quantization)

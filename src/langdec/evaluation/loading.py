@@ -12,7 +12,7 @@ from ..errors import LangdecError
 from ..model import load_base_model, load_tokenizer
 
 if TYPE_CHECKING:
-    from ..config import Profile
+    from ..config import ModelConfig
 
 
 def adapter_folder(adapter_uri: str | None) -> str | None:
@@ -26,9 +26,12 @@ def adapter_folder(adapter_uri: str | None) -> str | None:
     return mlflow.artifacts.download_artifacts(adapter_uri)
 
 
-def load_local(profile: Profile, adapter_dir: str | None):
-    quantization = profile.training.quantization if torch.cuda.is_available() else "none"
-    model = load_base_model(profile.model, quantization=quantization, precision="auto")  # scoring needs no fp16 loss scaling
+def load_local(spec: ModelConfig, adapter_dir: str | None, *, quantization: str = "none"):
+    """The base model of the profile's model section with the adapter in `adapter_dir` on top; NF4 only on a
+    GPU (the training's quantization, as the adapter was trained on it), and in whatever precision this
+    machine scores best (scoring needs no fp16 loss scaling)."""
+    quantization = quantization if torch.cuda.is_available() else "none"
+    model = load_base_model(spec, quantization=quantization, precision="auto")
     if adapter_dir:
         from peft import PeftModel
 
@@ -36,7 +39,7 @@ def load_local(profile: Profile, adapter_dir: str | None):
             model = PeftModel.from_pretrained(model, adapter_dir)
         except (RuntimeError, ValueError, KeyError) as exc:  # size mismatch, unknown target modules
             base = json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("base_model_name_or_path", "?")
-            raise LangdecError(f"{adapter_dir}: this adapter does not fit the profile's model {profile.model.id!r} (it was "
+            raise LangdecError(f"{adapter_dir}: this adapter does not fit the profile's model {spec.id!r} (it was "
                                f"trained on {base!r}): {str(exc).splitlines()[0][:200]}; use the profile of its base model") from None
     model.eval()
-    return model, load_tokenizer(profile.model, padding_side="left")
+    return model, load_tokenizer(spec, padding_side="left")

@@ -44,7 +44,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         from .loading import adapter_folder, load_local
 
         by_lang = {lang: texts(benchmark, lang, source, None) for lang in languages}
-        model, tokenizer = load_local(profile, adapter_folder(adapter_uri))
+        model, tokenizer = load_local(profile.model, adapter_folder(adapter_uri), quantization=profile.training.quantization)
         metrics = isotropy.measure(model, tokenizer, by_lang, max_tokens=max_tokens, seed=job.seed)
         tracking.MlflowMetricLogger(srun.run_id).log(metrics)
         import tempfile

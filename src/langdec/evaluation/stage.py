@@ -119,7 +119,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         items = {(b, d): (machine_translation.items(b, d, profile, source=source, limit=ev.max_items) if benchmarks.get(b).translate
                           else benchmarks.load(b, d, source=source, limit=ev.max_items))
                  for b in bench_names for d in data_languages if d in benchmarks.get(b).languages}
-        scorer = backends.load(profile, adapter_folder(adapter_uri), job.run_name)
+        scorer = backends.load(profile.model, ev, adapter_folder(adapter_uri), job.run_name, quantization=profile.training.quantization)
         records, prompts = [], []
         for cell in matrix:
             for item in items[(cell.benchmark, cell.data)]:

@@ -115,6 +115,10 @@ def test_the_xnli_overlap_section_averages_the_logged_diagnostics(store, tmp_pat
     # the distribution table: entailment, neutral, contradiction (not logged: blank), unparsed = the rest (0 here)
     assert "| cond2-zh | low | 0.700 | 0.300 |  | 0.000 |" in text and "| baseline | low | 0.400 | 0.600 |  | 0.000 |" in text
     assert "| cond2-zh | high |" not in text  # no bucket without its shares
+    # the terminal table: every statistic under its own header, "-" where a cell logged none
+    lines = report.overlap_terminal(rows, "refined").splitlines()
+    assert lines[1].split("  ")[:2] == ["condition", "acc low overlap"] and lines[1].endswith("reverse overlap bias")
+    assert lines[3].split() == ["baseline", "0.400", "-", "-", "0.600"]
     assert report.overlap_plot(rows, tmp_path / "xnli_overlap.png").stat().st_size > 0
     assert report.overlap_markdown({}, "refined") == [] and report.overlap_plot({}, tmp_path / "none.png") is None
 

@@ -407,13 +407,17 @@ def print_tables(report: Report) -> str:
     if report.study and report.study.paper:
         parts.append(study_tables.terminal(report.study))
     if report.overlap:
-        rows = [["condition", "acc low overlap", "acc high overlap", "reverse overlap bias"]]
-        rows += [[g, *(f"{stats[k]:.3f}" if k in stats else "-" for k in OVERLAP_STATS)] for g, stats in report.overlap.items()]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
-        parts.append("\n".join([f"XNLI by word overlap ({report.extractor} extractor, mean over cells)", lines[0],
-                                "  ".join("-" * w for w in widths), *lines[1:]]))
+        parts.append(overlap_terminal(report.overlap, report.extractor))
     return "\n\n".join(parts) or "(no evaluation runs yet)"
+
+
+def overlap_terminal(rows: dict[str, dict[str, float]], extractor: str) -> str:
+    table = [["condition", "acc low overlap", "acc mid overlap", "acc high overlap", "reverse overlap bias"]]
+    table += [[g, *(f"{stats[k]:.3f}" if k in stats else "-" for k in OVERLAP_STATS)] for g, stats in rows.items()]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in table]
+    return "\n".join([f"XNLI by word overlap ({extractor} extractor, mean over cells)", lines[0],
+                      "  ".join("-" * w for w in widths), *lines[1:]])
 
 
 def print_table(report: Report, kind: str | None = None) -> str:

@@ -104,6 +104,7 @@ def test_resume_after_interruption(store, smoke_profile):
     run = mlflow.get_run(result.run_id)
     assert result.run_id == failed[0].info.run_id and run.info.status == "FINISHED"
     assert run.data.tags["langdec.resumed_from"] == "checkpoint-2"
+    assert run.data.tags["peft_method"] == "lora"  # a tag on every run (the views' column), the param only off the default
     steps = [m.step for m in client.get_metric_history(result.run_id, "loss")]
     assert steps == [1, 2, 3, 4, 5, 6]
 

@@ -379,9 +379,7 @@ class Recipe:
     def _tags(self, data_run_id: str) -> dict[str, str]:
         tags = {**data.job_tags(self.profile, self.job), "phase": self.phase, "run_name": self.job.run_name,
                 "data_check_run": self.check_run_id or "", "data_check_status": self.check_status, "data_run": data_run_id,
-                "backend": self.backend, "device": _device(), **self.options.extra_tags}
-        if self.training.peft_method != "lora":
-            tags["peft_method"] = self.training.peft_method
+                "backend": self.backend, "device": _device(), "peft_method": self.training.peft_method, **self.options.extra_tags}
         if self.check_status != "passed":
             tags["langdec.allow_unchecked"] = "true"
         if self.cdata.manifest.get("transpiler_version"):

@@ -47,3 +47,27 @@ def test_unknown_condition_and_language_list_valid_names():
 def test_language_codes_normalise_in_one_place(code, expected):
     assert languages.normalise(code) == expected
 
+
+
+def test_a_stage_sees_only_the_profile_sections_it_declares():
+    from langdec import checks, pipeline, train
+    from langdec.evaluation import probe
+    from langdec.evaluation import stage as evaluation
+
+    profile = config.load_profile("smoke")
+    seen = profile.only("evaluate", evaluation.SECTIONS)
+    assert seen.evaluation is profile.evaluation and seen.model is profile.model and seen.name == "smoke"
+    with pytest.raises(config.UndeclaredSection, match=r"the evaluate stage read profile.corpus.tiers, which it does not declare; "
+                                                        r"add 'corpus' to its SECTIONS"):
+        seen.corpus.tiers
+    with pytest.raises(config.UndeclaredSection, match="profile.corpus,"):
+        bool(seen.corpus)
+    with pytest.raises(config.UndeclaredSection, match="the check stage read profile.training.lr"):
+        profile.only("check", checks.SECTIONS).training.lr
+    with pytest.raises(LangdecError, match="unknown profile section 'corpora'"):
+        profile.only("x", ("corpora",))
+    # every stage of the pipeline declares sections the profile has; training needs them all (it rebuilds data)
+    for module in (checks, train, evaluation, probe):
+        assert set(module.SECTIONS) <= set(config.SECTIONS)
+    assert set(train.SECTIONS) == set(config.SECTIONS) and "corpus" not in evaluation.SECTIONS
+    assert pipeline.STAGES == ("data", "check", "train", "evaluate", "probe")

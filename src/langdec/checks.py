@@ -25,6 +25,9 @@ from .errors import LangdecError
 from .paths import project_root
 
 CHECK_STAGE = "check"
+# the profile sections the data and check stages read (pipeline.run withholds the others): the tokenizer, the corpus
+# and tiers, the translation backend (condition 5, published rows), the code benchmarks (their data kind)
+SECTIONS = ("model", "corpus", "translation", "evaluation")
 
 
 @dataclass

@@ -169,6 +169,41 @@ class Profile:
             return self.corpus.tiers[tier]
         raise did_you_mean("tier", tier, self.corpus.tiers)
 
+    def only(self, stage: str, sections: tuple[str, ...]) -> Profile:
+        """This profile with only the named sections; every other section is withheld, so a stage that reads
+        one it did not declare fails at once, naming both (pipeline.run gives each stage its declared
+        sections). Name, registered model and path are the profile's identity and always kept."""
+        unknown = [s for s in sections if s not in SECTIONS]
+        if unknown:
+            raise did_you_mean("profile section", unknown[0], SECTIONS)
+        return dataclasses.replace(self, **{s: Withheld(stage, s) for s in SECTIONS if s not in sections})
+
+
+SECTIONS = ("model", "corpus", "training", "evaluation", "translation")
+
+
+class UndeclaredSection(RuntimeError):
+    """A stage read a profile section it does not declare: a bug in langdec, not in the user's input."""
+
+
+class Withheld:
+    """Stands for a profile section a stage did not declare (Profile.only)."""
+
+    def __init__(self, stage: str, section: str) -> None:
+        self._stage, self._section = stage, section
+
+    def _refuse(self, what: str):
+        raise UndeclaredSection(f"the {self._stage} stage read profile.{self._section}{what}, which it does not declare; "
+                                f"add {self._section!r} to its SECTIONS")
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._refuse(f".{name}")
+
+    def __bool__(self) -> bool:
+        self._refuse("")
+
 
 @dataclass
 class Condition:

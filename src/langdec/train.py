@@ -24,6 +24,8 @@ from .errors import LangdecError, did_you_mean
 from .paths import work_dir
 
 TRAIN_STAGE = "train"
+# the profile sections training reads: its own and the model's, and the data stage's (it rebuilds or reuses the data)
+SECTIONS = ("model", "corpus", "training", "translation", "evaluation")
 
 
 # --------------------------------------------------------------------------- windows

@@ -127,9 +127,11 @@ def cmd_check(args) -> int:
     profile, cond, job = job_of(args)
     experiment = experiment_of(profile, args.phase)
     if args.data:
-        cdata, (result, run_id) = checks.check_folder(Path(args.data), profile, cond, job, experiment, args.phase)
+        cdata, (result, run_id) = checks.check_folder(Path(args.data), profile.only("check", checks.SECTIONS), cond, job, experiment,
+                                                      args.phase)
     else:
-        (cdata, _), (result, run_id) = checks.prepare_and_check(profile, cond, job, experiment, args.phase, progress=not args.quiet)
+        (cdata, _), (result, run_id) = checks.prepare_and_check(profile.only("check", checks.SECTIONS), cond, job, experiment, args.phase,
+                                                                progress=not args.quiet)
     if result is None:
         status, _, failed = checks.latest_status(experiment, cdata.digest)
         print(json.dumps({"status": status, "reused_run": run_id, "failed": failed}, indent=2))

@@ -12,6 +12,7 @@ from ..errors import LangdecError
 from . import benchmarks
 
 PROBE_STAGE = "probe"
+SECTIONS = ("model", "evaluation", "training")  # what the probe stage reads of the profile
 PROBES = ("isotropy",)  # the probes by name; a ladder's `probes:` and `langdec probe KIND` take these
 TEXT_FIELDS = ("text", "premise", "passage", "question")  # the first a benchmark's items have is what is read
 

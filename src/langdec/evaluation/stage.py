@@ -24,6 +24,9 @@ from .matrix import Cell, cells, gen_key, ll_key, score
 from .prompts import prompt_hash, render
 
 EVAL_STAGE = "evaluate"
+# the profile sections evaluation reads: the model, its own, training's quantization (the adapter's base on a GPU),
+# the translation backend (machine-translated benchmark variants); never the corpus
+SECTIONS = ("model", "evaluation", "training", "translation")
 GENERATIONS = "generations.jsonl"
 LOGLIKELIHOOD = "loglikelihood.jsonl"
 CODE_RESULTS = "code_results.jsonl"

@@ -49,6 +49,7 @@ def _retire(run_id: str, argv: list[str]) -> None:
     restorable, until `mlflow gc`."""
     import subprocess
 
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from . import tracking
@@ -57,11 +58,15 @@ def _retire(run_id: str, argv: list[str]) -> None:
     client = MlflowClient()
     # a URL argument can carry credentials (--base-url, --storage): never into MLflow
     shown = [re.sub(r"(\w+://)[^/@\s]*@", r"\1", a).split("?", 1)[0] if "://" in a else a for a in argv if a != "--quiet"]
-    client.set_tag(run_id, "mlflow.runName", "mlflow run: langdec " + " ".join(shown[:4])[:80])
-    client.set_tag(run_id, "mlflow.note.content", "`mlflow run` made this run for `langdec " + " ".join(shown) + "`; langdec "
-                   "removed it. langdec's own runs are in the phase experiment (phase-3, phase-3-smoke, ...), under their "
-                   "ladder run; filter there by tags.`langdec.stage`.")
-    client.set_tag(run_id, "langdec.stage", "mlflow-run")
+    try:
+        client.set_tag(run_id, "mlflow.runName", "mlflow run: langdec " + " ".join(shown[:4])[:80])
+        client.set_tag(run_id, "mlflow.note.content", "`mlflow run` made this run for `langdec " + " ".join(shown) + "`; langdec "
+                       "removed it. langdec's own runs are in the phase experiment (phase-3, phase-3-smoke, ...), under their "
+                       "ladder run; filter there by tags.`langdec.stage`.")
+        client.set_tag(run_id, "langdec.stage", "mlflow-run")
+    except (MlflowException, OSError) as exc:  # the command's own outcome stands; only the empty run stays
+        print(f"note: mlflow run's entry-point run {run_id} was left as it is ({str(exc).splitlines()[0][:160]})", file=sys.stderr)
+        return
     # the store comes to it as it came here (environment and working directory), never on a command line
     subprocess.Popen([sys.executable, "-c", "import sys; from langdec import tracking; "
                       "tracking.delete_when_terminated(tracking.configure(), sys.argv[1])", run_id],

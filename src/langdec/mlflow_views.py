@@ -41,8 +41,9 @@ class View:
     filter: str = ""
     columns: list[str] = field(default_factory=list)
     group_by: list[str] = field(default_factory=list)
-    order_by: str = "attribute:start_time"
-    ascending: bool = False
+    # by run name: the UI then lists runs flat (it folds them under their parent only when sorting by date)
+    order_by: str = "tag:mlflow.runName"
+    ascending: bool = True
     name_width: int = 340
     id: str = ""  # the key in views.yaml: the tag suffix and the URL's viewStateShareKey
 
@@ -81,18 +82,18 @@ def _column(kind: str, key: str) -> str:
     return f"{_GROUPS[kind]}.`{key}`"
 
 
-def columns(view: View, runs: list) -> list[str]:
-    """The view's column ids, a `prefix*` entry expanded over the names the runs carry (sorted)."""
-    seen = {"tag": set(), "param": set(), "metric": set(), "attribute": set()}
+def columns(view: View, runs: list) -> dict[str, str]:
+    """The view's column ids and their names, a `prefix*` entry expanded over the names the runs carry (sorted)."""
+    seen = {"tag": set(), "param": set(), "metric": set(), "attribute": set()}  # attributes are named, never globbed
     for run in runs:
         seen["tag"].update(run.data.tags)
         seen["param"].update(run.data.params)
         seen["metric"].update(run.data.metrics)
-    out: list[str] = []
+    out: dict[str, str] = {}
     for entry in view.columns:
         kind, key = _kind_and_key(entry, view.id)
-        names = sorted(n for n in seen[kind] if fnmatch.fnmatchcase(n, key)) if "*" in key else [key]
-        out += [_column(kind, n) for n in names if _column(kind, n) not in out]
+        for name in sorted(n for n in seen[kind] if fnmatch.fnmatchcase(n, key)) if "*" in key else [key]:
+            out.setdefault(_column(kind, name), name)
     return out
 
 
@@ -102,14 +103,14 @@ def state(view: View, runs: list) -> dict:
     kind, key = _kind_and_key(view.order_by, view.id)
     out: dict = {
         "searchFilter": view.filter,
-        "orderByKey": f"{_GROUPS[kind]}.`{key}`" if kind != "attribute" else f"attributes.{key}",
+        "orderByKey": _column(kind, key) if kind != "attribute" else f"attributes.{key}",
         "orderByAsc": view.ascending,
-        "selectedColumns": selected,
+        "selectedColumns": list(selected),
         # widths apply to the columns the order names: the run name, its date and nesting, then the view's columns
         "columnOrder": [RUN_NAME_COLUMN, CREATED_COLUMN, *selected],
         # wide enough for each header (the grid's default cuts summary.belebele.en.refined to summary.beleb...)
         "columnWidths": {RUN_NAME_COLUMN: view.name_width, CREATED_COLUMN: 130,
-                         **{c: max(80, min(260, 24 + 7 * len(c.split(".", 1)[1].strip("`")))) for c in selected}},
+                         **{c: max(80, min(260, 24 + 7 * len(name))) for c, name in selected.items()}},
         "runsHiddenMode": "SHOW_ALL",
         "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": t} for t in view.group_by]}
         if view.group_by else None,

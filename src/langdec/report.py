@@ -35,6 +35,7 @@ from . import mlflow_views, study_tables, tracking
 from .atomic import write_text
 from .errors import LangdecError
 from .evaluation import extractors
+from .evaluation.diagnostics import BUCKETS, REVERSE_OVERLAP_BIAS, XNLI_LABELS, overlap_acc, overlap_share
 from .evaluation.stage import CODE_RESULTS, EVAL_STAGE, GENERATIONS, LOGLIKELIHOOD
 
 EXTRACTORS = ("strict", "refined", "langdec")  # the study's two, then langdec's own rules
@@ -174,17 +175,9 @@ def collect_records(experiment: str, tier: str | None = None, latest: dict | Non
     return records
 
 
-OVERLAP_STATS = ("overlap_low_acc", "overlap_mid_acc", "overlap_high_acc", "reverse_overlap_bias")
-
-
-def _overlap_share(bucket: str, label: str) -> str:
-    return f"overlap_{bucket}_pred_{label}"
-
-
-def _overlap_shares() -> tuple[str, ...]:
-    from .evaluation.diagnostics import BUCKETS, XNLI_LABELS
-
-    return tuple(_overlap_share(b, label) for b in BUCKETS for label in XNLI_LABELS)
+OVERLAP_STATS = (*(overlap_acc(b) for b in BUCKETS), REVERSE_OVERLAP_BIAS)
+OVERLAP_LABELS = (*(f"acc, {b} overlap" for b in BUCKETS), "reverse overlap bias")  # one per statistic
+OVERLAP_SHARES = tuple(overlap_share(b, label) for b in BUCKETS for label in XNLI_LABELS)
 
 
 def variant_gaps(report: Report) -> list[dict[str, Any]]:
@@ -224,7 +217,7 @@ def variant_markdown(rows: list[dict[str, Any]], extractor: str) -> list[str]:
 def overlap_rows(latest: dict, extractor: str) -> dict[str, dict[str, float]]:
     """Per condition, the XNLI overlap diagnostics (evaluation.diagnostics.xnli_overlap) averaged over its cells
     and seeds: accuracy and predicted-label shares per overlap bucket, and the reverse word-overlap bias."""
-    wanted = set(OVERLAP_STATS) | set(_overlap_shares())
+    wanted = {*OVERLAP_STATS, *OVERLAP_SHARES}
     sums: dict[str, dict[str, list[float]]] = {}
     for (group, _tier, _seed, _part), run in latest.items():
         for key, value in run.data.metrics.items():
@@ -235,25 +228,23 @@ def overlap_rows(latest: dict, extractor: str) -> dict[str, dict[str, float]]:
 
 
 def overlap_markdown(rows: dict[str, dict[str, float]], extractor: str) -> list[str]:
-    from .evaluation.diagnostics import BUCKETS, XNLI_LABELS
-
     if not rows:
         return []
     out = ["## XNLI word overlap", "",
            f"Mean over the condition's XNLI cells ({extractor} extractor). Overlap is the share of the hypothesis's words "
            "found in the premise; low, mid and high are its tertiles over the items (the same items for every "
            "condition). Reverse overlap bias: the share of low-overlap entailment pairs answered neutral or contradiction.", "",
-           "| condition | acc, low overlap | acc, mid overlap | acc, high overlap | reverse overlap bias |", "|---|---|---|---|---|"]
+           "| condition | " + " | ".join(OVERLAP_LABELS) + " |", "|---|" + "---|" * len(OVERLAP_LABELS)]
     for group, stats in rows.items():
         cells = [f"{stats[k]:.3f}" if k in stats else "" for k in OVERLAP_STATS]
         out.append(f"| {group} | " + " | ".join(cells) + " |")
-    shares = [(g, b) for g, stats in rows.items() for b in BUCKETS if any(_overlap_share(b, lab) in stats for lab in XNLI_LABELS)]
+    shares = [(g, b) for g, stats in rows.items() for b in BUCKETS if any(overlap_share(b, lab) in stats for lab in XNLI_LABELS)]
     if shares:
         out += ["", "Predicted labels by overlap bucket: the share of the bucket's items answered with each label (the rest "
                 "were unparsed). A model leaning on overlap answers entailment more as overlap rises.", "",
                 "| condition | overlap | " + " | ".join(XNLI_LABELS) + " | unparsed |", "|---|---|" + "---|" * (len(XNLI_LABELS) + 1)]
         for group, b in shares:
-            values = [rows[group].get(_overlap_share(b, lab)) for lab in XNLI_LABELS]
+            values = [rows[group].get(overlap_share(b, lab)) for lab in XNLI_LABELS]
             rest = 1 - sum(v for v in values if v is not None)
             out.append(f"| {group} | {b} | " + " | ".join("" if v is None else f"{v:.3f}" for v in values) + f" | {max(rest, 0.0):.3f} |")
     return out + [""]
@@ -262,8 +253,6 @@ def overlap_markdown(rows: dict[str, dict[str, float]], extractor: str) -> list[
 def overlap_plot(rows: dict[str, dict[str, float]], path: Path) -> Path | None:
     """Left: accuracy per overlap bucket beside the reverse overlap bias, per condition. Right: the predicted-label
     distribution per condition and bucket, stacked."""
-    from .evaluation.diagnostics import BUCKETS, XNLI_LABELS
-
     if not rows:
         return None
     import matplotlib
@@ -274,8 +263,7 @@ def overlap_plot(rows: dict[str, dict[str, float]], path: Path) -> Path | None:
     groups = list(rows)
     fig, (ax, dist) = plt.subplots(1, 2, figsize=(max(9, 2.2 * len(groups)), 3.4), layout="constrained")
     width = 0.8 / len(OVERLAP_STATS)
-    labels = ("acc, low overlap", "acc, mid overlap", "acc, high overlap", "reverse overlap bias")
-    for i, (stat, label) in enumerate(zip(OVERLAP_STATS, labels)):
+    for i, (stat, label) in enumerate(zip(OVERLAP_STATS, OVERLAP_LABELS)):
         offset = (i - (len(OVERLAP_STATS) - 1) / 2) * width
         ax.bar([x + offset for x in range(len(groups))], [rows[g].get(stat, float("nan")) for g in groups], width, label=label)
     ax.set_xticks(range(len(groups)), groups, fontsize=7, rotation=30, ha="right")
@@ -285,7 +273,7 @@ def overlap_plot(rows: dict[str, dict[str, float]], path: Path) -> Path | None:
     bars = [(g, b) for g in groups for b in BUCKETS]
     bottom = [0.0] * len(bars)
     for label in XNLI_LABELS:
-        heights = [rows[g].get(_overlap_share(b, label), 0.0) for g, b in bars]
+        heights = [rows[g].get(overlap_share(b, label), 0.0) for g, b in bars]
         dist.bar(range(len(bars)), heights, 0.8, bottom=bottom, label=label)
         bottom = [lo + h for lo, h in zip(bottom, heights)]
     dist.set_xticks(range(len(bars)), [f"{g} {b}" for g, b in bars], fontsize=6, rotation=60, ha="right")
@@ -412,7 +400,7 @@ def print_tables(report: Report) -> str:
 
 
 def overlap_terminal(rows: dict[str, dict[str, float]], extractor: str) -> str:
-    table = [["condition", "acc low overlap", "acc mid overlap", "acc high overlap", "reverse overlap bias"]]
+    table = [["condition", *(label.replace(",", "") for label in OVERLAP_LABELS)]]
     table += [[g, *(f"{stats[k]:.3f}" if k in stats else "-" for k in OVERLAP_STATS)] for g, stats in rows.items()]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in table]

@@ -84,6 +84,17 @@ def bucket(value: float, edges: tuple[float, float]) -> str:
 
 XNLI_LABELS = ("entailment", "neutral", "contradiction")
 BUCKETS = ("low", "mid", "high")
+REVERSE_OVERLAP_BIAS = "reverse_overlap_bias"
+
+
+def overlap_acc(bucket: str) -> str:
+    """The name of a bucket's accuracy statistic (the report reads the same names)."""
+    return f"overlap_{bucket}_acc"
+
+
+def overlap_share(bucket: str, label: str) -> str:
+    """The name of the share of a bucket's items predicted as `label`."""
+    return f"overlap_{bucket}_pred_{label}"
 
 
 def xnli_overlap(view: CellView) -> dict[str, float]:
@@ -107,12 +118,12 @@ def xnli_overlap(view: CellView) -> dict[str, float]:
         pairs = [(p, g) for b, p, g in zip(buckets, view.predictions, view.gold) if b == name]
         if not pairs:
             continue
-        out[f"overlap_{name}_acc"] = sum(p == g for p, g in pairs) / len(pairs)
+        out[overlap_acc(name)] = sum(p == g for p, g in pairs) / len(pairs)
         for label in XNLI_LABELS:
-            out[f"overlap_{name}_pred_{label}"] = sum(p == label for p, _ in pairs) / len(pairs)
+            out[overlap_share(name, label)] = sum(p == label for p, _ in pairs) / len(pairs)
     low_entailment = [p for b, p, g in zip(buckets, view.predictions, view.gold) if b == "low" and g == "entailment"]
     if low_entailment:
-        out["reverse_overlap_bias"] = sum(p in ("neutral", "contradiction") for p in low_entailment) / len(low_entailment)
+        out[REVERSE_OVERLAP_BIAS] = sum(p in ("neutral", "contradiction") for p in low_entailment) / len(low_entailment)
     return out
 
 

@@ -77,10 +77,10 @@ def run(where: Where, *, stages: tuple[str, ...] = STAGES, training: train.Optio
     # Under DDP (torchrun, accelerate launch) rank 0 does every tracked step; the other ranks only train beside it
     main = distributed.world().main
     if main and job.trains and cond.available and "check" in stages and out.data is None:
-        out.data, (_, out.check_run) = checks.prepare_and_check(p.only("check", checks.SECTIONS), cond, job, where.experiment,
+        out.data, (_, out.check_run) = checks.prepare_and_check(p.only(checks.CHECK_STAGE, checks.SECTIONS), cond, job, where.experiment,
                                                                 where.phase, progress=progress)
     if job.trains and "train" in stages:
-        out.train = train.run(p.only("train", train.SECTIONS), cond, job, phase=where.phase, experiment=where.experiment, options=training,
+        out.train = train.run(p.only(train.TRAIN_STAGE, train.SECTIONS), cond, job, phase=where.phase, experiment=where.experiment, options=training,
                               data_run=out.data, progress=progress)
         adapter = Adapter(out.train.run_id, out.train.version)
     if "evaluate" in stages and main:
@@ -88,12 +88,12 @@ def run(where: Where, *, stages: tuple[str, ...] = STAGES, training: train.Optio
         if job.trains and adapter is None:
             raise LangdecError(f"{job.run_name}: nothing names the adapter to evaluate; train it in the same run or pass one")
         held = adapter if job.trains else Adapter(None)
-        out.evaluation = evaluation.run(p.only("evaluate", evaluation.SECTIONS), cond, job, phase=where.phase, experiment=where.experiment,
+        out.evaluation = evaluation.run(p.only(evaluation.EVAL_STAGE, evaluation.SECTIONS), cond, job, phase=where.phase, experiment=where.experiment,
                                         data_languages=ev.data_languages, adapter_uri=held.uri, train_run_id=held.run_id,
                                         benchmarks_override=ev.benchmarks, source=ev.source, progress=progress)
         if "probe" in stages:
             for name in ev.probes:  # one probe so far: isotropy
-                run_id, _, _ = probe.run(p.only("probe", probe.SECTIONS), cond, job, phase=where.phase, experiment=where.experiment,
+                run_id, _, _ = probe.run(p.only(probe.PROBE_STAGE, probe.SECTIONS), cond, job, phase=where.phase, experiment=where.experiment,
                                          adapter_uri=held.uri, adapter_run=held.run_id, languages=ev.data_languages, source=ev.source)
                 out.probes[name] = run_id
     return out

@@ -127,10 +127,10 @@ def cmd_check(args) -> int:
     profile, cond, job = job_of(args)
     experiment = experiment_of(profile, args.phase)
     if args.data:
-        cdata, (result, run_id) = checks.check_folder(Path(args.data), profile.only("check", checks.SECTIONS), cond, job, experiment,
+        cdata, (result, run_id) = checks.check_folder(Path(args.data), profile.only(checks.CHECK_STAGE, checks.SECTIONS), cond, job, experiment,
                                                       args.phase)
     else:
-        (cdata, _), (result, run_id) = checks.prepare_and_check(profile.only("check", checks.SECTIONS), cond, job, experiment, args.phase,
+        (cdata, _), (result, run_id) = checks.prepare_and_check(profile.only(checks.CHECK_STAGE, checks.SECTIONS), cond, job, experiment, args.phase,
                                                                 progress=not args.quiet)
     if result is None:
         status, _, failed = checks.latest_status(experiment, cdata.digest)

@@ -65,7 +65,7 @@ def _evaluate_published(args) -> int:
     experiment = experiment_of(profile, phase)
     langs = args.data_languages.split(",") if args.data_languages else ["en", "zh", "es", "ur"]
     benches = args.benchmarks.split(",") if args.benchmarks else None
-    result = stage.run(profile.only("evaluate", stage.SECTIONS), cond, job, phase=phase, experiment=experiment, data_languages=langs,
+    result = stage.run(profile.only(stage.EVAL_STAGE, stage.SECTIONS), cond, job, phase=phase, experiment=experiment, data_languages=langs,
                        adapter_uri=str(adapter.path),
                        benchmarks_override=benches, source=args.source, progress=not args.quiet, extra_tags=adapter.tags(),
                        adapter_digest=adapter.digest)
@@ -162,7 +162,7 @@ def cmd_probe(args) -> int:
     where = where_of(args)
     adapter = _adapter_of(args, where)
     langs = args.languages.split(",") if args.languages else ["en", "zh", "es", "ur"]
-    run_id, reused, metrics = probe.run(where.profile.only("probe", probe.SECTIONS), where.cond, where.job, phase=args.phase,
+    run_id, reused, metrics = probe.run(where.profile.only(probe.PROBE_STAGE, probe.SECTIONS), where.cond, where.job, phase=args.phase,
                                         experiment=where.experiment,
                                         adapter_uri=adapter.uri if adapter else None, adapter_run=adapter.run_id if adapter else None,
                                         languages=langs, benchmark=args.benchmark, max_tokens=args.tokens, source=args.source)

@@ -180,6 +180,7 @@ class Profile:
 
 
 SECTIONS = ("model", "corpus", "training", "evaluation", "translation")
+DATA_LANGUAGES = ("en", "zh", "es", "ur")  # the study's evaluation languages: every matrix scores these unless told
 
 
 class UndeclaredSection(RuntimeError):
@@ -245,7 +246,7 @@ class Ladder:
     tiers: list[str]
     seeds: list[int]
     runs: list[LadderEntry]
-    data_languages: list[str] = field(default_factory=lambda: ["en", "zh", "es", "ur"])
+    data_languages: list[str] = field(default_factory=lambda: list(DATA_LANGUAGES))
     supersede: bool = False  # re-registering a (phase, condition, lang, tier, seed) replaces the old version
     seeds_per_tier: dict[str, list[int]] = field(default_factory=dict)  # e.g. {5k: [42, 123, 456], 20k: [42]}
     overrides: list[str] = field(default_factory=list)  # profile overrides for this ladder, e.g. a phase-2 corpus

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import checks, distributed, train
-from .config import Condition, Job, Profile
+from .config import DATA_LANGUAGES, Condition, Job, Profile
 from .data import ConditionData
 from .errors import LangdecError, did_you_mean
 from .evaluation import probe
@@ -32,7 +32,7 @@ class Where:
 @dataclass
 class Evaluate:
     """What the evaluate stage scores: the matrix's data languages, optionally fewer benchmarks, the item source."""
-    data_languages: list[str] = field(default_factory=lambda: ["en", "zh", "es", "ur"])
+    data_languages: list[str] = field(default_factory=lambda: list(DATA_LANGUAGES))
     benchmarks: list[str] | None = None
     source: str | None = None
     probes: list[str] = field(default_factory=list)  # run after the evaluation, on the same model (stage "probe")

@@ -9,6 +9,12 @@ from ..errors import LangdecError
 from .common import experiment_of, job_args, where_of
 
 
+def _languages(given: str | None) -> list[str]:
+    from ..config import DATA_LANGUAGES
+
+    return given.split(",") if given else list(DATA_LANGUAGES)
+
+
 def cmd_evaluate(args) -> int:
     from .. import pipeline, tracking
 
@@ -16,8 +22,8 @@ def cmd_evaluate(args) -> int:
         return _evaluate_published(args)
     where = where_of(args)
     adapter = _adapter_of(args, where)
-    ev = pipeline.Evaluate(data_languages=args.data_languages.split(",") if args.data_languages else ["en", "zh", "es", "ur"],
-                           benchmarks=args.benchmarks.split(",") if args.benchmarks else None, source=args.source)
+    ev = pipeline.Evaluate(data_languages=_languages(args.data_languages), benchmarks=args.benchmarks.split(",") if args.benchmarks else None,
+                           source=args.source)
     result = pipeline.run(where, stages=("evaluate",), evaluate=ev, adapter=adapter, progress=not args.quiet).evaluation
     refined = [v for k, v in result.metrics.items() if k.startswith("gen.refined") and k.endswith(".acc")]
     print(json.dumps({"run_id": result.run_id, "reused": result.reused, "scored": where.job.run_name,
@@ -63,11 +69,9 @@ def _evaluate_published(args) -> int:
     job = config.Job(cond.name, None if cond.name == "1" else study.lang, study.tier, int(study.seed or args.seed))
     phase = adapter.phase if args.phase == "phase-3" else args.phase
     experiment = experiment_of(profile, phase)
-    langs = args.data_languages.split(",") if args.data_languages else ["en", "zh", "es", "ur"]
     benches = args.benchmarks.split(",") if args.benchmarks else None
-    result = stage.run(profile.only(stage.EVAL_STAGE, stage.SECTIONS), cond, job, phase=phase, experiment=experiment, data_languages=langs,
-                       adapter_uri=str(adapter.path),
-                       benchmarks_override=benches, source=args.source, progress=not args.quiet, extra_tags=adapter.tags(),
+    result = stage.run(profile.only(stage.EVAL_STAGE, stage.SECTIONS), cond, job, phase=phase, experiment=experiment,
+                       data_languages=_languages(args.data_languages), adapter_uri=str(adapter.path), benchmarks_override=benches, source=args.source, progress=not args.quiet, extra_tags=adapter.tags(),
                        adapter_digest=adapter.digest)
     run = mlflow.get_run(result.run_id)
     if "adapter/adapter_config.json" not in {a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "adapter")}:
@@ -161,7 +165,7 @@ def cmd_probe(args) -> int:
 
     where = where_of(args)
     adapter = _adapter_of(args, where)
-    langs = args.languages.split(",") if args.languages else ["en", "zh", "es", "ur"]
+    langs = _languages(args.languages)
     run_id, reused, metrics = probe.run(where.profile.only(probe.PROBE_STAGE, probe.SECTIONS), where.cond, where.job, phase=args.phase,
                                         experiment=where.experiment,
                                         adapter_uri=adapter.uri if adapter else None, adapter_run=adapter.run_id if adapter else None,

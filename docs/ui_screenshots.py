@@ -23,7 +23,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -33,15 +32,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from langdec.localcluster import free_port
+
 # what MLflow's front end keeps in localStorage (`<key>_v<version>`, JSON values)
 REMEMBERED = {"mlflow.workflowType_v1": "machine_learning", "mlflow.assistant.panelOpen_v1": False,
               "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": True}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, seconds: float = 60) -> None:
@@ -98,7 +93,7 @@ def _proxy(upstream: str) -> http.server.ThreadingHTTPServer:
 
         do_GET = do_POST = do_PATCH = do_DELETE = _forward
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -128,7 +123,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
     subprocess.run([sys.executable, "-m", "langdec.cli", "--quiet", "ui", "--no-serve"], check=True, env=env, capture_output=True)
-    port = _free_port()
+    port = free_port()
     upstream = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{store}",
                                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],

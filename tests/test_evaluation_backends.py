@@ -3,7 +3,6 @@ OpenAI-compatible server on this CPU (`transformers serve`), scores what the `hf
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,7 @@ from langdec import config, tracking
 from langdec.errors import LangdecError
 from langdec.evaluation import backends, benchmarks, stage
 from langdec.evaluation.prompts import render
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from langdec.localcluster import free_port
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +42,7 @@ def lively_model(tmp_path_factory, langdec_home):
 @pytest.fixture(scope="module")
 def server(lively_model):
     """`transformers serve` with the model preloaded: a real OpenAI-compatible completions server."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([str(Path(sys.executable).with_name("transformers")), "serve", str(lively_model), "--host", "127.0.0.1",
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -108,7 +102,7 @@ def test_a_server_without_prompt_logprobs_is_named(lively_model, server):
 
 
 def test_no_server_and_bad_settings_are_clear_errors(lively_model):
-    port = _free_port()
+    port = free_port()
     served = _load(_profile(lively_model, "evaluation.backend=openai", f"evaluation.base_url=http://127.0.0.1:{port}/v1"))
     with pytest.raises(LangdecError, match="no OpenAI-compatible server answers there"):
         served.generate(["x"], max_new_tokens=2, batch_size=1, max_prompt_tokens=16)

@@ -28,7 +28,8 @@ class Cluster:
     root: Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server started next)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -45,7 +46,7 @@ def local_cluster(root: Path, *, startup_timeout: float = 90.0) -> Iterator[Clus
     for database in ("queue", "tracking"):
         if database not in server.psql("SELECT datname FROM pg_database;"):
             server.psql(f"CREATE DATABASE {database};")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = root / "mlflow-server.log"
     with log_path.open("w") as log:

@@ -120,3 +120,18 @@ def test_a_report_refreshes_the_views(store, tmp_path):
     report.run_stage("phase-3-smoke", tmp_path / "r")
     _, state = _saved(made["experiment_id"], "langdec-conditions")
     assert "metrics.`summary.xnli.zh.refined`" in state["selectedColumns"]
+
+
+def test_a_mistake_in_views_yaml_never_fails_a_report(store, tmp_path, monkeypatch, capsys):
+    from langdec import report
+
+    bad = tmp_path / "views.yaml"
+    bad.write_text("views:\n  mine:\n    name: mine\n    colums: [tag:x]\n")
+    monkeypatch.setattr(mlflow_views, "views_file", lambda: bad)
+    _fill("phase-3-smoke")
+    report.run_stage("phase-3-smoke", tmp_path / "r")  # the report is written and logged; the views are not
+    assert (tmp_path / "r" / "report.md").is_file()
+    out = capsys.readouterr().out
+    assert "the MLflow UI views of phase-3-smoke were not refreshed (" in out and "unknown key 'colums'" in out
+    assert cli.main(["ui", "--no-serve"]) == 2  # where the views are the point, the mistake is an error
+    assert "unknown key 'colums'" in capsys.readouterr().err

@@ -154,12 +154,12 @@ def publish(experiment_id: str, views: list[View] | None = None) -> dict[str, st
 
 def publish_quietly(experiment_name: str) -> None:
     """After a ladder or report: refresh the views, never failing the stage for them (a read-only store, an
-    older server that refuses long tags)."""
+    older server that refuses long tags, a views.yaml with a mistake, which `langdec ui` then refuses)."""
     from mlflow.exceptions import MlflowException
 
     from . import tracking
 
     try:
         publish(tracking.experiment_id(experiment_name))
-    except (MlflowException, OSError) as exc:
+    except (MlflowException, OSError, LangdecError) as exc:
         print(f"note: the MLflow UI views of {experiment_name} were not refreshed ({str(exc).splitlines()[0][:160]})")

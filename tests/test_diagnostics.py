@@ -7,7 +7,8 @@ import pytest
 from langdec.errors import LangdecError
 from langdec.evaluation import diagnostics as d
 from langdec.evaluation.benchmarks import Item
-from langdec.evaluation.stage import _score_generations, item_index
+from langdec import items as item_store
+from langdec.evaluation.stage import item_index, score_items
 
 
 def _pair(i: int, premise: str, hypothesis: str, gold: str) -> Item:
@@ -78,9 +79,10 @@ def test_stored_records_get_the_diagnostics_when_their_items_are_found():
     outputs = ["entailment", "contradiction", "neutral"]
     records = [{"cell": "template1.xnli.data:en.instr:en", "template": "template1", "benchmark": "xnli", "data": "en", "instr": "en",
                 "item_id": it.id, "gold": it.label, "output": out} for it, out in zip(items, outputs)]
-    metrics, _ = _score_generations(records, ["strict"], item_index({("xnli", "en"): items}))
+    labelled = item_store.table(records, ["strict"])
+    metrics, _ = score_items(labelled, ["strict"], item_index({("xnli", "en"): items}))
     key = "gen.strict.template1.xnli.data:en.instr:en."
     assert metrics[key + "acc"] == pytest.approx(2 / 3)
     assert metrics[key + "reverse_overlap_bias"] == 1.0  # item 1: overlap 0, gold entailment, predicted contradiction
-    bare, _ = _score_generations(records, ["strict"])
+    bare, _ = score_items(labelled, ["strict"])
     assert key + "reverse_overlap_bias" not in bare and bare[key + "unparsed"] == 0.0

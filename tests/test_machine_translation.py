@@ -6,7 +6,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from langdec import config, languages, report, tracking
+from langdec import config, items, languages, report, tracking
 from langdec.errors import LangdecError
 from langdec.evaluation import benchmarks, machine_translation, stage
 
@@ -35,7 +35,7 @@ def test_both_are_scored_in_one_run_and_the_report_gives_the_gap(store, smoke_pr
     assert "gen.refined.template1.sib200_mt.data:ur.instr:ur.acc" in keys
     assert not any(".sib200_mt.data:en." in k for k in keys)  # English is the copy's source, not a copy
     assert mlflow.get_run(result.run_id).data.params["machine_translation"]
-    records = report.records_from_run("baseline", "42", report._artifact_lines(result.run_id, stage.GENERATIONS), [])
-    rows = report.variant_gaps(report.build(records))
+    stored = items.read(result.run_id).to_pandas().assign(group="baseline", seed="42", tier="")
+    rows = report.variant_gaps(report.build(report.Frames.from_gen(stored)))
     assert [(r["variant"], r["kind"], r["data"]) for r in rows] == [("sib200_mt", "machine-translated", "ur")]
     assert rows[0]["gap"] == pytest.approx(rows[0]["own"] - rows[0]["variant_acc"])

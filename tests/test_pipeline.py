@@ -15,7 +15,7 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from langdec import cli, config, registry, tracking
+from langdec import cli, config, items, registry, tracking
 from langdec.evaluation import backends, matrix, stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,11 +73,11 @@ def test_every_matrix_cell_is_logged(ladder):
         assert len(expected) == (152 if tags["condition"] in ("baseline", "1") else 76)
         assert {k for k in run.data.metrics if k.startswith("ll.") and k.endswith(".acc")} == {
             matrix.ll_key(b, d) for b in ("xnli", "sib200", "belebele", "xcsqa") for d in langs}
-        path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=stage.GENERATIONS)
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-        assert len(lines) == run.data.metrics["eval.items"]
-        assert {"cell", "item_id", "prompt_hash", "output", "gold"} <= set(json.loads(lines[0]))
+        stored = items.read(run.info.run_id)
+        assert stored.num_rows == run.data.metrics["eval.items"]
+        assert {"cell", "item_id", "prompt_hash", "output", "gold", "pred.refined", "correct.refined", "rule.refined"} <= set(stored.column_names)
         assert tags["langdec.extractor.refined"] and tags["langdec.extractor.strict"]
+        assert items.versions_of(stored)["refined"] == tags["langdec.extractor.refined"]
 
 
 def test_versions_registered_and_marked_evaluated(ladder):
@@ -101,10 +101,11 @@ def test_rerun_reuses_finished_work(ladder):
 
 
 def test_reparse_rescoring_without_the_model(ladder, monkeypatch):
-    """Store realistic generations in an evaluation run, then re-score them with each extractor."""
+    """Store realistic generations in an evaluation run as an older langdec did (generations.jsonl), then re-score
+    them with each extractor: the run is labelled once into items.parquet and re-scored without a model."""
     base = [r for r in _runs("evaluate") if r.data.tags["condition"] == "baseline"][0]
-    path = mlflow.artifacts.download_artifacts(run_id=base.info.run_id, artifact_path=stage.GENERATIONS)
-    records = [json.loads(l) for l in Path(path).read_text(encoding="utf-8").splitlines()]
+    keep = ["cell", "template", "benchmark", "data", "instr", "tier", "item_id", "prompt_hash", "gold", "output"]
+    records = items.read(base.info.run_id, keep).to_pylist()
     sib = [r for r in records if r["benchmark"] == "sib200"]
     answers = {"science/technology": "science and technology", "sports": "体育", "politics": "Politics.",
                "travel": "It is about travel", "health": "صحت", "entertainment": "entertainment", "geography": "geography / travel"}
@@ -112,7 +113,7 @@ def test_reparse_rescoring_without_the_model(ladder, monkeypatch):
         r["output"] = answers[r["gold"]]
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name="stored-generations", tags={"langdec.stage": "evaluate", "condition": "baseline"}) as run:
-        mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sib), stage.GENERATIONS)
+        mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sib), items.LEGACY)
 
     def no_model(*a, **k):
         raise AssertionError("reparse must not load a model")
@@ -134,6 +135,9 @@ def test_reparse_rescoring_without_the_model(ladder, monkeypatch):
     metrics = mlflow.get_run(run.info.run_id).data.metrics
     assert metrics[f"gen.strict.{key}"] == pytest.approx(expect_strict)
     assert metrics[f"gen.refined.{key}"] == pytest.approx(expect_refined)
+    stored = items.read(run.info.run_id).to_pandas()
+    assert len(stored) == len(sib) and stored["correct.refined"].mean() == pytest.approx(
+        sum(r["gold"] in refined_ok for r in sib) / len(sib))
 
 
 def test_promotion_by_policy(ladder):

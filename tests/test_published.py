@@ -11,7 +11,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from langdec import cli, published, report
+from langdec import cli, items, published, report
 from langdec.evaluation import stage
 from langdec.evaluation.matrix import Cell
 
@@ -49,10 +49,11 @@ def test_every_canonical_file_becomes_one_tagged_run_and_strays_are_skipped(impo
 
     assert run.data.tags["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     # every raw output is a per-item record under langdec's cell names
-    path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=stage.GENERATIONS)
-    records = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    records = items.read(run.info.run_id).to_pylist()
     assert len(records) == 5 + 4 + 3 and {r["benchmark"] for r in records} == {"sib200", "xnli", "xcsqa"}
     assert records[0]["output"] == "politics" and records[0]["item_id"] == "0" and records[0]["tier"] == "5k"
+    assert (records[0]["cell_order"], records[0]["position"], records[1]["position"]) == (0, 0, 1)
+    assert records[0]["pred.refined"] == "politics" and records[0]["rule.refined"] == "term"
     # a second import adds nothing, and the stray is named again
     before = len(MlflowClient().search_runs([run.info.experiment_id]))
     assert cli.main(["--quiet", "import-results", str(RESULTS)]) == 0
@@ -85,8 +86,7 @@ def test_reparse_of_an_imported_run_gives_the_studys_reparsed_summary(imported):
 
 
 def test_the_report_shows_the_studys_headline_on_imported_runs(imported):
-    records = report.collect_records(EXPERIMENT)
-    built = report.build(records, rounds=100)
+    built = report.build(report.collect(EXPERIMENT), rounds=100)
     study = built.study
     paper = {(r.extractor, r.group, r.benchmark, r.instr): r for r in study.paper}
     refined = paper[("refined", "cond2-zh", "sib200", "ur")]

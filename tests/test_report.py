@@ -22,11 +22,11 @@ def built():
                 # an instruction language the condition was not evaluated in: must not enter its baseline
                 + _gen(SIB, ["sports", "politics", "travel", "health"], instr="zh")
                 + _gen(XNLI, ["neutral"] * 20, bench="xnli", data="es"))
-    records = report.records_from_run("baseline", "42", baseline, [])
+    frames = [report.frames_of("baseline", "42", baseline)]
     for seed in ("42", "123"):
         cond = _gen(SIB, ["sports", "x", "سفر", "x"]) + _gen(XNLI, ["entailment"] * 20, bench="xnli", data="es")
-        records += report.records_from_run("cond2-zh", seed, cond, [])
-    return report.build(records)
+        frames.append(report.frames_of("cond2-zh", seed, cond))
+    return report.build(report.concat(frames))
 
 
 def test_values_match_the_hand_computation(built):
@@ -66,8 +66,8 @@ def test_markdown_and_terminal_table(built, tmp_path):
 
 
 def test_a_plot_with_nothing_to_show_says_so(tmp_path):
-    flat = report.records_from_run("baseline", "42", _gen(SIB, ["x"] * 4), [])
-    flat += report.records_from_run("cond2-zh", "42", _gen(SIB, ["x"] * 4), [])
+    flat = report.concat([report.frames_of("baseline", "42", _gen(SIB, ["x"] * 4)),
+                          report.frames_of("cond2-zh", "42", _gen(SIB, ["x"] * 4))])
     built = report.build(flat, rounds=50)
     import matplotlib
 
@@ -125,11 +125,12 @@ def test_the_xnli_overlap_section_averages_the_logged_diagnostics(store, tmp_pat
 
 def test_the_mixed_language_gap_by_hand():
     pairs = [(f"x{n}", "entailment") for n in range(4)]
-    records = report.records_from_run("cond2-zh", "42", _gen(pairs, ["entailment"] * 4, bench="xnli", data="es")
-                                      + _gen(pairs, ["entailment", "neutral", "neutral", "neutral"], bench="xnli_mixed", data="es"), [])
-    records += report.records_from_run("baseline", "42", _gen(pairs, ["neutral"] * 4, bench="xnli", data="es")
-                                       + _gen(pairs, ["neutral"] * 4, bench="xnli_mixed", data="es"), [])
-    built = report.build(records)
+    frames = report.concat([
+        report.frames_of("cond2-zh", "42", _gen(pairs, ["entailment"] * 4, bench="xnli", data="es")
+                         + _gen(pairs, ["entailment", "neutral", "neutral", "neutral"], bench="xnli_mixed", data="es")),
+        report.frames_of("baseline", "42", _gen(pairs, ["neutral"] * 4, bench="xnli", data="es")
+                         + _gen(pairs, ["neutral"] * 4, bench="xnli_mixed", data="es"))])
+    built = report.build(frames)
     rows = {r["group"]: r for r in report.variant_gaps(built)}
     assert (rows["cond2-zh"]["own"], rows["cond2-zh"]["variant_acc"], rows["cond2-zh"]["gap"]) == (1.0, 0.25, 0.75)
     assert rows["baseline"]["gap"] == 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
 from langdec import report, study_tables
@@ -15,20 +16,26 @@ BASE = {("-", "template1"): (5, 6), ("-", "template2"): (7, 6)}
 COND = {("42", "template1"): (8, 4), ("42", "template2"): (7, 7), ("123", "template1"): (5, 7), ("123", "template2"): (6, 9)}
 
 
-def _records(group: str, cells: dict, tier: str = "5k") -> list[report.Record]:
-    out = []
+def _frame(group: str, cells: dict, tier: str = "5k") -> pd.DataFrame:
+    rows = []
     for (seed, template), (strict, refined) in cells.items():
-        for kind, correct in (("gen.strict", strict), ("gen.refined", refined)):
-            out += [report.Record(group, seed, kind, "sib200", "en", template, "en", f"i{n}", n < correct, None, tier)
-                    for n in range(10)]
-    return out
+        rows += [{"group": group, "seed": seed, "tier": tier, "benchmark": "sib200", "data": "en", "template": template, "instr": "en",
+                  "item_id": f"i{n}", "correct.strict": n < strict, "correct.refined": n < refined,
+                  "pred.strict": "sports" if n < strict else None, "pred.refined": "sports" if n < refined else None}
+                 for n in range(10)]
+    return pd.DataFrame(rows)
 
 
-RECORDS = _records("baseline", BASE, tier="") + _records("cond2-zh", COND)
+def _frames(*parts: pd.DataFrame) -> report.Frames:
+    return report.Frames.from_gen(pd.concat(parts, ignore_index=True))
+
+
+FRAMES = _frames(_frame("baseline", BASE, tier=""), _frame("cond2-zh", COND))
+COUNTS = study_tables.counts(FRAMES.gen)
 
 
 def test_paper_table_means_over_seed_template_and_data():
-    rows = {(r.extractor, r.group): r for r in study_tables.paper_rows(RECORDS, "strict") + study_tables.paper_rows(RECORDS, "refined")}
+    rows = {(r.extractor, r.group): r for r in study_tables.paper_rows(COUNTS, "strict") + study_tables.paper_rows(COUNTS, "refined")}
     assert rows[("strict", "cond2-zh")].value == pytest.approx((0.8 + 0.7 + 0.5 + 0.6) / 4)
     assert rows[("strict", "baseline")].value == pytest.approx(0.6) and rows[("strict", "baseline")].delta is None
     # the mean of per-cell deltas against the baseline cell of the same template
@@ -38,16 +45,16 @@ def test_paper_table_means_over_seed_template_and_data():
 
 
 def test_conclusion_flips_follow_the_studys_threshold_rule():
-    flips, compared = study_tables.conclusion_flips(RECORDS, 0.01)
+    flips, compared = study_tables.conclusion_flips(COUNTS, 0.01)
     assert compared == 4
     assert [(f.seed, f.template) for f in flips] == [("123", "template2"), ("42", "template1")]
     assert flips[1].delta_strict == pytest.approx(0.3) and flips[1].delta_refined == pytest.approx(-0.2)
     # a cell whose strict delta is 0 is noise, not a flip; a larger threshold keeps only the big flip
-    assert len(study_tables.conclusion_flips(RECORDS, 0.15)[0]) == 1
+    assert len(study_tables.conclusion_flips(COUNTS, 0.15)[0]) == 1
 
 
 def test_significance_uses_the_true_item_counts():
-    (row,), bonferroni = study_tables.significance(RECORDS, "refined")
+    (row,), bonferroni = study_tables.significance(COUNTS, "refined")
     assert (row.n_items_cond, row.n_items_base, row.n_seeds) == (40, 20, 2)
     assert bonferroni == pytest.approx(0.05)
     # one-sample t over seeds: per-seed means 0.55, 0.80 vs baseline 0.6; t = 0.075 / 0.125 = 0.6 with 1 df (Cauchy)
@@ -63,14 +70,15 @@ def test_significance_uses_the_true_item_counts():
 
 
 def test_report_carries_the_study_units_and_refuses_to_pool_tiers():
-    built = report.build(RECORDS, rounds=200)
+    built = report.build(FRAMES, rounds=200)
     assert built.study is not None and len(built.study.flips) == 2
     text = report.markdown(built, [])
     assert "## The study's units" in text and "2 of 4 condition cells" in text and "| cond2-zh | 2 | 65.0 (+5.0) |" in text
     assert "cond2-zh   2      67.5 (+7.5)" in report.print_tables(built)
-    twenty = _records("cond2-zh", {("42", "template1"): (9, 9)}, tier="20k")
+    twenty = _frame("cond2-zh", {("42", "template1"): (9, 9)}, tier="20k")
+    pooled = _frames(_frame("baseline", BASE, tier=""), _frame("cond2-zh", COND), twenty)
     with pytest.raises(LangdecError, match=r"pool tiers \(cond2-zh: 20k, 5k\).*--by-tier"):
-        report.build(RECORDS + twenty, rounds=50)
-    split = report.build(RECORDS + twenty, rounds=50, by_tier=True)
+        report.build(pooled, rounds=50)
+    split = report.build(pooled, rounds=50, by_tier=True)
     assert {c.group for c in split.cells} == {"baseline", "cond2-zh-5k", "cond2-zh-20k"}
     assert {r.group for r in split.study.paper} == {"baseline", "cond2-zh-5k", "cond2-zh-20k"}

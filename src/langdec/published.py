@@ -123,13 +123,16 @@ def sibling(results: Path, kind: str) -> Path:
 
 
 # --------------------------------------------------------------------------- one result file -> records
-def records_of(data: dict[str, Any], path: Path, tier: str) -> list[dict[str, Any]]:
-    """langdec's per-item generation records from one results file; item ids are row positions (every cell
-    of a benchmark and data language lists the same dataset rows in the same order)."""
+def columns_of(data: dict[str, Any], path: Path, tier: str) -> dict[str, list]:
+    """langdec's per-item generation records from one results file, column by column (`items.from_columns`);
+    item ids are row positions (every cell of a benchmark and data language lists the same dataset rows in
+    the same order), cells keep the file's order (`cell_order`)."""
     from .evaluation import benchmarks
     from .evaluation.matrix import Cell
 
-    records = []
+    columns: dict[str, list] = {name: [] for name in ("cell", "template", "benchmark", "data", "instr", "item_id", "gold",
+                                                        "output", "study_pred", "cell_order", "position")}
+    cells = 0
     for key, rows in data.items():
         if key in ("summary", "parse_failure_rates") or not isinstance(rows, list):
             continue
@@ -142,10 +145,19 @@ def records_of(data: dict[str, Any], path: Path, tier: str) -> list[dict[str, An
         for number, row in enumerate(rows):
             if not isinstance(row, dict) or "raw_output" not in row or "gold" not in row:
                 raise LangdecError(f"{path}: {key} row {number + 1} has no raw_output/gold; is this a _results_ file?")
-            records.append({"cell": cell.name, "template": cell.template, "benchmark": bench, "data": cell.data,
-                            "instr": cell.instr, "tier": tier, "item_id": str(number), "prompt_hash": "",
-                            "gold": str(row["gold"]), "output": str(row["raw_output"] or ""), "study_pred": row.get("pred")})
-    return records
+        n = len(rows)
+        for name, value in (("cell", cell.name), ("template", cell.template), ("benchmark", bench), ("data", cell.data),
+                            ("instr", cell.instr), ("cell_order", cells)):
+            columns[name] += [value] * n
+        columns["item_id"] += [str(number) for number in range(n)]
+        columns["position"] += range(n)
+        columns["gold"] += [str(row["gold"]) for row in rows]
+        columns["output"] += [str(row["raw_output"] or "") for row in rows]
+        columns["study_pred"] += [None if row.get("pred") is None else str(row["pred"]) for row in rows]
+        cells += 1
+    n = len(columns["cell"])
+    columns["tier"], columns["prompt_hash"] = [tier] * n, [""] * n
+    return columns
 
 
 def _published_cells(path: Path, prefix: str) -> dict[str, float]:
@@ -182,9 +194,9 @@ class Imported:
 def import_file(path: Path, session: Session, experiment: str, source: str) -> Imported:
     import mlflow
 
-    from . import tracking
+    from . import items, tracking
     from .evaluation import extractors
-    from .evaluation.stage import EVAL_STAGE, _score_generations, log_scored, summary_metrics
+    from .evaluation.stage import EVAL_STAGE, log_scored, score_items, summary_metrics
 
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
@@ -195,7 +207,7 @@ def import_file(path: Path, session: Session, experiment: str, source: str) -> I
     study = parse_condition(session.condition)
     seed = session.seed_folder.removeprefix("seed")
     template = path.stem.rsplit("_results_", 1)[1]
-    records = records_of(data, path, study.tier)
+    columns = columns_of(data, path, study.tier)
     names = sorted(extractors.extractors())
     tags = {**study.tags, "seed": seed, "phase": "phase-3", "origin": "imported", "study_condition": session.condition,
             "langdec.part": template,
@@ -205,13 +217,14 @@ def import_file(path: Path, session: Session, experiment: str, source: str) -> I
         if run.reused:
             metrics = mlflow.get_run(run.run_id).data.metrics
         else:
-            metrics, rows = _score_generations(records, names)
+            labelled = items.from_columns(columns, names)
+            metrics, rows = score_items(labelled, names)
             metrics.update(summary_metrics(metrics))
             for kind, prefix in (("summary", "published.strict"), ("summary_reparsed", "published.refined")):
                 metrics.update(_published_cells(sibling(path, kind), prefix))
-            metrics["eval.items"] = float(len(records))
-            log_scored(run.run_id, metrics, records, rows, names, sorted({r["benchmark"] for r in records}))
-    return Imported(run.run_id, run.reused, path.name, len({r["cell"] for r in records}), len(records),
+            metrics["eval.items"] = float(len(columns["cell"]))
+            log_scored(run.run_id, metrics, labelled, rows, names, sorted(set(columns["benchmark"])))
+    return Imported(run.run_id, run.reused, path.name, len(set(columns["cell"])), len(columns["cell"]),
                     _agreement(metrics, "strict"), _agreement(metrics, "refined"),
                     sum(k.startswith("published.") and k.endswith(".acc") for k in metrics))
 

@@ -28,34 +28,23 @@ import dataclasses
 import json
 import statistics
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from . import mlflow_views, study_tables, tracking
+from . import items, mlflow_views, study_tables, tracking
 from .atomic import write_text
 from .errors import LangdecError
 from .evaluation import extractors
 from .evaluation.diagnostics import BUCKETS, REVERSE_OVERLAP_BIAS, XNLI_LABELS, overlap_acc, overlap_share
-from .evaluation.stage import CODE_RESULTS, EVAL_STAGE, GENERATIONS, LOGLIKELIHOOD
+from .evaluation.stage import CODE_RESULTS, EVAL_STAGE, LOGLIKELIHOOD
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 EXTRACTORS = ("strict", "refined", "langdec")  # the study's two, then langdec's own rules
 CONSTANT_LABEL_SHARE = 0.8
 BOOTSTRAP = 2000
-
-
-@dataclass(frozen=True)
-class Record:
-    group: str
-    seed: str
-    kind: str  # gen.<extractor> | ll
-    benchmark: str
-    data: str
-    template: str
-    instr: str
-    item_id: str
-    correct: bool
-    pred: str | None
-    tier: str = ""
 
 
 @dataclass
@@ -119,43 +108,117 @@ def group_of(tags: dict[str, str]) -> str:
     return f"{group}@published" if tags.get("origin") == "published" else group
 
 
-# --------------------------------------------------------------------------- records
-def records_from_run(group: str, seed: str, generations: list[dict], loglikelihood: list[dict],
-                     code_results: list[dict] | None = None, tier: str = "") -> list[Record]:
-    out: list[Record] = []
-    for name in EXTRACTORS:
-        ex = extractors.get(name)
-        for r in generations:
-            pred = ex(r["benchmark"], r["output"])
-            out.append(Record(group, seed, f"gen.{name}", r["benchmark"], r["data"], r["template"], r["instr"],
-                              str(r["item_id"]), pred == r["gold"], pred, tier))
-    for r in loglikelihood:
-        out.append(Record(group, seed, "ll", r["benchmark"], r["data"], "template1", "en", str(r["item_id"]), r["pred"] == r["gold"],
-                          r["pred"], tier))
-    # one record per executed sample: the mean over a task's samples is its unbiased pass@1
-    for r in code_results or []:
-        out.append(Record(group, seed, "code.pass_at_1", r["benchmark"], r.get("language", "code"), "-", "-", str(r["task_id"]),
-                          bool(r["passed"]), None, tier))
-    return out
+# --------------------------------------------------------------------------- per-item frames
+GEN_COLUMNS = ("benchmark", "data", "template", "instr", "item_id")
+RUN_COLUMNS = ("group", "seed", "tier")
 
 
-def _artifact_lines(run_id: str, name: str) -> list[dict]:
-    import mlflow
+@dataclass
+class Frames:
+    """Every per-item record a report reads, one row per item: generations (each extractor's label and
+    whether it is the gold, read from the runs' items.parquet), log-likelihood choices and executed code.
+    `group`, `seed` and `tier` name the run a row comes from."""
+    gen: "pd.DataFrame"
+    ll: "pd.DataFrame"
+    code: "pd.DataFrame"
+    versions: dict[str, str] = field(default_factory=dict)  # extractor -> the version its labels were read by
 
-    try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name)
-    except Exception:
+    @classmethod
+    def from_gen(cls, gen: "pd.DataFrame", versions: dict[str, str] | None = None) -> "Frames":
+        """Frames of generations only, from a frame with the run and cell columns and pred/correct per extractor."""
+        empty = _ll_frame([], "", "", "")
+        return cls(_categorical(gen.copy()), empty, empty, dict(versions or {}))
+
+    def kinds(self) -> list[str]:
+        out = [f"gen.{n}" for n in EXTRACTORS if items.correct(n) in self.gen.columns and len(self.gen)]
+        return out + [k for k, f in (("ll", self.ll), ("code.pass_at_1", self.code)) if len(f)]
+
+    def view(self, kind: str) -> "pd.DataFrame":
+        """One kind of score as rows of (group, seed, tier, benchmark, data, template, instr, item_id, correct, pred)."""
+        if kind.startswith("gen."):
+            name = kind[4:]
+            return self.gen[[*RUN_COLUMNS, *GEN_COLUMNS, items.correct(name), items.pred(name)]].rename(
+                columns={items.correct(name): "correct", items.pred(name): "pred"})
+        return self.ll if kind == "ll" else self.code
+
+
+def _categorical(frame: "pd.DataFrame") -> "pd.DataFrame":
+    for column in (*RUN_COLUMNS, *GEN_COLUMNS):
+        if column in frame.columns and frame[column].dtype != "category":
+            frame[column] = frame[column].astype("category")
+    return frame
+
+
+def frames_of(group: str, seed: str, generations: list[dict], loglikelihood: list[dict] | None = None,
+              code_results: list[dict] | None = None, tier: str = "") -> Frames:
+    """A run's frames from its records as dicts, labelled here by every extractor (as evaluate stores them):
+    for a run held in memory, e.g. a test's."""
+    import pandas as pd
+
+    gen = [{"cell": f"{r['template']}.{r['benchmark']}.data:{r['data']}.instr:{r['instr']}", **r} for r in generations]
+    labelled = items.table(gen, EXTRACTORS).to_pandas() if gen else pd.DataFrame(columns=list(GEN_COLUMNS))
+    return Frames(_with_run(labelled, group, seed, tier), _ll_frame(loglikelihood or [], group, seed, tier),
+                  _code_frame(code_results or [], group, seed, tier), {n: extractors.get(n).version for n in EXTRACTORS})
+
+
+def concat(parts: list[Frames]) -> Frames:
+    versions: dict[str, str] = {}
+    for part in parts:
+        versions.update(part.versions)
+    return Frames(_stack([p.gen for p in parts]), _stack([p.ll for p in parts]), _stack([p.code for p in parts]), versions)
+
+
+def _stack(frames: list["pd.DataFrame"]) -> "pd.DataFrame":
+    """Frames one under the other, categories merged (for the small frames of tests, ll and code results)."""
+    import pandas as pd
+
+    frames = [f for f in frames if len(f)] or frames[:1]
+    if len(frames) == 1:
+        return frames[0]
+    return _categorical(pd.concat([f.astype({c: object for c in f.columns if f[c].dtype == "category"}) for f in frames],
+                                  ignore_index=True))
+
+
+def _with_run(frame: "pd.DataFrame", group: str, seed: str, tier: str) -> "pd.DataFrame":
+    frame = frame.assign(group=group, seed=seed, tier=tier)
+    return _categorical(frame)
+
+
+def _ll_frame(records: list[dict], group: str, seed: str, tier: str) -> "pd.DataFrame":
+    import pandas as pd
+
+    rows = [{"benchmark": r["benchmark"], "data": r["data"], "template": "template1", "instr": "en", "item_id": str(r["item_id"]),
+             "correct": r["pred"] == r["gold"], "pred": r["pred"]} for r in records]
+    return _with_run(pd.DataFrame(rows, columns=[*GEN_COLUMNS, "correct", "pred"]), group, seed, tier)
+
+
+def _code_frame(records: list[dict], group: str, seed: str, tier: str) -> "pd.DataFrame":
+    """One row per executed sample: the mean over a task's samples is its unbiased pass@1."""
+    import pandas as pd
+
+    rows = [{"benchmark": r["benchmark"], "data": r.get("language", "code"), "template": "-", "instr": "-", "item_id": str(r["task_id"]),
+             "correct": bool(r["passed"]), "pred": None} for r in records]
+    return _with_run(pd.DataFrame(rows, columns=[*GEN_COLUMNS, "correct", "pred"]), group, seed, tier)
+
+
+def _artifact_lines(run_id: str, name: str, artifact_uri: str | None = None) -> list[dict]:
+    path = items.local_artifact(run_id, name, artifact_uri)
+    if path is None:
         return []
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def latest_runs(experiment: str, tier: str | None = None) -> dict[tuple[str, str, str, str], Any]:
     """The newest finished evaluation run of every (group, tier, seed, part)."""
     from mlflow.tracking import MlflowClient
 
-    runs = MlflowClient().search_runs([tracking.experiment_id(experiment)],
+    found = MlflowClient().get_experiment_by_name(experiment)
+    if found is None:
+        raise LangdecError(f"no experiment {experiment!r} in the tracking store; run an evaluation (or import-results) first, "
+                           "or list langdec's experiments with `langdec ui --no-serve`")
+    runs = MlflowClient().search_runs([found.experiment_id],
                                       f"tags.`langdec.stage` = '{EVAL_STAGE}' and attributes.status = 'FINISHED'",
-                                      order_by=["attributes.start_time DESC"], max_results=5000)
+                                      order_by=["attributes.start_time DESC"], max_results=50000)
     latest: dict[tuple[str, str, str, str], Any] = {}
     for run in runs:
         tags = run.data.tags
@@ -166,13 +229,73 @@ def latest_runs(experiment: str, tier: str | None = None) -> dict[tuple[str, str
     return latest
 
 
-def collect_records(experiment: str, tier: str | None = None, latest: dict | None = None) -> list[Record]:
-    """Per-item records of the newest finished evaluation run of every (group, tier, seed)."""
-    records: list[Record] = []
-    for (group, run_tier, seed, _part), run in (latest if latest is not None else latest_runs(experiment, tier)).items():
-        records += records_from_run(group, seed, _artifact_lines(run.info.run_id, GENERATIONS), _artifact_lines(run.info.run_id, LOGLIKELIHOOD),
-                                    _artifact_lines(run.info.run_id, CODE_RESULTS), tier="" if group == "baseline" else run_tier)
-    return records
+def check_tiers(latest: dict, *, by_tier: bool = False) -> None:
+    """Refuse, from the runs' tags alone (before any record is read), runs that would pool tiers in a group."""
+    if by_tier:
+        return
+    tiers: dict[str, set[str]] = collections.defaultdict(set)
+    for (group, tier, _seed, _part) in latest:
+        if group != "baseline":
+            tiers[group].add(tier)
+    _refuse_mixed(tiers)
+
+
+def _refuse_mixed(tiers: dict[str, set[str]]) -> None:
+    mixed = {g: sorted(t) for g, t in tiers.items() if len(t) > 1}
+    if mixed:
+        named = "; ".join(f"{g}: {', '.join(t)}" for g, t in sorted(mixed.items()))
+        raise LangdecError(f"the report would pool tiers ({named}); pass --tier TIER for one tier, or --by-tier to "
+                           "report each tier as its own condition")
+
+
+def extractor_versions(latest: dict) -> dict[str, str]:
+    """The one version of each extractor whose labels the runs carry (read from their items' metadata, no row);
+    runs labelled by different versions of an extractor cannot be compared: refused, with the command that
+    re-labels them. A run with only the older generations.jsonl is labelled (once) by the current extractors."""
+    seen: dict[str, dict[str, list[str]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+    for run in latest.values():
+        schema = items.schema(run.info.run_id, run.info.artifact_uri)
+        versions = items.versions_of(schema) if schema is not None else {n: extractors.get(n).version for n in EXTRACTORS}
+        for name in EXTRACTORS:
+            seen[name][versions.get(name, "(none)")].append(run.info.run_id)
+    out = {}
+    for name, by_version in seen.items():
+        if len(by_version) > 1:
+            listed = ", ".join(f"{v} ({len(r)} runs, e.g. {r[0]})" for v, r in sorted(by_version.items()))
+            raise LangdecError(f"the runs carry labels of different versions of extractor {name!r}: {listed}; re-label them all "
+                               f"with `langdec reparse --experiment EXPERIMENT --extractor {name}`")
+        out[name] = next(iter(by_version))
+    return out
+
+
+def collect(experiment: str, tier: str | None = None, latest: dict | None = None, *, by_tier: bool = False) -> Frames:
+    """The frames of the newest finished evaluation run of every (group, tier, seed, part): only the columns a
+    report reads, string columns as categories."""
+    import pyarrow as pa
+
+    latest = latest if latest is not None else latest_runs(experiment, tier)
+    check_tiers(latest, by_tier=by_tier)
+    versions = extractor_versions(latest)
+    wanted = [*GEN_COLUMNS, *(c for n in EXTRACTORS for c in (items.pred(n), items.correct(n)))]
+    tables, lls, codes = [], [], []
+    for (group, run_tier, seed, _part), run in latest.items():
+        run_tier = "" if group == "baseline" else run_tier
+        name = f"{group}-{run_tier}" if by_tier and run_tier and group != "baseline" else group
+        data = items.read(run.info.run_id, wanted, artifact_uri=run.info.artifact_uri)
+        n = data.num_rows
+        for column, value in (("group", name), ("seed", seed), ("tier", run_tier)):
+            data = data.append_column(column, pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array([value])))
+        tables.append(data)
+        lls.append(_ll_frame(_artifact_lines(run.info.run_id, LOGLIKELIHOOD, run.info.artifact_uri), name, seed, run_tier))
+        codes.append(_code_frame(_artifact_lines(run.info.run_id, CODE_RESULTS, run.info.artifact_uri), name, seed, run_tier))
+    if tables:
+        gen = _categorical(pa.concat_tables(tables, promote_options="permissive").unify_dictionaries().to_pandas())
+    else:
+        import pandas as pd
+
+        gen = pd.DataFrame(columns=[*RUN_COLUMNS, *wanted])
+    empty = _ll_frame([], "", "", "")
+    return Frames(gen, _stack(lls or [empty]), _stack(codes or [empty]), versions)
 
 
 OVERLAP_STATS = (*(overlap_acc(b) for b in BUCKETS), REVERSE_OVERLAP_BIAS)
@@ -286,83 +409,175 @@ def overlap_plot(rows: dict[str, dict[str, float]], path: Path) -> Path | None:
     return path
 
 
-def separate_tiers(records: list[Record], *, by_tier: bool = False) -> list[Record]:
-    """Refuse records that would pool tiers within a condition group, or (by_tier) name each group with its tier."""
-    if by_tier:
-        return [dataclasses.replace(r, group=f"{r.group}-{r.tier}") if r.tier and r.group != "baseline" else r for r in records]
-    tiers: dict[str, set[str]] = collections.defaultdict(set)
-    for r in records:
-        if r.group != "baseline":
-            tiers[r.group].add(r.tier)
-    mixed = {g: sorted(t) for g, t in tiers.items() if len(t) > 1}
-    if mixed:
-        named = "; ".join(f"{g}: {', '.join(t)}" for g, t in sorted(mixed.items()))
-        raise LangdecError(f"the report would pool tiers ({named}); pass --tier TIER for one tier, or --by-tier to "
-                           "report each tier as its own condition")
-    return records
+def separate_tiers(frames: Frames, *, by_tier: bool = False) -> Frames:
+    """Refuse frames that would pool tiers within a condition group, or (by_tier) name each group with its tier."""
+    parts = []
+    for frame in (frames.gen, frames.ll, frames.code):
+        if not len(frame):
+            parts.append(frame)
+            continue
+        pairs = frame.groupby(["group", "tier"], observed=True).size().index
+        if not by_tier:
+            tiers: dict[str, set[str]] = collections.defaultdict(set)
+            for group, tier in pairs:
+                if group != "baseline":
+                    tiers[str(group)].add(str(tier))
+            _refuse_mixed(tiers)
+            parts.append(frame)
+            continue
+        import numpy as np
+        import pandas as pd
+
+        # ngroup numbers the (group, tier) pairs in the order of `pairs`
+        names = [f"{g}-{t}" if t and g != "baseline" else str(g) for g, t in pairs]
+        unique = list(dict.fromkeys(names))
+        codes = np.array([unique.index(n) for n in names])[frame.groupby(["group", "tier"], observed=True, sort=True).ngroup().to_numpy()]
+        parts.append(frame.assign(group=pd.Categorical.from_codes(codes, categories=unique)))
+    return Frames(*parts, versions=frames.versions)
 
 
 # --------------------------------------------------------------------------- statistics
-def _bootstrap(cond: list[float], base: list[float], rounds: int, seed: int) -> tuple[float, float]:
+def _bootstrap(deltas: "np.ndarray", rounds: int, seed: int) -> tuple[float, float]:
+    """95% percentile interval of the mean of paired per-item deltas over `rounds` resamples of the items.
+    Resampling n items with replacement is drawing multinomial counts of the distinct delta values, which
+    is the same distribution at a fraction of the work (deltas take few distinct values)."""
     import numpy as np
 
+    values, counts = np.unique(deltas, return_counts=True)
     rng = np.random.default_rng(seed)
-    c, b = np.asarray(cond), np.asarray(base)
-    picks = rng.integers(0, len(c), size=(rounds, len(c)))
-    deltas = c[picks].mean(axis=1) - b[picks].mean(axis=1)
-    return float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))
+    drawn = rng.multinomial(len(deltas), counts / counts.sum(), size=rounds)
+    means = drawn @ values / len(deltas)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def build(records: list[Record], *, extractor: str = "refined", rounds: int = BOOTSTRAP, seed: int = 0,
+def build(frames: Frames, *, extractor: str = "refined", rounds: int = BOOTSTRAP, seed: int = 0,
           by_tier: bool = False, flip_threshold: float = study_tables.FLIP_THRESHOLD) -> Report:
-    records = separate_tiers(records, by_tier=by_tier)
-    by_cell: dict[tuple[str, str, str, str], list[Record]] = collections.defaultdict(list)
-    for r in records:
-        by_cell[(r.group, r.benchmark, r.data, r.kind)].append(r)
-    report = Report(extractor=extractor, extractor_versions={n: extractors.get(n).version for n in EXTRACTORS})
-    for (group, bench, data, kind), recs in sorted(by_cell.items()):
-        per_seed: dict[str, list[bool]] = collections.defaultdict(list)
-        for r in recs:
-            per_seed[r.seed].append(r.correct)
-        preds = collections.Counter(r.pred for r in recs if r.pred is not None)
-        top = preds.most_common(1)[0][1] / len(recs) if preds else 0.0
-        cell = ReportCell(group, bench, data, kind, {s: sum(v) / len(v) for s, v in per_seed.items()},
-                          len({r.item_id for r in recs}), top)
-        if top >= CONSTANT_LABEL_SHARE and len(preds) >= 1:
-            cell.flags.append(f"mostly one label ({preds.most_common(1)[0][0]!r}, {top:.0%} of answers)")
-        if group != "baseline":
-            _compare(cell, recs, by_cell.get(("baseline", bench, data, kind), []), rounds, seed)
-        report.cells.append(cell)
+    frames = separate_tiers(frames, by_tier=by_tier)
+    report = Report(extractor=extractor, extractor_versions=dict(frames.versions))
+    shapes: dict[int, _Shape] = {}  # the generation kinds share their rows, so their shape is computed once
+    for kind in frames.kinds():
+        view = frames.view(kind)
+        source = id(frames.gen) if kind.startswith("gen.") else id(view)
+        shape = shapes.setdefault(source, _Shape.of(view))
+        report.cells += _cells(view, shape, kind, rounds, seed)
+    report.cells.sort(key=lambda c: (c.group, c.benchmark, c.data, c.kind))
     _flag_sign_flips(report)
-    report.study = study_tables.build(records, threshold=flip_threshold)
+    report.study = study_tables.build(study_tables.counts(frames.gen), threshold=flip_threshold)
     return report
 
 
-def _compare(cell: ReportCell, recs: list[Record], base_recs: list[Record], rounds: int, seed: int) -> None:
-    cells = {(r.template, r.instr) for r in recs}
-    base = [r for r in base_recs if (r.template, r.instr) in cells]
-    if not base:
-        return
-    cell.baseline = sum(r.correct for r in base) / len(base)
-    cond_items: dict[str, list[bool]] = collections.defaultdict(list)
-    base_items: dict[str, list[bool]] = collections.defaultdict(list)
-    for r in recs:
-        cond_items[r.item_id].append(r.correct)
-    for r in base:
-        base_items[r.item_id].append(r.correct)
-    paired = sorted(set(cond_items) & set(base_items))
-    if not paired:
-        return
-    lo, hi = _bootstrap([statistics.fmean(cond_items[i]) for i in paired], [statistics.fmean(base_items[i]) for i in paired], rounds, seed)
-    cell.ci = (lo, hi)
-    cell.outcome = "win" if lo > 0 else "loss" if hi < 0 else "tie"
+KEYS = ["group", "benchmark", "data"]
+
+
+@dataclass
+class _Shape:
+    """What a kind of score's cells have regardless of the answers: their size, distinct items, and which
+    (template, instruction language) combinations each holds; `signature` numbers each cell's combination set
+    so that a baseline restricted to it is computed once per set."""
+    size: "pd.Series"
+    n_items: "pd.Series"
+    combos: dict[tuple[str, str, str], frozenset[tuple[str, str]]]
+    signature: dict[tuple[str, str, str], int]
+
+    @classmethod
+    def of(cls, view: "pd.DataFrame") -> "_Shape":
+        combos: dict[tuple[str, str, str], set[tuple[str, str]]] = collections.defaultdict(set)
+        for g, b, d, t, i in view.groupby([*KEYS, "template", "instr"], observed=True).size().index:
+            combos[(str(g), str(b), str(d))].add((str(t), str(i)))
+        frozen = {k: frozenset(v) for k, v in combos.items()}
+        numbers: dict[frozenset, int] = {}
+        signature = {k: numbers.setdefault(v, len(numbers)) for k, v in frozen.items()}
+        return cls(view.groupby(KEYS, observed=True).size(), view.groupby(KEYS, observed=True)["item_id"].nunique(), frozen, signature)
+
+
+def _cells(view: "pd.DataFrame", shape: _Shape, kind: str, rounds: int, seed: int) -> list[ReportCell]:
+    """Every (group, benchmark, data language) cell of one kind of score, with its comparison to the baseline."""
+    per_seed = view.groupby([*KEYS, "seed"], observed=True)["correct"].mean()
+    seeds_of: dict[tuple, dict[str, float]] = collections.defaultdict(dict)
+    for (g, b, d, s), value in per_seed.items():
+        seeds_of[(str(g), str(b), str(d))][str(s)] = float(value)
+    top: dict[tuple, tuple[str, int]] = {}
+    if view["pred"].notna().any():
+        for (g, b, d, label), count in view.groupby([*KEYS, "pred"], observed=True).size().items():
+            key = (str(g), str(b), str(d))
+            if count > top.get(key, ("", 0))[1]:
+                top[key] = (str(label), int(count))
+    baseline, intervals = _baselines(view, shape, rounds, seed)
+    out = []
+    for (g, b, d), n in shape.size.items():
+        key = (str(g), str(b), str(d))
+        label, count = top.get(key, (None, 0))
+        cell = ReportCell(*key, kind, seeds_of[key], int(shape.n_items.loc[(g, b, d)]), count / n)
+        if label is not None and cell.top_label_share >= CONSTANT_LABEL_SHARE:
+            cell.flags.append(f"mostly one label ({label!r}, {cell.top_label_share:.0%} of answers)")
+        if key in baseline:
+            cell.baseline = baseline[key]
+            if key in intervals:
+                cell.ci = intervals[key]
+                cell.outcome = "win" if cell.ci[0] > 0 else "loss" if cell.ci[1] < 0 else "tie"
+        out.append(cell)
+    return out
+
+
+def _baselines(view: "pd.DataFrame", shape: _Shape, rounds: int, seed: int
+               ) -> tuple[dict[tuple, float], dict[tuple, tuple[float, float]]]:
+    """Per condition cell: the baseline's accuracy over exactly the condition's (template, instruction language)
+    combinations, and the paired bootstrap interval of the per-item delta (item accuracy over the condition's
+    rows minus over those baseline rows). Keys are joined by their category codes, never as strings."""
+    import numpy as np
+    import pandas as pd
+
+    is_base = (view["group"] == "baseline").to_numpy()
+    if not is_base.any():
+        return {}, {}
+    codes = pd.DataFrame({c: view[c].cat.codes.to_numpy() for c in (*KEYS, "template", "instr", "item_id")})
+    codes["correct"] = view["correct"].to_numpy(dtype=bool)
+    cats = {c: list(map(str, view[c].cat.categories)) for c in ("group", "benchmark", "data", "template", "instr")}
+    at = {c: {name: n for n, name in enumerate(values)} for c, values in cats.items()}
+    base = codes[is_base].groupby(["benchmark", "data", "template", "instr", "item_id"])["correct"].agg(["sum", "count"]).reset_index()
+    totals = base.groupby(["benchmark", "data", "template", "instr"])[["sum", "count"]].sum()
+    combo_total = {(cats["benchmark"][b], cats["data"][d], cats["template"][t], cats["instr"][i]): (int(r["sum"]), int(r["count"]))
+                   for (b, d, t, i), r in totals.iterrows()}
+    baseline: dict[tuple, float] = {}
+    for key, combos in shape.combos.items():
+        g, b, d = key
+        found = [combo_total[(b, d, t, i)] for t, i in combos if (b, d, t, i) in combo_total]
+        if g != "baseline" and found:
+            baseline[key] = sum(c for c, _ in found) / sum(n for _, n in found)
+    # the baseline per item, restricted to each combination set a condition cell holds
+    pieces = []
+    for b, d, sig in sorted({(b, d, shape.signature[(g, b, d)]) for (g, b, d) in shape.combos if g != "baseline"}):
+        if b not in at["benchmark"] or d not in at["data"]:
+            continue
+        combos = next(v for k, v in shape.combos.items() if shape.signature[k] == sig)
+        rows = base[(base["benchmark"] == at["benchmark"][b]) & (base["data"] == at["data"][d])]
+        keep = np.zeros(len(rows), dtype=bool)
+        for t, i in combos:
+            if t in at["template"] and i in at["instr"]:
+                keep |= ((rows["template"] == at["template"][t]) & (rows["instr"] == at["instr"][i])).to_numpy()
+        per_item = rows[keep].groupby("item_id")[["sum", "count"]].sum()
+        pieces.append(pd.DataFrame({"benchmark": at["benchmark"][b], "data": at["data"][d], "signature": sig,
+                                    "item_id": per_item.index.to_numpy(), "base": (per_item["sum"] / per_item["count"]).to_numpy(float)}))
+    if not pieces:
+        return baseline, {}
+    cond = codes[~is_base].groupby([*KEYS, "item_id"])["correct"].agg(["sum", "count"]).reset_index()
+    cells = cond[KEYS].drop_duplicates()
+    cells["signature"] = [shape.signature.get((cats["group"][g], cats["benchmark"][b], cats["data"][d]), -1)
+                          for g, b, d in zip(cells["group"], cells["benchmark"], cells["data"])]
+    cond = cond.merge(cells, on=KEYS).merge(pd.concat(pieces, ignore_index=True), on=["benchmark", "data", "signature", "item_id"])
+    cond["delta"] = np.round(cond["sum"] / cond["count"] - cond["base"], 12)
+    intervals = {}
+    for (g, b, d), deltas in cond.groupby(KEYS, sort=False)["delta"]:
+        intervals[(cats["group"][g], cats["benchmark"][b], cats["data"][d])] = _bootstrap(deltas.to_numpy(float), rounds, seed)
+    return baseline, intervals
 
 
 def _flag_sign_flips(report: Report) -> None:
+    at = {(c.group, c.benchmark, c.data, c.kind): c for c in report.cells}
     for cell in report.cells:
         if cell.kind != "gen.strict" or cell.delta is None:
             continue
-        other = report.value(cell.group, cell.benchmark, cell.data, "gen.refined")
+        other = at.get((cell.group, cell.benchmark, cell.data, "gen.refined"))
         if other is None or other.delta is None:
             continue
         if cell.delta * other.delta < 0 or (cell.outcome != other.outcome and "tie" not in (cell.outcome, other.outcome)):
@@ -566,7 +781,7 @@ def heatmap(report: Report, path: Path) -> Path | None:
     return path
 
 
-def heatmap_by_instruction(records: list[Record], report: Report, path: Path) -> Path | None:
+def heatmap_by_instruction(frames: Frames, report: Report, path: Path) -> Path | None:
     """Delta vs baseline per (condition, instruction language) x (benchmark, data language)."""
     import matplotlib
 
@@ -574,18 +789,17 @@ def heatmap_by_instruction(records: list[Record], report: Report, path: Path) ->
     import matplotlib.pyplot as plt
 
     kind = f"gen.{report.extractor}"
-    acc: dict[tuple, list[bool]] = collections.defaultdict(list)
-    for r in records:
-        if r.kind == kind:
-            acc[(r.group, r.instr, r.benchmark, r.data)].append(r.correct)
+    if kind not in frames.kinds():
+        return None
+    acc = {tuple(str(v) for v in key): float(value) for key, value in
+           frames.view(kind).groupby(["group", "instr", "benchmark", "data"], observed=True)["correct"].mean().items()}
     rows = sorted({(g, i) for g, i, _, _ in acc if g != "baseline"})
     columns = sorted({(b, d) for _, _, b, d in acc})
     if not rows or not columns:
         return None
 
     def mean(key):
-        values = acc.get(key)
-        return sum(values) / len(values) if values else float("nan")
+        return acc.get(key, float("nan"))
 
     values = [[mean((g, i, b, d)) - mean(("baseline", i, b, d)) for b, d in columns] for g, i in rows]
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(columns)), 1.2 + 0.4 * len(rows)), layout="constrained")
@@ -636,13 +850,15 @@ def run_stage(experiment: str, out_dir: Path, *, extractor: str = "refined", tie
               flip_threshold: float = study_tables.FLIP_THRESHOLD) -> tuple[Report, Path]:
     import mlflow
 
+    extractors.get(extractor)  # an unknown name fails first, listing the valid ones
     latest = latest_runs(experiment, tier)
-    records = separate_tiers(collect_records(experiment, tier, latest), by_tier=by_tier)  # build() then finds nothing pooled
-    report = build(records, extractor=extractor, flip_threshold=flip_threshold)
+    check_tiers(latest, by_tier=by_tier)  # a refusal comes before any record is read
+    frames = collect(experiment, tier, latest, by_tier=by_tier)  # groups named with their tier when by_tier
+    report = build(frames, extractor=extractor, flip_threshold=flip_threshold)
     report.overlap = overlap_rows(latest, extractor)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = [p.name for p in (heatmap(report, out_dir / "delta_heatmap.png"),
-                                heatmap_by_instruction(records, report, out_dir / "delta_by_instruction.png"),
+                                heatmap_by_instruction(frames, report, out_dir / "delta_by_instruction.png"),
                                 seed_spread(report, out_dir / "seed_spread.png"),
                                 overlap_plot(report.overlap, out_dir / "xnli_overlap.png")) if p]
     md_path = out_dir / "report.md"

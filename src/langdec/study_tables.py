@@ -26,23 +26,14 @@ import math
 import statistics
 import warnings
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXTRACTORS = ("strict", "refined")  # the study's two
 FLIP_THRESHOLD = 0.01
 ALPHA = 0.05
-
-
-class ItemRecord(Protocol):
-    group: str
-    seed: str
-    kind: str
-    benchmark: str
-    data: str
-    template: str
-    instr: str
-    correct: bool
-    pred: str | None
 
 
 CellKey = tuple[str, str, str, str, str, str]  # group, seed, template, benchmark, data, instr
@@ -115,45 +106,38 @@ class StudyTables:
     headline: list[HeadlineRow] = field(default_factory=list)
 
 
-def _counts(records: Iterable[ItemRecord], extractor: str, hit) -> dict[CellKey, tuple[int, int]]:
-    """(records for which `hit` holds, n) per study cell under one extractor."""
-    counts: dict[CellKey, list[int]] = collections.defaultdict(lambda: [0, 0])
-    kind = f"gen.{extractor}"
-    for r in records:
-        if r.kind == kind:
-            c = counts[(r.group, r.seed, r.template, r.benchmark, r.data, r.instr)]
-            c[0] += int(hit(r))
-            c[1] += 1
-    return {k: (v[0], v[1]) for k, v in counts.items()}
-
-
-def cell_counts(records: Iterable[ItemRecord], extractor: str) -> dict[CellKey, tuple[int, int]]:
-    """(correct, n) per study cell under one extractor."""
-    return _counts(records, extractor, lambda r: r.correct)
-
-
 class CellCounts:
-    """The records' (correct, n) and (no answer, n) per study cell, each extractor counted once and kept:
-    every table below reads the same counts, so `build` passes one of these instead of the records."""
+    """(correct, n) and (no answer, n) per study cell under each extractor, counted once from the items (`counts`):
+    every table below reads the same counts."""
 
-    def __init__(self, records: list[ItemRecord]) -> None:
-        self.records = records
-        self._acc: dict[str, dict[CellKey, tuple[int, int]]] = {}
-        self._fail: dict[str, dict[CellKey, tuple[int, int]]] = {}
+    def __init__(self, correct: dict[str, dict[CellKey, tuple[int, int]]], unanswered: dict[str, dict[CellKey, tuple[int, int]]]):
+        self._acc, self._fail = correct, unanswered
 
     def acc(self, extractor: str) -> dict[CellKey, tuple[int, int]]:
-        if extractor not in self._acc:
-            self._acc[extractor] = cell_counts(self.records, extractor)
-        return self._acc[extractor]
+        return self._acc.get(extractor, {})
 
     def fail(self, extractor: str) -> dict[CellKey, tuple[int, int]]:
-        if extractor not in self._fail:
-            self._fail[extractor] = unparsed_counts(self.records, extractor)
-        return self._fail[extractor]
+        return self._fail.get(extractor, {})
 
 
-def _counted(records: "list[ItemRecord] | CellCounts") -> CellCounts:
-    return records if isinstance(records, CellCounts) else CellCounts(records)
+CELL_COLUMNS = ["group", "seed", "template", "benchmark", "data", "instr"]
+
+
+def counts(gen: "pd.DataFrame", extractors: Iterable[str] = ("strict", "refined", "langdec")) -> CellCounts:
+    """The counts of every study cell from the per-item generation frame (report.Frames.gen): one group-by."""
+    names = [e for e in extractors if f"correct.{e}" in gen.columns]
+    if not len(gen) or not names:
+        return CellCounts({}, {})
+    unanswered = gen[[f"pred.{e}" for e in names]].isna().set_axis([f"none.{e}" for e in names], axis=1)
+    frame = gen[CELL_COLUMNS + [f"correct.{e}" for e in names]].join(unanswered)
+    table = frame.groupby(CELL_COLUMNS, observed=True).agg(
+        n=(f"correct.{names[0]}", "size"), **{f"c_{e}": (f"correct.{e}", "sum") for e in names},
+        **{f"u_{e}": (f"none.{e}", "sum") for e in names})
+    keys = [tuple(str(v) for v in key) for key in table.index]
+    n = table["n"].to_numpy()
+    correct = {e: {k: (int(c), int(m)) for k, c, m in zip(keys, table[f"c_{e}"].to_numpy(), n)} for e in names}
+    unparsed = {e: {k: (int(u), int(m)) for k, u, m in zip(keys, table[f"u_{e}"].to_numpy(), n)} for e in names}
+    return CellCounts(correct, unparsed)
 
 
 def _baseline_cells(counts: dict[CellKey, tuple[int, int]]) -> dict[tuple[str, str, str, str], float]:
@@ -165,8 +149,8 @@ def _baseline_cells(counts: dict[CellKey, tuple[int, int]]) -> dict[tuple[str, s
     return {k: statistics.fmean(v) for k, v in acc.items()}
 
 
-def paper_rows(records: "list[ItemRecord] | CellCounts", extractor: str) -> list[PaperRow]:
-    counts = _counted(records).acc(extractor)
+def paper_rows(counted: CellCounts, extractor: str) -> list[PaperRow]:
+    counts = counted.acc(extractor)
     base = _baseline_cells(counts)
     grouped: dict[tuple[str, str, str], list[tuple[CellKey, float]]] = collections.defaultdict(list)
     for key, (c, n) in counts.items():
@@ -181,9 +165,8 @@ def paper_rows(records: "list[ItemRecord] | CellCounts", extractor: str) -> list
     return rows
 
 
-def conclusion_flips(records: "list[ItemRecord] | CellCounts", threshold: float = FLIP_THRESHOLD) -> tuple[list[Flip], int]:
+def conclusion_flips(counted: CellCounts, threshold: float = FLIP_THRESHOLD) -> tuple[list[Flip], int]:
     """Cells whose delta vs the baseline changes sign between strict and refined, beyond +-threshold on both."""
-    counted = _counted(records)
     strict, refined = counted.acc("strict"), counted.acc("refined")
     base_s, base_r = _baseline_cells(strict), _baseline_cells(refined)
     flips, compared = [], 0
@@ -227,8 +210,8 @@ def _significance_row(group: str, bench: str, data: str, instr: str, cond: dict[
                         float(cond_obs.mean()) - base_mean, one, welch, z, p_z)
 
 
-def significance(records: "list[ItemRecord] | CellCounts", extractor: str = "refined") -> tuple[list[Significance], float]:
-    counts = _counted(records).acc(extractor)
+def significance(counted: CellCounts, extractor: str = "refined") -> tuple[list[Significance], float]:
+    counts = counted.acc(extractor)
     base: dict[tuple[str, str, str], dict[tuple[str, str], tuple[int, int]]] = collections.defaultdict(dict)
     cond: dict[tuple[str, str, str, str], dict[tuple[str, str], tuple[int, int]]] = collections.defaultdict(dict)
     for (group, seed, t, b, d, i), value in counts.items():
@@ -243,15 +226,9 @@ def significance(records: "list[ItemRecord] | CellCounts", extractor: str = "ref
     return rows, threshold
 
 
-def unparsed_counts(records: Iterable[ItemRecord], extractor: str) -> dict[CellKey, tuple[int, int]]:
-    """(no answer, n) per study cell under one extractor."""
-    return _counts(records, extractor, lambda r: r.pred is None)
-
-
-def headline(records: "list[ItemRecord] | CellCounts") -> list[HeadlineRow]:
+def headline(counted: CellCounts) -> list[HeadlineRow]:
     """Mean cell accuracy and parse-failure rate under strict and refined, by benchmark and by instruction
     language, over every cell both extractors scored (all conditions, the baseline included)."""
-    counted = _counted(records)
     acc = {name: counted.acc(name) for name in EXTRACTORS}
     fail = {name: counted.fail(name) for name in EXTRACTORS}
     cells = sorted(set(acc["strict"]) & set(acc["refined"]))
@@ -268,9 +245,8 @@ def headline(records: "list[ItemRecord] | CellCounts") -> list[HeadlineRow]:
     return rows
 
 
-def build(records: list[ItemRecord], *, threshold: float = FLIP_THRESHOLD, extractor: str = "refined") -> StudyTables:
+def build(counted: CellCounts, *, threshold: float = FLIP_THRESHOLD, extractor: str = "refined") -> StudyTables:
     out = StudyTables(extractor, threshold)
-    counted = CellCounts(records)  # one pass over the records per extractor, shared by every table
     out.headline = headline(counted)
     for name in EXTRACTORS:
         out.paper += paper_rows(counted, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import sys
 
 from ..errors import LangdecError
@@ -105,11 +106,20 @@ def cmd_reparse(args) -> int:
     from .. import tracking
     from ..evaluation import stage
 
+    if bool(args.run) == bool(args.experiment):
+        raise LangdecError("usage: langdec reparse RUN_ID --extractor NAME, or langdec reparse --experiment EXP --extractor NAME")
     tracking.configure()
-    metrics = stage.reparse(args.run, args.extractor)
-    accs = [v for k, v in metrics.items() if k.endswith(".acc")]
-    print(json.dumps({"run_id": args.run, "extractor": args.extractor, "cells": len(accs),
-                      "mean_acc": round(sum(accs) / max(len(accs), 1), 4)}, indent=2))
+    scored = (stage.reparse_experiment(args.experiment, args.extractor, progress=not args.quiet) if args.experiment
+              else {args.run: stage.reparse(args.run, args.extractor)})
+
+    def summary(run_id: str, metrics: dict[str, float]) -> dict:
+        accs = [v for k, v in metrics.items() if k.endswith(".acc")]
+        return {"run_id": run_id, "cells": len(accs), "mean_acc": round(sum(accs) / max(len(accs), 1), 4)}
+
+    out = {"extractor": args.extractor, "runs": [summary(r, m) for r, m in scored.items()]}
+    if args.run:
+        out = {**out, **out.pop("runs")[0]}
+    print(json.dumps(out, indent=2))
     return 0
 
 def cmd_benchmarks(args) -> int:
@@ -154,8 +164,25 @@ def cmd_import_results(args) -> int:
     print(json.dumps({"experiment": args.experiment, "imported": sum(not i.reused for i in imported),
                       "already_imported": sum(i.reused for i in imported), "skipped": len(skipped),
                       "files": [vars(i) for i in imported],
-                      "next": f"langdec report --experiment {args.experiment}  (and langdec reparse RUN_ID --extractor NAME)"},
+                      "next": f"langdec report --experiment {args.experiment} --by-tier; langdec study-tables --experiment "
+                              f"{args.experiment} --out DIR"},
                      indent=2))
+    return 0
+
+
+def cmd_study_tables(args) -> int:
+    from .. import tracking
+    from ..study import command
+
+    tracking.configure()
+    done = command.run(args.experiment, Path(args.out), origin=args.origin, replace=args.force, top=args.top_n, progress=not args.quiet)
+    for line in done.skipped:
+        print(f"skipped run {line}", file=sys.stderr)
+    read = done.recoverable
+    print(json.dumps({"out": str(done.out), "files": len(done.files), "sessions": len(done.sources), "cells": done.cells,
+                      "conclusion_flips": done.flips, "study_tables_run": done.run_id,
+                      "langdec_reads_of_refined_unread": f"{read['langdec_reads']} of {read['refined_unread']}",
+                      "manifest": str(done.out / "MANIFEST.json"), "browse": tracking.ui_command()}, indent=2))
     return 0
 
 
@@ -195,8 +222,9 @@ def register(command) -> None:
     s.add_argument("--extractor", default="refined")
     s.set_defaults(func=cmd_extract)
 
-    s = command("reparse", help="re-score an evaluation run's stored generations with another extractor")
-    s.add_argument("run")
+    s = command("reparse", help="re-score an evaluation run's stored generations with another extractor (or every run of an experiment)")
+    s.add_argument("run", nargs="?", help="the evaluation run's id (or give --experiment)")
+    s.add_argument("--experiment", default=None, help="re-score every finished evaluation run of this experiment")
     s.add_argument("--extractor", required=True)
     s.set_defaults(func=cmd_reparse)
 
@@ -216,6 +244,16 @@ def register(command) -> None:
     s.add_argument("src", help="hf:legesher/language-decoded-experiments, or a local folder in its layout")
     s.add_argument("--experiment", default="imported-phase-3", help="the MLflow experiment the imported runs go to")
     s.set_defaults(func=cmd_import_results)
+
+    s = command("study-tables", help="write the study's analysis files (refined tables, significance, tables.tex, breakdowns, "
+                "figures) from an experiment's evaluation runs, as its own scripts write them")
+    s.add_argument("--experiment", required=True, help="e.g. imported-phase-3 (import-results), or phase-3 (langdec's own runs)")
+    s.add_argument("--out", required=True, help="a new folder (refined-tables/, phase-3/, figures-phase3/, langdec/, MANIFEST.json)")
+    s.add_argument("--origin", choices=["imported", "published", "trained"], default=None,
+                   help="only runs of this origin (needed when one session has runs of several)")
+    s.add_argument("--top-n", type=int, default=15, help="rows in fig04's main slopegraph per benchmark (the study's default 15)")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
+    s.set_defaults(func=cmd_study_tables)
 
     s = command("probe", help="measure a model's hidden states: isotropy per language and layer (base model or adapter)")
     s.add_argument("kind", choices=["isotropy"])

@@ -109,8 +109,8 @@ def cmd_report(args) -> int:
     from ..paths import work_dir
 
     tracking.configure()
-    profile = config.load_profile(args.profile)
-    experiment = args.experiment or tracking.experiment_name(profile.name, args.phase)
+    # only the profile's name is needed: building the profile would validate its training section (transformers)
+    experiment = args.experiment or tracking.experiment_name(config.named_yaml("profiles", args.profile).stem, args.phase)
     out = Path(args.out) if args.out else work_dir() / "reports" / experiment
     rep, path = report.run_stage(experiment, out, extractor=args.extractor, tier=args.tier, by_tier=args.by_tier,
                                  flip_threshold=args.flip_threshold)

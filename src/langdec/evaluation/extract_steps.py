@@ -23,11 +23,24 @@ STEPS: dict[str, Step] = {}
 class Context:
     benchmark: str
     labels: tuple[str, ...]
+    task: str = ""
 
 
 def step(fn: Step) -> Step:
     STEPS[fn.__name__] = fn
     return fn
+
+
+class Label(str):
+    """A step's final answer, with the name of the rule that read it: the chain stops here (a plain string
+    goes on to the next step as text) and the rule is stored beside the label (`Extractor.trace`)."""
+
+    rule: str
+
+    def __new__(cls, value: str, rule: str) -> "Label":
+        made = super().__new__(cls, value)
+        made.rule = rule
+        return made
 
 
 _LEADING = set("\"'`*_([")
@@ -97,12 +110,17 @@ def refined_label(text: str, ctx: Context) -> str | None:
         return terms[norm]
     found = {terms[p] for p in _split(norm) if p in terms}
     if not found:
-        # No part is a label on its own: look for label terms inside the answer.
+        # No part is a label on its own: look for label terms inside the answer (a word on its own for a
+        # Latin-script term, anywhere for the rest); the substring test first, as most terms are absent.
         for term, label in terms.items():
-            pattern = rf"(?<![\w]){re.escape(term)}(?![\w])" if term.isascii() else re.escape(term)
-            if re.search(pattern, norm):
+            if term in norm and (not term.isascii() or _whole_word(term).search(norm)):
                 found.add(label)
     return found.pop() if len(found) == 1 else None  # two or more labels is a hedge
+
+
+@functools.lru_cache(maxsize=None)
+def _whole_word(term: str) -> re.Pattern:
+    return re.compile(rf"(?<![\w]){re.escape(term)}(?![\w])")
 
 
 @step

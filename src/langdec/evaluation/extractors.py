@@ -21,7 +21,7 @@ import yaml
 from ..paths import experiments_dir
 from ..errors import LangdecError, did_you_mean
 from . import benchmarks, study_steps
-from .extract_steps import STEPS, Context
+from .extract_steps import STEPS, Context, Label
 from .prompts import and_words, answer_words
 
 @dataclass(frozen=True)
@@ -32,14 +32,29 @@ class Extractor:
     version: str
 
     def __call__(self, benchmark: str, output: str) -> str | None:
-        bench = benchmarks.get(benchmark)
-        ctx = Context(bench.family, tuple(bench.labels))
+        return self.trace(benchmark, output)[0]
+
+    def trace(self, benchmark: str, output: str) -> tuple[str | None, str | None]:
+        """The label and the rule that read it (the step's own rule name, else the step's name); (None, None)
+        when nothing was read."""
+        ctx = _context(benchmark)
+        chain = self.chains[ctx.benchmark]  # the benchmark's family
         value: str | None = output
-        for name in self.chains[bench.family]:
-            if value is None:
-                return None
+        rule = None
+        for name in chain:
             value = STEPS[name](value, ctx)
-        return value if value != "" else None
+            rule = name
+            if value is None or isinstance(value, Label):
+                break
+        if value is None or value == "":
+            return None, None
+        return str(value), getattr(value, "rule", rule)
+
+
+@functools.lru_cache(maxsize=None)
+def _context(benchmark: str) -> Context:
+    bench = benchmarks.get(benchmark)
+    return Context(bench.family, tuple(bench.labels), bench.task)
 
 
 def _chain(path, name: str, spec: dict, bench: benchmarks.Benchmark) -> tuple[str, ...]:

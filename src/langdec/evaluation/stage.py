@@ -12,24 +12,27 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import items as items_mod
 from .. import registry, tracking
 from ..config import Condition, Job, Profile
 from ..errors import LangdecError
 from . import backends, benchmarks, diagnostics, extractors, machine_translation
 from ..urls import redact_url
-from .loading import adapter_folder
-from .matrix import Cell, cells, gen_key, ll_key, score
+from .matrix import Cell, CellScore, cells, gen_key, ll_key, score
 from .prompts import prompt_hash, render
 
 EVAL_STAGE = "evaluate"
 # the profile sections evaluation reads: the model, its own, training's quantization (the adapter's base on a GPU),
 # the translation backend (machine-translated benchmark variants); never the corpus
 SECTIONS = ("model", "evaluation", "training", "translation")
-GENERATIONS = "generations.jsonl"
 LOGLIKELIHOOD = "loglikelihood.jsonl"
 CODE_RESULTS = "code_results.jsonl"
+
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass
@@ -42,35 +45,53 @@ class EvalResult:
 ItemIndex = dict[tuple[str, str], dict[str, benchmarks.Item]]
 
 
-def _score_generations(records: list[dict[str, Any]], extractor_names: list[str],
-                       items: ItemIndex | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Metrics and table rows for every cell and extractor from stored generations: accuracy, then every
-    registered diagnostic (`evaluation.diagnostics`); `items` lets those that read the items find them."""
-    by_cell: dict[str, list[dict[str, Any]]] = {}
-    for rec in records:
-        by_cell.setdefault(rec["cell"], []).append(rec)
+def score_items(data: "pa.Table", extractor_names: list[str],
+                items: ItemIndex | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Metrics and table rows for every cell and extractor from a run's labelled items (`langdec.items`):
+    accuracy, then every registered diagnostic (`evaluation.diagnostics`); `items` lets those that read the
+    items find them. Counts are taken per cell in bulk; no extractor runs here."""
+    frame = data.select([*items_mod.KEYS, "item_id", "gold", *(items_mod.pred(n) for n in extractor_names),
+                         *(items_mod.correct(n) for n in extractor_names)]).to_pandas()
+    rows_of = {str(k): v for k, v in frame.groupby("cell", sort=False, observed=True).indices.items()}
+    firsts = {name: frame.iloc[idx[0]] for name, idx in rows_of.items()}
+    golds = _counts(frame, "gold")
+    gold = frame["gold"].to_numpy(dtype=object)
+    item_ids = frame["item_id"].to_numpy(dtype=object)
     metrics: dict[str, float] = {}
     rows: list[dict[str, Any]] = []
     for name in extractor_names:
         ex = extractors.get(name)
-        for cell_name, recs in sorted(by_cell.items()):
-            first = recs[0]
-            cell = Cell(first["template"], first["benchmark"], first["data"], first["instr"])
-            preds = [ex(cell.benchmark, r["output"]) for r in recs]
-            gold = [r["gold"] for r in recs]
-            s = score(preds, gold)
+        predicted = _counts(frame, items_mod.pred(name))
+        hits = frame.groupby("cell", observed=True)[items_mod.correct(name)].sum()
+        preds = frame[items_mod.pred(name)].to_numpy(dtype=object)
+        for cell_name in sorted(rows_of):
+            idx, first = rows_of[cell_name], firsts[cell_name]
+            cell = Cell(str(first["template"]), str(first["benchmark"]), str(first["data"]), str(first["instr"]))
+            n = len(idx)
+            counts = predicted.get(cell_name, {})
+            parsed = sum(counts.values())
+            s = CellScore(n=n, acc=int(hits[cell_name]) / n, unparsed=(n - parsed) / n,
+                          top_label_share=max(counts.values()) / n if counts else 0.0, predicted=counts, gold=golds.get(cell_name, {}))
             found = (items or {}).get((cell.benchmark, cell.data))
-            aligned = [found.get(str(r["item_id"])) for r in recs] if found else None
-            view = diagnostics.CellView(cell.benchmark, cell.data, preds, gold,
+            aligned = [found.get(str(i)) for i in item_ids[idx]] if found else None
+            view = diagnostics.CellView(cell.benchmark, cell.data, preds[idx], gold[idx],
                                         aligned if aligned and all(aligned) else None, list(found.values()) if found else None, s)
             metrics[gen_key(name, cell)] = s.acc
-            stats = diagnostics.run_all(view)
-            for stat, value in stats.items():
+            for stat, value in diagnostics.run_all(view).items():
                 metrics[gen_key(name, cell, stat)] = value
             rows.append({"extractor": name, "extractor_version": ex.version, **asdict(cell), "n": s.n, "acc": s.acc,
                          "unparsed": s.unparsed, "top_label_share": s.top_label_share,
                          "predicted": json.dumps(s.predicted, ensure_ascii=False), "gold": json.dumps(s.gold, ensure_ascii=False)})
     return metrics, rows
+
+
+def _counts(frame, column: str) -> dict[str, dict[str, int]]:
+    """{cell: {value: count}} over the non-null values of one column, values sorted."""
+    out: dict[str, dict[str, int]] = {}
+    for (cell, value), count in frame.groupby(["cell", column], observed=True, dropna=True).size().items():
+        if count:
+            out.setdefault(str(cell), {})[str(value)] = int(count)
+    return {cell: dict(sorted(values.items())) for cell, values in out.items()}
 
 
 def item_index(bench_items: dict[tuple[str, str], list[benchmarks.Item]]) -> ItemIndex:
@@ -122,6 +143,8 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         items = {(b, d): (machine_translation.items(b, d, profile, source=source, limit=ev.max_items) if benchmarks.get(b).translate
                           else benchmarks.load(b, d, source=source, limit=ev.max_items))
                  for b in bench_names for d in data_languages if d in benchmarks.get(b).languages}
+        from .loading import adapter_folder  # torch: only where a model is loaded (reports and reparse never do)
+
         scorer = backends.load(profile.model, ev, adapter_folder(adapter_uri), job.run_name, quantization=profile.training.quantization)
         records, prompts = [], []
         for cell in matrix:
@@ -136,7 +159,8 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         for rec, out in zip(records, outputs):
             rec["output"] = out.strip()  # the study stored the decoded answer stripped
         gen_seconds = time.perf_counter() - start
-        metrics, rows = _score_generations(records, extractor_names, item_index(items))
+        labelled = items_mod.table(records, extractor_names)
+        metrics, rows = score_items(labelled, extractor_names, item_index(items))
         if ev.loglikelihood:
             ll_metrics, ll_records = _loglikelihood(scorer, items, ev)
             metrics.update(ll_metrics)
@@ -150,7 +174,7 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         metrics["eval.items"] = float(len(records))
         metrics["eval.items_per_s"] = len(records) / max(gen_seconds, 1e-9)
         metrics["eval.seconds"] = seconds
-        versions = log_scored(srun.run_id, metrics, records, rows, extractor_names, [*bench_names, *ev.code_benchmarks])
+        versions = log_scored(srun.run_id, metrics, labelled, rows, extractor_names, [*bench_names, *ev.code_benchmarks])
         if train_run_id:
             version = registry.version_for_run(profile.registered_model, train_run_id)
             if version:
@@ -158,14 +182,15 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     return EvalResult(srun.run_id, False, metrics)
 
 
-def log_scored(run_id: str, metrics: dict[str, float], records: list[dict[str, Any]], rows: list[dict[str, Any]],
+def log_scored(run_id: str, metrics: dict[str, float], labelled: "pa.Table", rows: list[dict[str, Any]],
                extractor_names: list[str], evaluated: list[str]) -> dict[str, str]:
     """What every evaluation run carries (langdec's own, or an imported result file): its metrics, every
-    generation, the per-cell table and the versions of the extractors that scored it. Returns those versions."""
+    generation labelled by every extractor (items.parquet), the per-cell table and the versions of the
+    extractors that scored it. Returns those versions."""
     import mlflow
 
     tracking.MlflowMetricLogger(run_id).log(metrics)
-    mlflow.log_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), GENERATIONS)
+    items_mod.log(run_id, labelled)
     if rows:
         mlflow.log_table(_table(rows), "cells.json")
     versions = {name: extractors.get(name).version for name in extractor_names}
@@ -236,48 +261,70 @@ def _loglikelihood(scorer: backends.ScoringModel, items: dict, ev) -> tuple[dict
     return metrics, records
 
 
-def _items_of(run, records: list[dict[str, Any]]) -> ItemIndex:
+def _items_of(run, data: "pa.Table") -> ItemIndex:
     """The items a finished run was scored on, from the source it names, for diagnostics that read them;
     a benchmark whose items cannot be found (an imported run, a moved file) is left out."""
     source = run.data.params.get("source")
     limit = run.data.params.get("max_items")
-    wanted = {(r["benchmark"], r["data"]) for r in records if any(d.needs_items for d in diagnostics.for_benchmark(r["benchmark"]))}
+    pairs = data.select(["benchmark", "data"]).group_by(["benchmark", "data"]).aggregate([]).to_pylist()
+    wanted = {(p["benchmark"], p["data"]) for p in pairs if any(d.needs_items for d in diagnostics.for_benchmark(p["benchmark"]))}
     out: dict[tuple[str, str], list[benchmarks.Item]] = {}
-    for bench, data in sorted(wanted):
-        if benchmarks.get(bench).translate:
-            continue  # its items need the translation backend; diagnostics that read items skip it
+    for bench, data_lang in sorted(wanted):
+        if run.data.tags.get("origin") == "imported" or benchmarks.get(bench).translate:
+            continue  # no items to find (imported), or they need the translation backend
         try:
-            out[(bench, data)] = benchmarks.load(bench, data, source=source or "fixtures",
-                                                 limit=int(limit) if limit not in (None, "None") else None)
+            out[(bench, data_lang)] = benchmarks.load(bench, data_lang, source=source or "fixtures",
+                                                      limit=int(limit) if limit not in (None, "None") else None)
         except LangdecError:
             continue
     return item_index(out)
 
 
-def reparse(run_id: str, extractor_name: str) -> dict[str, float]:
-    """Re-score a finished evaluation run's stored generations with another extractor.
+def reparse(run_id: str, extractor_name: str, *, run=None) -> dict[str, float]:
+    """Re-score a finished evaluation run's stored generations with another extractor (or a newer version).
 
-    Scores land under `gen.<name>...`; if that name already holds scores from a
-    different version, under `gen.<name>-<version>...`, so nothing is overwritten.
-    """
-    import mlflow
+    The labels replace the extractor's columns in the run's items.parquet (an earlier version's stay beside,
+    as `pred.<name>@<version>`); scores land under `gen.<name>...`, or under `gen.<name>-<version>...` when that
+    name already holds scores of a different version, so no metric is overwritten."""
     from mlflow.tracking import MlflowClient
 
+    from ..locks import hold
+
     ex = extractors.get(extractor_name)
-    run = mlflow.get_run(run_id)
+    client = MlflowClient()
+    try:
+        run = run or client.get_run(run_id)
+    except Exception:
+        raise LangdecError(f"no run {run_id} in the tracking store; list evaluation runs with `langdec ui`, or pass "
+                           "--experiment EXP to re-score all of an experiment's") from None
     if run.data.tags.get("langdec.stage") != EVAL_STAGE:
         raise LangdecError(f"run {run_id} is not an evaluation run (stage {run.data.tags.get('langdec.stage')!r})")
-    try:
-        path = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=GENERATIONS))
-    except Exception as exc:
-        raise LangdecError(f"run {run_id} has no {GENERATIONS} artifact ({exc}); it cannot be re-scored without re-running the model") from None
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with hold(f"items-{run_id}", f"re-scoring run {run_id}'s items"):
+        data = items_mod.label(items_mod.read(run_id, artifact_uri=run.info.artifact_uri), [extractor_name])
+        items_mod.log(run_id, data)
     recorded = run.data.tags.get(f"langdec.extractor.{extractor_name}")
     label = extractor_name if recorded in (None, ex.version) else f"{extractor_name}-{ex.version}"
-    metrics, rows = _score_generations(records, [extractor_name], _items_of(run, records))
+    metrics, rows = score_items(data, [extractor_name], _items_of(run, data))
     renamed = {k.replace(f"gen.{extractor_name}.", f"gen.{label}.", 1): v for k, v in metrics.items()}
     tracking.MlflowMetricLogger(run_id).log(renamed)
-    client = MlflowClient()
     client.set_tag(run_id, f"langdec.extractor.{label}", ex.version)
     client.log_table(run_id, _table(rows), f"cells-{label}.json")
     return renamed
+
+
+def reparse_experiment(experiment: str, extractor_name: str, *, progress: bool = True) -> dict[str, dict[str, float]]:
+    """`reparse` every finished evaluation run of an experiment; {run id: its re-scored metrics}."""
+    from mlflow.tracking import MlflowClient
+    from tqdm import tqdm
+
+    extractors.get(extractor_name)  # an unknown name fails before any run is touched
+    found = MlflowClient().get_experiment_by_name(experiment)
+    if found is None:
+        raise LangdecError(f"--experiment {experiment}: no such experiment in the tracking store; run `langdec ui --no-serve` "
+                           "to list langdec's experiments")
+    runs = MlflowClient().search_runs([found.experiment_id],
+                                      f"tags.`langdec.stage` = '{EVAL_STAGE}' and attributes.status = 'FINISHED'", max_results=50000)
+    if not runs:
+        raise LangdecError(f"experiment {experiment} has no finished evaluation run to re-score")
+    return {run.info.run_id: reparse(run.info.run_id, extractor_name, run=run)
+            for run in tqdm(runs, desc=f"reparse {extractor_name}", unit="run", disable=not progress)}

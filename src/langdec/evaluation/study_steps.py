@@ -17,7 +17,7 @@ import yaml
 
 from ..paths import experiments_dir
 from ..errors import LangdecError
-from .extract_steps import Context, step
+from .extract_steps import Context, Label, step
 
 TERMS_FILE = "extractor_terms/study.yaml"
 
@@ -84,31 +84,56 @@ def strict_sib200(text: str, ctx: Context) -> str | None:
     return table["aliases"].get(lowered)
 
 
+def _choice(text: str, labels: tuple[str, ...]) -> tuple[str | None, str]:
+    line = _first_line(text.strip().upper())
+    letters = re.escape("".join(labels))
+    found = re.search(rf"\b([{letters}])\b", line)
+    if found:
+        return found.group(1), "letter"
+    found = re.search(rf"ANSWER\s*[:\-]?\s*([{letters}])", line)
+    return (found.group(1), "answer_prefix") if found else (None, NOTHING)
+
+
 @step
 def study_choice(text: str, ctx: Context) -> str | None:
-    line = _first_line(text.strip().upper())
-    letters = re.escape("".join(ctx.labels))
-    found = re.search(rf"\b([{letters}])\b", line) or re.search(rf"ANSWER\s*[:\-]?\s*([{letters}])", line)
-    return found.group(1) if found else None
+    label, rule = _choice(text, ctx.labels)
+    return Label(label, rule) if label else None
+
+
+# What the refined rules decided when they give no label: NOTHING (no rule saw an answer) or a deliberate
+# refusal the study documented (refined-decision-ledger.md): a compound naming two categories, or a label the
+# line negates ("没有entailment").
+NOTHING = "nothing"
+HEDGE = "hedge"
+NEGATED = "negated"
+XNLI_TIERS = ("tier1a_english", "tier1b_native", "tier2_glued", "tier3_paraphrase")
+
+
+def _refined_xnli(text: str) -> tuple[str | None, str]:
+    table = terms()["refined"]["xnli"]
+    line = _first_line(text)
+    lowered = line.lower()
+    found = _english_label(lowered, table["labels"])
+    if found:
+        return found, XNLI_TIERS[0]
+    found = _native_label(lowered, table["native"])
+    if found:
+        return found, XNLI_TIERS[1]
+    negated = any(neg in line for neg in table["glued_negations"])
+    # An English label glued to a CJK frame, unless the line negates it.
+    glued = next((label for label in table["labels"] if label in lowered), None)
+    if glued and not negated:
+        return glued, XNLI_TIERS[2]
+    for pattern, label in _paraphrases():
+        if pattern.search(line):
+            return label, XNLI_TIERS[3]
+    return None, NEGATED if glued else NOTHING
 
 
 @step
 def refined_xnli(text: str, ctx: Context) -> str | None:
-    table = terms()["refined"]["xnli"]
-    line = _first_line(text)
-    lowered = line.lower()
-    found = _english_label(lowered, table["labels"]) or _native_label(lowered, table["native"])
-    if found:
-        return found
-    # An English label glued to a CJK frame, unless the line negates it ("没有entailment").
-    if not any(neg in line for neg in table["glued_negations"]):
-        for label in table["labels"]:
-            if label in lowered:
-                return label
-    for pattern, label in _paraphrases():
-        if pattern.search(line):
-            return label
-    return None
+    label, rule = _refined_xnli(text)
+    return Label(label, rule) if label else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,15 +149,41 @@ def _pieces(line: str, table: dict) -> list[str]:
     return [p.strip().strip(strip).strip() for p in parts if p.strip()]
 
 
-@step
-def refined_sib200(text: str, ctx: Context) -> str | None:
+def _refined_sib200(text: str) -> tuple[str | None, str]:
     table = terms()["refined"]["sib200"]
     line = _first_line(text).strip(table["strip"])
     if not line:
-        return None
+        return None, NOTHING
     found = {table["terms"][p.lower()] for p in _pieces(line, table) if p.lower() in table["terms"]}
+    rule = "term"
     if not found:
         # a category name inside a longer answer, also glued to CJK text ("答案是travel")
         lowered = line.lower()
         found = {c for c in table["categories"] if c in lowered}
-    return found.pop() if len(found) == 1 else None  # two or more categories is a hedge
+        rule = "substring"
+    if len(found) == 1:
+        return found.pop(), rule
+    return None, HEDGE if found else NOTHING  # two or more categories is a hedge
+
+
+@step
+def refined_sib200(text: str, ctx: Context) -> str | None:
+    label, rule = _refined_sib200(text)
+    return Label(label, rule) if label else None
+
+
+@step
+def study_refined(text: str, ctx: Context) -> str | None:
+    """The refined extractor's decision first: its label (final), its deliberate refusals (a hedge, a negated
+    label: no answer), and where it saw nothing the text goes on to the next step of the chain."""
+    if ctx.benchmark == "xnli":
+        label, rule = _refined_xnli(text)
+    elif ctx.benchmark == "sib200":
+        label, rule = _refined_sib200(text)
+    elif ctx.task == "multiple_choice":
+        label, rule = _choice(text, ctx.labels)
+    else:
+        return text
+    if label:
+        return Label(label, f"refined:{rule}")
+    return None if rule in (HEDGE, NEGATED) else text

@@ -6,13 +6,15 @@ export MLFLOW_DISABLE_TELEMETRY := true
 .PHONY: install system-deps demo test bench clean
 
 # Executing generated code (code benchmarks) needs bubblewrap for the sandbox and a JDK for
-# Java; installed from Debian's packages when missing (root, or passwordless sudo).
+# Java; the study's tables.tex is compiled by pdflatex with booktabs (the tests check it);
+# installed from Debian's packages when missing (root, or passwordless sudo).
 system-deps:
 	@missing=""; command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v javac >/dev/null || missing="$$missing default-jdk-headless"; \
+	command -v pdflatex >/dev/null || missing="$$missing texlive-latex-base texlive-latex-recommended"; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
-	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq $$missing; fi; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq --no-install-recommends $$missing; fi; \
 	fi
 
 $(BIN)/.installed: pyproject.toml

@@ -45,3 +45,11 @@ def test_extract_scaling_prints_a_row_per_extractor_and_length(tmp_path):
     out = _run("extract_scaling.py", "--lengths", "1000", "4000", tmp_path=tmp_path)
     rows = [line.split() for line in out.splitlines()[1:]]
     assert {(r[0], r[1]) for r in rows} == {(n, l) for n in ("strict", "refined", "langdec") for l in ("1000", "4000")}
+
+
+def test_study_scale_prints_a_row_per_step(tmp_path):
+    out = _run("study_scale.py", "--scale", "0.001", "--out", str(tmp_path / "scale"), "--steps", "import", "study-tables", tmp_path=tmp_path)
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ") and "step" not in line}
+    assert set(rows) == {"import", "study-tables"} and all("| ok |" in r for r in rows.values())
+    assert "<= 60 s / <= 1.5 GB" in rows["import"] and "42 result files" in out
+    assert (tmp_path / "scale" / "work" / "study-tables" / "phase-3" / "tables.tex").is_file()

@@ -233,3 +233,32 @@ def test_manifest_and_export_in_the_published_layout(ladder, tmp_path):
     assert registry.published_path({"phase": "phase-2", "condition": "2", "lang": "zh", "tier": "32k", "seed": "42"}) == "condition-2-zh-32k/"
     assert registry.published_path({"phase": "phase-3", "condition": "2", "lang": "zh", "tier": "5k", "seed": "42",
                                     "base_model": "CohereLabs/tiny-aya-base"}) == "tiny-aya-base/condition-2-zh-5k-seed42/"
+
+
+def test_study_tables_from_langdecs_own_runs(ladder, tmp_path):
+    """The smoke ladder's evaluation runs, as the study's sessions: its condition names, seeds, templates,
+    benchmark names and matrix, every value the run's own refined score."""
+    import pandas as pd
+
+    out = tmp_path / "study"
+    assert cli.main(["--quiet", "study-tables", "--experiment", EXPERIMENT, "--out", str(out)]) == 0
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert {(s["condition"], s["seed"], s["origin"]) for s in manifest["sessions"]} == {
+        ("baseline", "none", "trained"), ("condition-1-en-5k", "42", "trained"), ("condition-3-zh-5k", "42", "trained"),
+        *((f"condition-{c}-{lang}-5k", "42", "trained") for c in (2, 5) for lang in ("zh", "es", "ur"))}
+    cells = pd.read_csv(out / "refined-tables" / "cells.tsv", sep="\t", dtype={"seed": str})
+    assert set(cells["template"]) == {1, 2} and set(cells["benchmark"]) <= {"xnli", "csqa", "sib200", "belebele"} and "csqa" in set(cells["benchmark"])
+    assert set(cells[cells["condition"] == "condition-2-ur-5k"]["instr"]) == {"en", "ur"}
+    assert set(cells[cells["condition"] == "condition-1-en-5k"]["instr"]) == {"en", "zh", "es", "ur"}
+    run = next(r for r in _runs("evaluate") if r.data.tags["condition"] == "2" and r.data.tags["lang"] == "zh")
+    row = cells[(cells["condition"] == "condition-2-zh-5k") & (cells["template"] == 2) & (cells["benchmark"] == "csqa")
+                & (cells["data"] == "es") & (cells["instr"] == "zh")].iloc[0]
+    assert row["repar_acc"] == pytest.approx(run.data.metrics["gen.refined.template2.xcsqa.data:es.instr:zh.acc"], abs=5e-5)
+    assert row["orig_acc"] == pytest.approx(run.data.metrics["gen.strict.template2.xcsqa.data:es.instr:zh.acc"], abs=5e-5)
+    assert (out / "phase-3" / "tables.tex").read_text().count("\\begin{tabular}") == 22
+    # within a template the cells follow the study's run order: data en, zh, es, ur; then instruction; then benchmark
+    # a condition cell is compared where the baseline has the same (template, benchmark, data, instr)
+    vs = pd.read_csv(out / "refined-tables" / "vs_baseline_cells.tsv", sep="\t")
+    at = ["template", "benchmark", "data", "instr"]
+    base = set(map(tuple, cells[cells["condition"] == "baseline"][at].values.tolist()))
+    assert len(vs) == sum(tuple(r) in base for r in cells[cells["condition"] != "baseline"][at].values.tolist()) > 0

@@ -230,3 +230,22 @@ def test_a_condition_trains_on_the_published_rows_exactly(module_store, smoke_pr
         theirs = pd.read_parquet(folder / "condition-2-zh-5k" / f"{split}.parquet")
         assert ours[["idx", "code", "file_path"]].values.tolist() == theirs[["idx", "code", "file_path"]].values.tolist()
     assert run.data.tags["data_check_status"] == "failed" and run.data.metrics["files"] == 6
+
+
+def test_a_report_refuses_runs_labelled_by_two_versions_of_an_extractor(imported, tmp_path, capsys):
+    """One run's langdec labels from another (older) version: no comparison until `reparse --experiment` relabels."""
+    import json as _json
+
+    run = imported["baseline_seednone_results_template1.json"]
+    stored = items.read(run.info.run_id)
+    meta = _json.loads(stored.schema.metadata[items.META])
+    meta["extractors"]["langdec"] = "0123456789"
+    items.log(run.info.run_id, stored.replace_schema_metadata({**stored.schema.metadata, items.META: _json.dumps(meta).encode()}))
+    assert cli.main(["--quiet", "report", "--experiment", EXPERIMENT, "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different versions of extractor 'langdec'" in err[0]
+    assert f"langdec reparse --experiment EXPERIMENT --extractor langdec" in err[0] and not (tmp_path / "rep").exists()
+    assert cli.main(["--quiet", "reparse", "--experiment", EXPERIMENT, "--extractor", "langdec"]) == 0
+    assert len(_json.loads(capsys.readouterr().out)["runs"]) == 3
+    assert cli.main(["--quiet", "report", "--experiment", EXPERIMENT, "--out", str(tmp_path / "rep")]) == 0
+    assert items.versions_of(items.read(run.info.run_id, ["benchmark"]).schema)["langdec"] != "0123456789"

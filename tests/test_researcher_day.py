@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from langdec import cli
+from langdec import cli, tracking
 from langdec.config import variant_name
 
 MODEL = "langdec-smoke-adapters"
@@ -72,6 +72,7 @@ def test_an_mlflow_run_entry_point_leaves_no_anonymous_run_and_no_cross_experime
     client = MlflowClient()
     shell = client.create_run(client.get_experiment_by_name("Default").experiment_id)  # what `mlflow run` makes
     monkeypatch.setenv("MLFLOW_RUN_ID", shell.info.run_id)
+    tracking.experiment_id("day-report")  # an experiment with no evaluation yet (a report refuses one that does not exist)
     assert cli.main(["--quiet", "report", "--experiment", "day-report", "--out", str(tmp_path / "r")]) == 0
     # named for what it launched, and still there until MLflow terminates it (which it does after the command)
     assert client.get_run(shell.info.run_id).info.lifecycle_stage == "active"

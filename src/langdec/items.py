@@ -168,6 +168,11 @@ def schema(run_id: str, artifact_uri: str | None = None) -> "pa.Schema | None":
     return pq.read_schema(path) if path else None
 
 
+def has_records(run_id: str, artifact_uri: str | None = None) -> bool:
+    """Whether the run stored per-item generations at all (items.parquet, or the older generations.jsonl)."""
+    return local_artifact(run_id, ITEMS, artifact_uri) is not None or local_artifact(run_id, LEGACY, artifact_uri) is not None
+
+
 def read(run_id: str, columns: list[str] | None = None, *, artifact_uri: str | None = None,
          migrate: bool = True) -> "pa.Table":
     """The run's items (only `columns`, string keys dictionary-encoded); a run that has only generations.jsonl

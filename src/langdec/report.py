@@ -24,9 +24,9 @@ conclusion-flip rule and its significance tests) from the same records.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import statistics
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,6 +254,8 @@ def extractor_versions(latest: dict) -> dict[str, str]:
     re-labels them. A run with only the older generations.jsonl is labelled (once) by the current extractors."""
     seen: dict[str, dict[str, list[str]]] = collections.defaultdict(lambda: collections.defaultdict(list))
     for run in latest.values():
+        if not items.has_records(run.info.run_id, run.info.artifact_uri):
+            continue
         schema = items.schema(run.info.run_id, run.info.artifact_uri)
         versions = items.versions_of(schema) if schema is not None else {n: extractors.get(n).version for n in EXTRACTORS}
         for name in EXTRACTORS:
@@ -281,11 +283,15 @@ def collect(experiment: str, tier: str | None = None, latest: dict | None = None
     for (group, run_tier, seed, _part), run in latest.items():
         run_tier = "" if group == "baseline" else run_tier
         name = f"{group}-{run_tier}" if by_tier and run_tier and group != "baseline" else group
-        data = items.read(run.info.run_id, wanted, artifact_uri=run.info.artifact_uri)
-        n = data.num_rows
-        for column, value in (("group", name), ("seed", seed), ("tier", run_tier)):
-            data = data.append_column(column, pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array([value])))
-        tables.append(data)
+        if items.has_records(run.info.run_id, run.info.artifact_uri):
+            data = items.read(run.info.run_id, wanted, artifact_uri=run.info.artifact_uri)
+            n = data.num_rows
+            for column, value in (("group", name), ("seed", seed), ("tier", run_tier)):
+                data = data.append_column(column, pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array([value])))
+            tables.append(data)
+        else:
+            print(f"note: evaluation run {run.info.run_id} ({run.info.run_name}) stored no per-item generations; "
+                  "its metrics are shown by MLflow, the report leaves it out", file=sys.stderr)
         lls.append(_ll_frame(_artifact_lines(run.info.run_id, LOGLIKELIHOOD, run.info.artifact_uri), name, seed, run_tier))
         codes.append(_code_frame(_artifact_lines(run.info.run_id, CODE_RESULTS, run.info.artifact_uri), name, seed, run_tier))
     if tables:

@@ -121,7 +121,11 @@ def load(experiment: str, origin: str | None = None) -> StudyData:
 
     found, skipped = sources(experiment, origin)
     cells, sib, xnli = [], [], []
-    for source in found:
+    for source in list(found):
+        if not items.has_records(source.run_id, source.artifact_uri):
+            skipped.append(f"{source.run_id}: stored no per-item generations ({source.condition} seed {source.seed})")
+            found.remove(source)
+            continue
         schema = items.schema(source.run_id, source.artifact_uri)
         missing = [c for c in COLUMNS if schema is not None and c not in schema.names]
         if missing:
@@ -159,6 +163,8 @@ def load(experiment: str, origin: str | None = None) -> StudyData:
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns[kind])
         return frame.rename(columns={items.pred("refined"): "pred", items.rule("refined"): "rule"})
 
+    if not cells:
+        raise LangdecError(f"no session of the study in {experiment} stored per-item generations; re-run its evaluations")
     table = pd.concat(cells, ignore_index=True)
     table = table.sort_values(["condition", "seed_folder", "template", "cell_order"], kind="stable").reset_index(drop=True)
     return StudyData(table, stacked(sib, "sib200"), stacked(xnli, "xnli"), found, skipped)

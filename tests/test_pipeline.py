@@ -222,6 +222,13 @@ def test_manifest_and_export_in_the_published_layout(ladder, tmp_path):
     assert entry["phase"] == "phase-3" and entry["condition"] == "2" and len(entry["digests"]["adapter_sha256"]) == 64
     assert json.loads((dest / "manifest.json").read_text()) == manifest
     assert "`smoke/condition-2-ur-5k-seed42/`" in (dest / "MANIFEST.md").read_text()
+    # the weights follow the umask like every other file, in the export and in the store (safetensors writes 0600)
+    umask = os.umask(0)
+    os.umask(umask)
+    exported = [p for p in dest.rglob("*") if p.is_file()]
+    assert exported and {p.stat().st_mode & 0o777 for p in exported} == {0o666 & ~umask}
+    run = client.get_model_version("langdec-smoke-adapters", "1").run_id
+    assert items.local_artifact(run, "adapter/adapter_model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     # every exported LoRA is one vLLM's loader takes, and SERVING.md names each as a LoRA module
     assert all(m["vllm"] == {"loads": True, "problems": []} for m in manifest.values())
     serve = (dest / "SERVING.md").read_text()

@@ -219,7 +219,8 @@ def test_translate_command_never_logs_the_key_and_resumes_after_interrupt(tmp_pa
            "LANGDEC_HOME": str(tmp_path / "home")}
     out = tmp_path / "out.parquet"
     # every first request is slow, so the run can be interrupted part-way through
-    with LocalChatServer(api_key=secret, faults=Faults(slow=1.0, slow_seconds=0.4)) as server:
+    # 0.8 s per first request: after the 4th, the other 8 still take seconds, room for the signal on a busy machine
+    with LocalChatServer(api_key=secret, faults=Faults(slow=1.0, slow_seconds=0.8)) as server:
         url = f"{server.url}/v1"
         args = ["translate", str(src), "--lang", "es", "--backend", "openai", "--model", "m", "--base-url", url,
                 "--concurrency", "1", "--out", str(out)]

@@ -24,6 +24,13 @@ def check_destination(target: Path | str, *, replace: bool) -> None:
     A folder with anything in it, or an existing file, is the user's: refused unless `replace`.
     The folder it will be created in must be writable (checked before the work, not after it)."""
     target = Path(target)
+    if str(target).strip() in ("", ".", "..") or target.name in ("", ".", ".."):
+        raise LangdecError(f"--out {str(target)!r}: name a new folder or file (not '.', '..' or the current folder)")
+    if "\x00" in str(target):
+        raise LangdecError(f"{str(target)!r}: a path cannot hold a NUL character")
+    here = Path.cwd().resolve()
+    if target.resolve() == here or target.resolve() in here.parents:
+        raise LangdecError(f"{target}: that is the folder you are in (or one above it); name a new folder for the output")
     parent = target.absolute().parent
     while not parent.exists():
         parent = parent.parent
@@ -43,6 +50,8 @@ def check_destination(target: Path | str, *, replace: bool) -> None:
 def relative_inside(relative: str, *, where: str) -> PurePosixPath:
     """A path from input data as a relative path that cannot leave its destination."""
     path = PurePosixPath(str(relative).replace("\\", "/"))
+    if "\x00" in str(relative):
+        raise LangdecError(f"{where}: file_path {relative!r} holds a NUL character; fix the row")
     if not str(relative).strip() or path.is_absolute() or ".." in path.parts:
         raise LangdecError(f"{where}: file_path {relative!r} must be a relative path inside the output folder (no leading /, "
                            "no '..'); fix the row or write rows (.parquet/.jsonl) instead of a folder")
@@ -97,6 +106,15 @@ def atomic_dir(target: Path | str, *, replace: bool) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def user_modes(folder: Path | str) -> None:
+    """Give every file and folder under `folder` (langdec's own output) the user's usual mode: some writers
+    (safetensors among them) create 0600 files, which collaborators sharing the store or an export cannot read."""
+    mask = _umask()
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def write_text(target: Path | str, text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -134,6 +152,7 @@ def write_files_or_rows(dest: Path, files: list[tuple[str, str]], rows: list[dic
                 tmp.write_bytes(files[0][1].encode("utf-8"))
     else:
         seen: dict[str, int] = {}
+        folders: dict[str, int] = {}  # every folder a path needs -> the first row needing it
         paths = []
         for number, (relative, _) in enumerate(files, start=1):
             path = relative_inside(relative, where=f"row {number}")
@@ -141,7 +160,15 @@ def write_files_or_rows(dest: Path, files: list[tuple[str, str]], rows: list[dic
             if key in seen:
                 raise LangdecError(f"rows {seen[key]} and {number}: both have file_path {relative!r}, so one would overwrite the "
                                    "other; make the paths unique or write rows (.parquet/.jsonl) instead of a folder")
+            clash = folders.get(key)
+            if clash is None:
+                clash = next((seen[p.as_posix().casefold()] for p in path.parents if p.as_posix().casefold() in seen), None)
+            if clash is not None:
+                raise LangdecError(f"rows {clash} and {number}: one uses {relative!r} (or a folder above it) as a file and the other "
+                                   "as a folder; rename one, or write rows (.parquet/.jsonl) instead of a folder")
             seen[key] = number
+            for p in path.parents:
+                folders.setdefault(p.as_posix().casefold(), number)
             paths.append(path)
         with atomic_dir(dest, replace=replace) as tmp:
             for path, (_, text) in zip(paths, files):

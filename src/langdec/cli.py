@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 
 from . import commands
 from .errors import LangdecError
+from .urls import without_secrets
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,7 +57,7 @@ def _retire(run_id: str, argv: list[str]) -> None:
     tracking.configure()
     client = MlflowClient()
     # a URL argument can carry credentials (--base-url, --storage): never into MLflow
-    shown = [re.sub(r"(\w+://)[^/@\s]*@", r"\1", a).split("?", 1)[0] if "://" in a else a for a in argv if a != "--quiet"]
+    shown = [without_secrets(a) for a in argv if a != "--quiet"]
     try:
         client.set_tag(run_id, "mlflow.runName", "mlflow run: langdec " + " ".join(shown[:4])[:80])
         client.set_tag(run_id, "mlflow.note.content", "`mlflow run` made this run for `langdec " + " ".join(shown) + "`; langdec "
@@ -93,6 +93,20 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
 
 
+def _disk_full(exc: BaseException) -> str | None:
+    """" writing FILE" (or "") when the error, or one it was raised from, is a full disk or quota; else None."""
+    import errno
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f" writing {exc.filename}" if exc.filename else ""
+        if "database or disk is full" in str(exc):
+            return " (the tracking store's database)"
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     args = parser().parse_args(argv)
@@ -105,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:
+        full = _disk_full(exc)
+        if full is None:
+            raise
+        print(f"error: no space left on the device{full}; free some space and re-run the same command (outputs are "
+              "written whole or not at all, finished stages are reused)", file=sys.stderr)
+        return 2
     finally:
         if entry_run:
             _retire(entry_run, list(sys.argv[1:] if argv is None else argv))

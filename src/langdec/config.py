@@ -312,6 +312,7 @@ def named_yaml(folder: str, name: str) -> Path:
 
 # Overrides of these sections change what is trained, so they name a variant of the cell (an arm)
 ADAPTER_SECTIONS = ("training", "corpus", "model", "translation")
+SECRET_KEY = re.compile(r"(key|token|secret|passw|credential|auth)", re.IGNORECASE)  # keys whose values are never shown
 
 
 def variant_name(overrides: list[str] | tuple[str, ...]) -> str | None:
@@ -321,12 +322,22 @@ def variant_name(overrides: list[str] | tuple[str, ...]) -> str | None:
     run names and registry aliases (letters, digits, '-', '_'); a long one ends in a short digest."""
     import hashlib
 
+    from .urls import redact_url
+
     parts = []
     for item in overrides:
         key, _, value = item.partition("=")
         if key.strip().split(".")[0] in ADAPTER_SECTIONS:
             leaf = key.strip().split(".")[-1]
-            parts.append(re.sub(r"[^A-Za-z0-9_-]", "", f"{leaf}{'-' if value[:1].isalpha() else ''}{value.strip().replace('.', 'p')}"))
+            value = value.strip()
+            if SECRET_KEY.search(leaf):  # the value is a secret: the name says only that it was set
+                parts.append(re.sub(r"[^A-Za-z0-9_-]", "", f"{leaf}-set"))
+            elif "://" in value or "@" in value:
+                # a URL can carry a user, a password or a token: named by a digest of what is left without them
+                shown = redact_url(value) if "://" in value else value.rpartition("@")[2]
+                parts.append(re.sub(r"[^A-Za-z0-9_-]", "", f"{leaf}-{hashlib.sha256(shown.encode()).hexdigest()[:8]}"))
+            else:
+                parts.append(re.sub(r"[^A-Za-z0-9_-]", "", f"{leaf}{'-' if value[:1].isalpha() else ''}{value.replace('.', 'p')}"))
     if not parts:
         return None
     name = "-".join(parts)
@@ -392,9 +403,17 @@ def _validate_profile(profile: Profile, where: str) -> None:
             value = getattr(section, f.name)
             if isinstance(value, float) and not math.isfinite(value):  # nan passes every < and > check
                 raise LangdecError(f"{where}: {name}.{f.name} = {value}; give a finite number")
-    for key, value in (("training.lr", t.lr), ("training.batch_size", t.batch_size), ("training.max_length", t.max_length), ("training.lora_r", t.lora_r)):
-        if not value > 0:
+    ev = profile.evaluation
+    for key, value in (("training.lr", t.lr), ("training.batch_size", t.batch_size), ("training.max_length", t.max_length), ("training.lora_r", t.lora_r),
+                       ("evaluation.batch_size", ev.batch_size), ("evaluation.max_new_tokens", ev.max_new_tokens),
+                       ("evaluation.max_prompt_tokens", ev.max_prompt_tokens), ("evaluation.concurrency", ev.concurrency),
+                       ("evaluation.code_samples", ev.code_samples), ("evaluation.code_max_new_tokens", ev.code_max_new_tokens),
+                       ("evaluation.code_workers", ev.code_workers), ("evaluation.code_timeout_seconds", ev.code_timeout_seconds),
+                       ("evaluation.code_memory_mb", ev.code_memory_mb)):
+        if isinstance(value, bool) or not value > 0:
             raise LangdecError(f"{where}: {key} must be positive, got {value}")
+    if ev.max_items is not None and (isinstance(ev.max_items, bool) or ev.max_items < 1):
+        raise LangdecError(f"{where}: evaluation.max_items must be a positive number of items (or null for all), got {ev.max_items}")
     for tier, files in profile.corpus.tiers.items():
         if not isinstance(files, int) or isinstance(files, bool) or files < 1:
             raise LangdecError(f"{where}: corpus.tiers.{tier} = {files!r}; a tier is a positive number of files")

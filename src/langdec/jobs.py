@@ -51,9 +51,18 @@ def load_ladder(path: str | Path) -> Ladder:
     ladder = build(Ladder, data, str(path))
     ladder.path = path
     profile = load_profile(ladder.profile, ladder.overrides)  # validates the profile it names
+    for key, values in (("tiers", ladder.tiers), ("seeds", ladder.seeds), ("runs", ladder.runs)):
+        if not values:
+            raise LangdecError(f"{path}: {key} is empty; a ladder needs at least one (e.g. tiers: [5k], seeds: [42])")
     for tier in [*ladder.tiers, *ladder.seeds_per_tier]:
         profile.tier_files(tier)
+    for tier, seeds in ladder.seeds_per_tier.items():
+        if not seeds:
+            raise LangdecError(f"{path}: seeds_per_tier.{tier} is empty; list its seeds or leave the tier out")
     for entry in ladder.runs:
+        for key in ("tiers", "seeds"):
+            if getattr(entry, key) == []:  # None: the ladder's; [] would make no job at all
+                raise LangdecError(f"{path}: condition {entry.condition}: {key} is empty; list some or leave the key out")
         cond = condition(entry.condition)
         entry.condition = cond.name
         entry.langs = [languages.normalise(l) for l in entry.langs]

@@ -78,6 +78,9 @@ def local_copy(src: str, repo: str, patterns: list[str]) -> Path:
             raise LangdecError(f"{path}: no such folder; give a local copy laid out like {repo}, or hf:{repo}")
         return path
     repo_id, _, sub = src[3:].partition(":")
+    parts = [p for p in sub.split("/") if p]
+    if sub.startswith("/") or any(p in ("..", ".") for p in parts) or "\\" in sub:
+        raise LangdecError(f"{src}: the folder after the repository must be a path inside it (no leading /, no . or ..)")
     from huggingface_hub import snapshot_download
 
     try:
@@ -92,27 +95,42 @@ def local_copy(src: str, repo: str, patterns: list[str]) -> Path:
     return root / sub if sub else root
 
 
+SEED_FOLDER = re.compile(r"^seed(?:none|[1-9][0-9]*|0)$")
+
+
 @dataclass
 class Session:
     condition: str
     seed_folder: str  # seed42 | seednone
     canonical: list[Path] = field(default_factory=list)
     stray: list[Path] = field(default_factory=list)
+    links: list[Path] = field(default_factory=list)  # symbolic links: reported, never followed
 
 
 def sessions(root: Path) -> list[Session]:
     """Every `<condition>/<seed folder>/` under the results root, its result files sorted into canonical
-    ones and strays (a file whose name carries another seed than its folder, or a smoke run)."""
+    ones and strays (a file whose name carries another seed than its folder, or a smoke run). Folder names
+    are checked here, before anything is imported: a condition the study does not name, or a seed folder
+    other than seed<N> / seednone (`seed042`, `seedfoo`: a copy would count as another seed), is refused."""
     base = root / RESULTS_ROOT if (root / RESULTS_ROOT).is_dir() else root
     if not base.is_dir() or not any(p.is_dir() for p in base.iterdir()):
         raise LangdecError(f"{root}: no {RESULTS_ROOT}/<condition>/<seed>/ folders; expected the layout of {RESULTS_REPO}")
     out = []
-    for cond_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        for seed_dir in sorted(p for p in cond_dir.iterdir() if p.is_dir()):
+    for cond_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.is_symlink()):
+        parse_condition(cond_dir.name)
+        for seed_dir in sorted(p for p in cond_dir.iterdir() if p.is_dir() and not p.is_symlink()):
+            if not SEED_FOLDER.match(seed_dir.name):
+                raise LangdecError(f"{seed_dir}: a seed folder is seed<N> (no leading zero) or seednone; rename or remove it "
+                                   "(another name would count its files as one more seed)")
             session = Session(cond_dir.name, seed_dir.name)
             prefix = f"{cond_dir.name}_{seed_dir.name}_results_"
             for path in sorted(seed_dir.glob("*_results_*.json")):
-                (session.canonical if path.name.startswith(prefix) else session.stray).append(path)
+                if path.is_symlink():
+                    session.links.append(path)
+                elif not path.is_file():
+                    raise LangdecError(f"{path}: not a file (a results file is one JSON file); remove or rename it")
+                else:
+                    (session.canonical if path.name.startswith(prefix) else session.stray).append(path)
             out.append(session)
     return out
 
@@ -132,19 +150,30 @@ def columns_of(data: dict[str, Any], path: Path, tier: str) -> dict[str, list]:
 
     columns: dict[str, list] = {name: [] for name in ("cell", "template", "benchmark", "data", "instr", "item_id", "gold",
                                                         "output", "study_pred", "cell_order", "position")}
+    if not isinstance(data, dict):
+        raise LangdecError(f"{path}: a results file is a JSON object of cells, this one is a {type(data).__name__}; re-download it")
     cells = 0
     for key, rows in data.items():
-        if key in ("summary", "parse_failure_rates") or not isinstance(rows, list):
+        if key in ("summary", "parse_failure_rates"):
             continue
         found = CELL.match(key)
         if not found:
             raise LangdecError(f"{path}: cell {key!r} is not template<k>_<benchmark>_data=<d>_instr=<i>")
+        if not isinstance(rows, list):
+            raise LangdecError(f"{path}: cell {key} holds a {type(rows).__name__}, not a list of rows; re-download the file")
         bench = BENCHMARK_NAMES.get(found["bench"], found["bench"])
-        benchmarks.get(bench)  # an unknown benchmark fails here, listing langdec's
+        known = benchmarks.get(bench)  # an unknown benchmark fails here, listing langdec's
+        for side in ("data", "instr"):
+            if found[side] not in known.languages:
+                raise LangdecError(f"{path}: cell {key}: {bench} has no {side} language {found[side]!r} (it has "
+                                   f"{', '.join(known.languages)})")
         cell = Cell(found["template"], bench, found["data"], found["instr"])
         for number, row in enumerate(rows):
             if not isinstance(row, dict) or "raw_output" not in row or "gold" not in row:
                 raise LangdecError(f"{path}: {key} row {number + 1} has no raw_output/gold; is this a _results_ file?")
+            if not isinstance(row["gold"], (str, int)) or isinstance(row["gold"], bool) or not isinstance(row["raw_output"], (str, type(None))):
+                raise LangdecError(f"{path}: {key} row {number + 1}: gold must be a label and raw_output text, got "
+                                   f"{type(row['gold']).__name__} and {type(row['raw_output']).__name__}")
         n = len(rows)
         for name, value in (("cell", cell.name), ("template", cell.template), ("benchmark", bench), ("data", cell.data),
                             ("instr", cell.instr), ("cell_order", cells)):
@@ -156,6 +185,9 @@ def columns_of(data: dict[str, Any], path: Path, tier: str) -> dict[str, list]:
         columns["study_pred"] += [None if row.get("pred") is None else str(row["pred"]) for row in rows]
         cells += 1
     n = len(columns["cell"])
+    if not n:
+        raise LangdecError(f"{path}: no cell with rows (expected template<k>_<benchmark>_data=<d>_instr=<i> lists); "
+                           "an empty results file would import as a finished run of 0 items")
     columns["tier"], columns["prompt_hash"] = [tier] * n, [""] * n
     return columns
 
@@ -166,16 +198,31 @@ def _published_cells(path: Path, prefix: str) -> dict[str, float]:
         return {}
     from .evaluation.matrix import Cell
 
-    body = json.loads(path.read_text(encoding="utf-8"))
+    if path.is_symlink() or not path.is_file():
+        raise LangdecError(f"{path}: not a plain file (links are never followed); replace it with the summary file itself")
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LangdecError(f"{path}: not a UTF-8 JSON summary file ({exc}); re-download it") from None
+    summary = body.get("summary") if isinstance(body, dict) else None
+    rates = body.get("parse_failure_rates", {}) if isinstance(body, dict) else None
+    if not isinstance(summary, dict) or not isinstance(rates, dict):
+        raise LangdecError(f"{path}: a summary file is a JSON object with `summary` and `parse_failure_rates` objects; re-download it")
+
+    def number(key: str, value) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise LangdecError(f"{path}: {key} is {value!r}, not a rate between 0 and 1; re-download the file")
+        return float(value)
+
     out: dict[str, float] = {}
-    for key, value in (body.get("summary") or {}).items():
+    for key, value in summary.items():
         found = CELL.match(key.removesuffix("_acc")) if key.endswith("_acc") else None
         if found:
             cell = Cell(found["template"], BENCHMARK_NAMES.get(found["bench"], found["bench"]), found["data"], found["instr"])
-            out[f"{prefix}.{cell.name}.acc"] = float(value)
-            rate = (body.get("parse_failure_rates") or {}).get(key.removesuffix("_acc"))
+            out[f"{prefix}.{cell.name}.acc"] = number(key, value)
+            rate = rates.get(key.removesuffix("_acc"))
             if rate is not None:
-                out[f"{prefix}.{cell.name}.unparsed"] = float(rate)
+                out[f"{prefix}.{cell.name}.unparsed"] = number(key.removesuffix("_acc"), rate)
     return out
 
 
@@ -191,14 +238,21 @@ class Imported:
     published_cells: int
 
 
-def import_file(path: Path, session: Session, experiment: str, source: str) -> Imported:
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LangdecError(f"{path}: cannot be read ({exc.strerror}); check the file") from None
+
+
+def import_file(path: Path, session: Session, experiment: str, source: str, raw: bytes | None = None) -> Imported:
     import mlflow
 
     from . import items, tracking
     from .evaluation import extractors
     from .evaluation.stage import EVAL_STAGE, log_scored, score_items, summary_metrics
 
-    raw = path.read_bytes()
+    raw = _read(path) if raw is None else raw
     digest = hashlib.sha256(raw).hexdigest()
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -241,13 +295,23 @@ def import_results(src: str, experiment: str = IMPORT_EXPERIMENT) -> tuple[list[
     """Import every canonical results file; returns what was imported and the strays skipped (with why)."""
     root = local_copy(src, RESULTS_REPO, [f"{RESULTS_ROOT}/**"])
     imported, skipped = [], []
-    for session in sessions(root):
+    found = sessions(root)  # every folder name is checked before anything is written
+    first_of: dict[str, str] = {}  # content digest -> where it was seen first: a copy is not another session
+    for session in found:
+        where = f"{session.condition}/{session.seed_folder}"
         for stray in session.stray:
-            skipped.append(f"{session.condition}/{session.seed_folder}/{stray.name}: its name does not start with "
+            skipped.append(f"{where}/{stray.name}: its name does not start with "
                            f"{session.condition}_{session.seed_folder}_results_ (another seed's file, or a smoke run)")
-        parse_condition(session.condition)  # an unknown folder name fails before anything is written
+        for link in session.links:
+            skipped.append(f"{where}/{link.name}: a symbolic link; links are reported, never followed (copy the file in)")
         for path in session.canonical:
-            imported.append(import_file(path, session, experiment, src))
+            raw = _read(path)
+            digest = hashlib.sha256(raw).hexdigest()
+            if digest in first_of:
+                skipped.append(f"{where}/{path.name}: the same bytes as {first_of[digest]}; a copy is not another session")
+                continue
+            first_of[digest] = f"{where}/{path.name}"
+            imported.append(import_file(path, session, experiment, src, raw))
     return imported, skipped
 
 
@@ -264,6 +328,38 @@ class PublishedAdapter:
     def tags(self) -> dict[str, str]:
         return {"origin": "published", "published_folder": self.folder, "published_source": self.source,
                 "study_condition": self.folder.rsplit("/", 1)[-1], "adapter_sha256": self.digest}
+
+
+def _check_adapter_folder(path: Path) -> None:
+    """An adapter folder langdec will load and register: no link anywhere in it (a link's target would be copied
+    into the registered version), a JSON-object adapter_config.json, safetensors weights that open."""
+    if not path.is_dir():
+        raise LangdecError(f"{path}: not a folder; give an adapter folder such as tiny-aya-base/condition-2-zh-5k-seed42")
+    links = [p for p in [path, *path.rglob("*")] if p.is_symlink()]
+    if links:
+        raise LangdecError(f"{links[0]}: a symbolic link in the adapter folder; links are never followed (copy the file in)")
+    config = path / "adapter_config.json"
+    if not config.is_file():
+        raise LangdecError(f"{path}: no adapter_config.json; give an adapter folder such as tiny-aya-base/condition-2-zh-5k-seed42")
+    try:
+        body = json.loads(config.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LangdecError(f"{config}: not a JSON file ({exc}); re-download the adapter") from None
+    if not isinstance(body, dict) or not isinstance(body.get("peft_type"), str):
+        raise LangdecError(f"{config}: a PEFT adapter config is a JSON object with peft_type; re-download the adapter")
+    weights = path / "adapter_model.safetensors"
+    if not weights.is_file():
+        pickled = [p.name for p in path.glob("adapter_model*.bin")]
+        raise LangdecError(f"{path}: no adapter_model.safetensors" + (f" (only {', '.join(pickled)}: pickled weights can run code "
+                           "when loaded, so langdec does not load them; convert them to safetensors)" if pickled else ""))
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="numpy") as opened:
+            if not list(opened.keys()):
+                raise ValueError("no tensors")
+    except Exception as exc:
+        raise LangdecError(f"{weights}: not a readable safetensors file ({type(exc).__name__}: {str(exc)[:120]}); re-download it") from None
 
 
 def _digest(folder: Path) -> str:
@@ -287,8 +383,7 @@ def resolve_adapter(spec: str) -> PublishedAdapter:
         folder = f"{parent}/{path.name}" if parent and not parent.startswith("condition-") and path.name.startswith("condition-") \
             and parse_condition(path.name).seed else path.name
     folder = folder.strip("/")
-    if not (path / "adapter_config.json").is_file():
-        raise LangdecError(f"{path}: no adapter_config.json; give an adapter folder such as tiny-aya-base/condition-2-zh-5k-seed42")
+    _check_adapter_folder(path)
     study = parse_condition(folder.rsplit("/", 1)[-1])
     if study.condition == "baseline":
         raise LangdecError(f"{spec}: the baseline has no adapter")

@@ -78,11 +78,10 @@ def ensure_can_register(name: str, phase: str, job: Job, *, supersede: bool) -> 
 
 def register(name: str, run_id: str, source: str, *, phase: str, job: Job, profile: Profile, data_digest: str,
              check_status: str, tags: dict[str, str], supersede: bool) -> str:
-    from .locks import hold
-
     key = version_key(phase, job)
-    # check-then-create under one lock per cell, so two processes never both register the same cell
-    with hold(f"registry-{name}-" + "-".join(f"{k}={v}" for k, v in sorted(key.items())), f"registering {name} {job.run_name}"):
+    # check-then-create under the registered model's one lock (`model_lock`), which promotion holds too: two
+    # processes never both register a cell, and a promotion never works from a registry a supersede is changing
+    with model_lock(name, f"registering {name} {job.run_name}"):
         return _register(name, run_id, key, phase=phase, job=job, profile=profile, data_digest=data_digest,
                          check_status=check_status, tags=tags, supersede=supersede)
 
@@ -166,10 +165,8 @@ def register_published(name: str, eval_run_id: str, adapter, *, job: Job, profil
     weights are the eval run's `adapter` artifact. The same weights are registered once."""
     import mlflow
 
-    from .locks import hold
-
     key = {**version_key(adapter.phase, job), "origin": "published"}
-    with hold(f"registry-{name}-published-{adapter.digest}", f"registering {adapter.folder}"):
+    with model_lock(name, f"registering {adapter.folder}"):
         _ensure_model(name)
         client = _client()
         for v in live_versions(name, key):
@@ -294,9 +291,24 @@ class Promotion:
     withdrawn: dict[str, list[str]]  # version -> promotions taken away (it no longer passes)
 
 
+def model_lock(name: str, what: str):
+    """The one lock of a registered model: registration (and superseding) and promotion hold it."""
+    from .locks import hold
+
+    return hold(f"registry-{name}", what)
+
+
 def promote(name: str, alias: str, *, versions: list[str] | None = None) -> Promotion:
     """Set `alias` on every (or the given) version that passes the policy, and take it from versions that
-    no longer pass (a superseded one, say), so aliases, tags and the manifest always agree."""
+    no longer pass (a superseded one, say), so aliases, tags and the manifest always agree. Holds the model's
+    lock throughout; its writes (tag, then alias, then withdrawals) are all idempotent, so a promotion that
+    was interrupted is completed by running it again."""
+    load_policy(alias)  # a misspelled policy fails before the wait
+    with model_lock(name, f"promoting {name} to {alias}"):
+        return _promote(name, alias, versions)
+
+
+def _promote(name: str, alias: str, versions: list[str] | None) -> Promotion:
     policy = load_policy(alias)
     client = _client()
     candidates = client.search_model_versions(f"name = '{name}'")
@@ -332,8 +344,8 @@ def promote(name: str, alias: str, *, versions: list[str] | None = None) -> Prom
     for v in accepted:
         # MLflow aliases name one version each; keep one alias per adapter cell so
         # every promoted version is addressable, plus a version tag for filtering.
-        client.set_registered_model_alias(name, alias_for(alias, v), v.version)
         client.set_model_version_tag(name, v.version, alias, "true")
+        client.set_registered_model_alias(name, alias_for(alias, v), v.version)
         promoted[v.version] = alias_for(alias, v)
     withdrawn = {}
     for version in refused:
@@ -438,7 +450,7 @@ def export(name: str, alias: str | None, dest: Path, *, replace: bool = False) -
     A non-empty `dest` is refused unless `replace` (the CLI's --force)."""
     import mlflow
 
-    from .atomic import atomic_dir, check_destination
+    from .atomic import atomic_dir, check_destination, user_modes
 
     check_destination(dest, replace=replace)  # before any download
     versions = selected_versions(name, alias)
@@ -456,4 +468,5 @@ def export(name: str, alias: str | None, dest: Path, *, replace: bool = False) -
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         (tmp / "MANIFEST.md").write_text(manifest_markdown(manifest, name, alias))
         (tmp / "SERVING.md").write_text(serving_markdown(manifest, tmp, dest.resolve()))
+        user_modes(tmp)  # weights stored 0600 by an older langdec are exported with the usual mode
     return manifest

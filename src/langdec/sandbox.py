@@ -34,9 +34,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from .errors import LangdecError
+
+if TYPE_CHECKING:
+    from .cgroup import MemoryGroup
 
 BASE_UID = 61000  # slot i runs as uid BASE_UID + i when langdec is root
 
@@ -51,6 +54,13 @@ class Limits:
     disk_mb: int = 64  # each writable filesystem (working directory, /tmp, /dev/shm) is a tmpfs of this size
     open_files: int = 256
     output_chars: int = 4000
+    # the whole slot (every process, its tmpfs pages, inodes and extended attributes) in a memory cgroup of this
+    # many MB; None: memory_mb + the three tmpfs of disk_mb + 256 MB for bubblewrap and the kernel's share
+    host_memory_mb: int | None = None
+
+    @property
+    def slot_memory_bytes(self) -> int:
+        return (self.host_memory_mb or self.memory_mb + 3 * self.disk_mb + 256) * 2 ** 20
 
 
 @dataclass
@@ -68,11 +78,13 @@ class ExecResult:
 
 @dataclass
 class Program:
-    """Files to write into the fresh directory and the command lines to run there, in order."""
+    """Files to write into the fresh directory and the command lines to run there, in order. With `done_marker`,
+    a run passes only if the text is on its standard output too: the program prints it after its last test."""
 
     files: dict[str, str]
     commands: list[list[str]]
     extra_binds: list[str] = field(default_factory=list)
+    done_marker: str = ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -141,13 +153,15 @@ class Sandbox:
             self._slots.append(slot)
             self._lock.notify()
 
-    def _preexec(self, slot: int):
+    def _preexec(self, slot: int, group: "MemoryGroup | None" = None):
         limits = self.limits
         as_root = os.geteuid() == 0
         # without root the process limit counts all of the user's processes: allow those plus the budget
         processes = limits.processes if as_root else limits.processes + _processes_of(os.getuid())
 
         def apply() -> None:
+            if group is not None:
+                group.join()  # first, while still privileged: bwrap and everything it starts are charged to the group
             os.setsid()
             resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
             resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * 2 ** 20,) * 2)
@@ -193,24 +207,33 @@ class Sandbox:
                 "--setenv", "HOME", "/sandbox", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
                 "/bin/sh", "-c", script]
         out_path, err_path = stage / "stdout", stage / "stderr"
+        group = _memory_group(f"langdec-sandbox-{os.getpid()}-{slot}-{stage.name}", limits.slot_memory_bytes)
         start = time.perf_counter()
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            # an empty environment for bubblewrap itself: inside, it is PID 1 and /proc/1/environ is readable
-            proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, preexec_fn=self._preexec(slot),
-                                    env={"PATH": "/usr/bin:/bin"})
-            try:
-                code = proc.wait(timeout=limits.wall_seconds * max(1, len(program.commands)))
-                status = "passed" if code == 0 else "failed"
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                code, status = None, "timeout"
-        if os.geteuid() == 0:
-            _reap(BASE_UID + slot)  # the PID namespace dies with bwrap; make sure before the slot is reused
-        if code is not None and (code < 0 or code - 128 in _LIMIT_SIGNALS):
-            status = "killed"  # a signal death shows as 128 + signal: CPU limit, file size, ...
-        return ExecResult(status, code, time.perf_counter() - start, _tail(out_path, limits.output_chars),
-                          _tail(err_path, limits.output_chars))
+        try:
+            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+                # an empty environment for bubblewrap itself: inside, it is PID 1 and /proc/1/environ is readable
+                proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, preexec_fn=self._preexec(slot, group),
+                                        env={"PATH": "/usr/bin:/bin"})
+                try:
+                    code = proc.wait(timeout=limits.wall_seconds * max(1, len(program.commands)))
+                    status = "passed" if code == 0 else "failed"
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    code, status = None, "timeout"
+            if os.geteuid() == 0:
+                _reap(BASE_UID + slot)  # the PID namespace dies with bwrap; make sure before the slot is reused
+            if code is not None and (code < 0 or code - 128 in _LIMIT_SIGNALS):
+                status = "killed"  # a signal death shows as 128 + signal: CPU limit, file size, ...
+            if group is not None and code != 0 and group.hit_limit():
+                status = "killed"  # the slot's memory bound (what the kernel keeps for it included)
+            stdout = _tail(out_path, limits.output_chars)
+            if status == "passed" and program.done_marker and program.done_marker not in stdout:
+                status = "failed"  # it exited 0 before its tests finished (sys.exit(0), os._exit)
+        finally:
+            if group is not None:
+                group.close()
+        return ExecResult(status, code, time.perf_counter() - start, stdout, _tail(err_path, limits.output_chars))
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -223,6 +246,23 @@ class Sandbox:
 
 
 _LIMIT_SIGNALS = {signal.SIGKILL, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGSEGV, signal.SIGABRT}
+
+
+_UNBOUNDED_NOTED = threading.Event()
+
+
+def _memory_group(name: str, limit_bytes: int) -> "MemoryGroup | None":
+    """The slot's memory cgroup; None (said once) where this machine lets langdec make none."""
+    from .cgroup import MemoryGroup
+
+    try:
+        return MemoryGroup(name, limit_bytes)
+    except OSError as exc:
+        if not _UNBOUNDED_NOTED.is_set():
+            _UNBOUNDED_NOTED.set()
+            print(f"note: the sandbox bounds each process's memory but not what the kernel keeps for it (tmpfs pages, inodes): "
+                  f"no memory cgroup can be made here ({exc}); run langdec as root or in a delegated cgroup", file=sys.stderr)
+        return None
 
 
 def _processes(uid: int) -> Iterator[Path]:

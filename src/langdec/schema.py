@@ -92,13 +92,34 @@ def build(cls, data: Any, where: str):
     return cls(**kwargs)
 
 
+class _NoAliases(yaml.SafeLoader):
+    """YAML without anchors and aliases: an alias repeats a node, and a few nested ones (a "billion laughs")
+    expand to gigabytes; langdec's experiment files never need them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "an alias (*name) repeats another node; langdec's experiment files "
+                                              "take no anchors or aliases, write the values out", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml_text(text: str):
+    return yaml.load(text, Loader=_NoAliases)
+
+
 def read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml_text(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LangdecError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LangdecError(f"{path}: a folder; give a YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise LangdecError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise LangdecError(f"{path}: cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise LangdecError(f"{path}: not valid YAML ({exc})") from None
+        raise LangdecError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:300]})") from None
     if not isinstance(data, dict):
         raise LangdecError(f"{path}: expected a mapping at the top level")
     return data

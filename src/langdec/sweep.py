@@ -132,10 +132,16 @@ def run(path: str | Path, *, storage: str | None = None, progress: bool = False,
     job = config.Job(cond.name, spec.job.lang, spec.job.tier, spec.job.seed)
     tracking.configure()
     experiment = tracking.experiment_name(base.name, spec.phase)
+    try:  # the storage first: an unreachable database fails before any work
+        study = optuna.create_study(study_name=f"sweep-{spec.name}", storage=storage, load_if_exists=True,
+                                    direction=spec.objective.direction, pruner=make_pruner(spec))
+    except Exception as exc:
+        from .urls import without_secrets
+
+        raise LangdecError(f"--storage {without_secrets(storage or '')}: cannot open the Optuna storage ({type(exc).__name__}: "
+                           f"{without_secrets(' '.join(str(exc).split()))[:160]}); start the database or fix the URL") from None
     # the data and its checks do not depend on the searched settings: prepare them once
     data_run = pipeline.run(pipeline.Where(base, cond, job, spec.phase, experiment), stages=("check",), progress=progress).data
-    study = optuna.create_study(study_name=f"sweep-{spec.name}", storage=storage, load_if_exists=True,
-                                direction=spec.objective.direction, pruner=make_pruner(spec))
 
     def objective(trial) -> float:
         overrides = [*spec.overrides, *suggest(trial, spec.space)]

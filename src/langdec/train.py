@@ -20,6 +20,7 @@ from typing import Any
 from . import checks, data, distributed, registry, tracking
 from .config import Condition, Job, Profile
 from .effective import TRAINING_BACKENDS, effective_loss, effective_optimizer, peak_memory_mb, training_precision
+from .atomic import user_modes
 from .errors import LangdecError, did_you_mean
 from .paths import work_dir
 
@@ -590,5 +591,6 @@ def _save_adapter(trainer, tokenizer, run_id: str, job: Job, profile: Profile, c
                 "base_model": profile.model.id, "data_digest": cdata.digest}, indent=2))
         except OSError as exc:
             raise LangdecError(f"could not write the adapter ({exc}); free disk space and re-run the same command to resume") from None
+        user_modes(folder)  # safetensors writes its weights 0600
         mlflow.log_artifacts(str(folder), artifact_path="adapter")
     return f"runs:/{run_id}/adapter"

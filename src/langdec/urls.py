@@ -18,3 +18,21 @@ def redact_url(url: str | None) -> str:
     if port:
         host += f":{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def without_secrets(text: str) -> str:
+    """`text` with every URL in it stripped of its password and query (the user name stays, to say whose
+    store it is). The password is everything between the user's ':' and the last '@' before the host, so a raw
+    '@' inside it is hidden too."""
+    import re
+
+    def hide(match: "re.Match") -> str:
+        scheme, rest = match.group(1), match.group(2)
+        path_at = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0] or [len(rest)])
+        netloc, tail = rest[:path_at], rest[path_at:]
+        if "@" in netloc:
+            userinfo, _, host = netloc.rpartition("@")
+            netloc = (userinfo.split(":", 1)[0] + (":***" if ":" in userinfo else "") + "@" + host)
+        return scheme + netloc + tail.split("?", 1)[0].split("#", 1)[0]
+
+    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)(\S+)", hide, text)

@@ -61,9 +61,9 @@ def storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT, grace: int = DEFAUL
 
 def _redact(url: str) -> str:
     """Never print a database password."""
-    import re
+    from .urls import without_secrets
 
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    return without_secrets(url)
 
 
 def study_name(ladder: config.Ladder) -> str:

@@ -59,12 +59,18 @@ def cmd_tracking_server(args) -> int:
     """Start an MLflow tracking server for several machines: PostgreSQL backend, shared artifacts."""
     import subprocess
 
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", args.backend_store_uri,
-               "--artifacts-destination", args.artifacts, "--serve-artifacts", "--host", args.host, "--port", str(args.port),
-               "--workers", str(args.workers)]
+    import os
+
+    store = args.backend_store_uri or os.environ.get("MLFLOW_BACKEND_STORE_URI")
+    if not store:
+        raise LangdecError("name the database: --backend-store-uri URL, or (keeping its password out of `ps`) "
+                           "export MLFLOW_BACKEND_STORE_URI=postgresql://user:pass@host/db")
+    # the store URL goes to the server through its environment, never its command line (`ps` shows that to everyone)
+    command = [sys.executable, "-m", "mlflow", "server", "--artifacts-destination", args.artifacts, "--serve-artifacts",
+               "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
     print(f"MLflow server on http://{args.host}:{args.port}; on every worker: export MLFLOW_TRACKING_URI=http://{args.host}:{args.port}",
           flush=True)
-    return subprocess.call(command)
+    return subprocess.call(command, env={**os.environ, "MLFLOW_BACKEND_STORE_URI": store})
 
 def cmd_ui(args) -> int:
     """Refresh the saved views of langdec's experiments, print where each opens, and serve the MLflow UI on the
@@ -100,8 +106,11 @@ def cmd_ui(args) -> int:
     if remote or args.no_serve:
         return 0
     print(f"serving the MLflow UI on {base} (Ctrl-C stops it)", flush=True)
-    return subprocess.call([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", args.host,
-                            "--port", str(args.port), "--workers", "1"])
+    # the store URL (a database password, say) through the environment, never the command line
+    import os
+
+    return subprocess.call([sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port), "--workers", "1"],
+                           env={**os.environ, "MLFLOW_BACKEND_STORE_URI": uri})
 
 
 def cmd_report(args) -> int:
@@ -141,7 +150,8 @@ def register(command) -> None:
     s.set_defaults(func=cmd_sweep)
 
     s = command("tracking-server", help="start an MLflow tracking server (PostgreSQL backend, shared artifact store)")
-    s.add_argument("--backend-store-uri", required=True, help="postgresql://user:pass@host/db")
+    s.add_argument("--backend-store-uri", default=None, help="postgresql://user:pass@host/db (default: $MLFLOW_BACKEND_STORE_URI, "
+                   "which keeps the password off the command line)")
     s.add_argument("--artifacts", required=True, help="shared path or s3://bucket/prefix")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=5000)

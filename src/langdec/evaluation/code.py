@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -166,16 +167,24 @@ def truncate(text: str, stops: list[str]) -> str:
 
 
 def program(bench: CodeBenchmark, task: CodeTask, completion: str) -> Program:
+    """The candidate, then the task's tests, then a line printing a fresh random marker: a candidate passes only
+    if the process exits 0 *and* printed the marker, so one that ends the process early (sys.exit(0),
+    System.exit(0)) before its tests ran fails."""
+    marker = f"langdec-tests-done-{secrets.token_hex(8)}"
     if bench.programming_language == "python":
-        return Program({"main.py": f"{completion}\n\n{task.setup}\n{task.tests}\n"}, [python_command("main.py")])
+        return Program({"main.py": f"{completion}\n\n{task.setup}\n{task.tests}\nprint({marker!r})\n"}, [python_command("main.py")],
+                       done_marker=marker)
     classpath = [*bench.java_classpath, *filter(None, os.environ.get("LANGDEC_JAVA_CLASSPATH", "").split(":"))]
     binds: list[str] = []
     for jar in classpath:
         binds += ["--ro-bind", str(Path(jar).resolve()), f"/classpath/{Path(jar).name}"]
     cp = ":".join([".", *(f"/classpath/{Path(j).name}" for j in classpath)])
-    return Program({"Problem.java": task.prompt + completion + "\n" + task.tests},
-                   [["javac", *(f"-J{f}" for f in JAVA_FLAGS), "-cp", cp, "Problem.java"],
-                    ["java", "-ea", *JAVA_FLAGS, "-cp", cp, "Problem"]], binds)
+    # the tests' own main runs first; the marker is printed only when it returns
+    runner = ("public class LangdecTestsDone { public static void main(String[] args) throws Throwable { Problem.main(args); "
+              f"System.out.println(\"{marker}\"); }} }}")
+    return Program({"Problem.java": task.prompt + completion + "\n" + task.tests, "LangdecTestsDone.java": runner},
+                   [["javac", *(f"-J{f}" for f in JAVA_FLAGS), "-cp", cp, "Problem.java", "LangdecTestsDone.java"],
+                    ["java", "-ea", *JAVA_FLAGS, "-cp", cp, "LangdecTestsDone"]], binds, done_marker=marker)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -118,6 +118,8 @@ def forward(text: str, pack: LanguagePack) -> Result:
     case_keywords = _case_keyword_offsets(case_words, case_offsets)
     for start, end, kind in words:
         word = body[start:end]
+        if kind == IDENT and not word.isascii():
+            _refuse_compatibility_form(word, pack)
         if kind == NUMBER:
             if pack.digit_forward is None:
                 continue
@@ -187,6 +189,17 @@ def translate(text: str, pack: LanguagePack, *, direction: str = "forward") -> R
             raise TranspileError("roundtrip", "forward(reverse(text)) differs from the input")
         return Result(back)
     raise ValueError(f"direction must be forward or reverse, not {direction!r}")
+
+
+def _refuse_compatibility_form(word: str, pack: LanguagePack) -> None:
+    """Python reads identifiers in NFKC form, so `ｐｒｉｎｔ` is `print`: such a word would be Python vocabulary left
+    untranslated (and translating it could not round-trip to the same bytes), so the file is refused."""
+    import unicodedata
+
+    read = unicodedata.normalize("NFKC", word)
+    if read != word and (read in pack.keywords or read in pack.soft_keywords or read in pack.names or read.rstrip("_") in pack.targets):
+        raise TranspileError("compatibility-form", f"{word!r} is Python's {read!r} written in compatibility characters; "
+                             "write it in ASCII")
 
 
 def english_keywords_left(text: str) -> int:

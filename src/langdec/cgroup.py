@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path("/sys/fs/cgroup")
 
@@ -115,22 +116,15 @@ class MemoryGroup:
         except (OSError, ValueError):
             return 0
 
+    def pids(self) -> list[int]:
+        try:
+            return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
     def close(self) -> None:
         """Kill what is left in the group and remove it."""
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:
-            try:
-                pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
-            except OSError:
-                pids = []
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.02)
+        kill_until_gone(self.pids)
         for _ in range(50):
             try:
                 self.path.rmdir()
@@ -139,3 +133,18 @@ class MemoryGroup:
                 return
             except OSError:
                 time.sleep(0.02)
+
+
+def kill_until_gone(pids: Callable[[], list[int]], seconds: float = 3.0) -> None:
+    """SIGKILL every process `pids()` lists, again, until it lists none or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = pids()
+        if not found:
+            return
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.02)

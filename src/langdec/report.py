@@ -1,7 +1,8 @@
 """The comparison report: each condition against the baseline, cell by cell, honestly.
 
-Built from per-item records (the stored generations and log-likelihood choices of
-every finished evaluation run), not from pre-averaged metrics, so that:
+Built from per-item records (every finished evaluation run's items.parquet, each answer
+labelled once by every extractor at evaluate/import/reparse time, and its log-likelihood
+choices), not from pre-averaged metrics, and aggregated with pandas, so that:
 
 * a report cell is one (condition group, benchmark, data language, score kind); its
   value is the accuracy over the templates and instruction languages the condition was

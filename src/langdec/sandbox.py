@@ -14,7 +14,10 @@ space, file size, open files, and processes. When langdec runs as root, each
 concurrent slot drops to its own unprivileged uid first, because the kernel
 never applies the process limit to root; a fork bomb then hits that uid's limit,
 and the PID namespace takes every leftover process down with the sandbox.
-Wall-clock time is enforced from outside (the process group is killed).
+Wall-clock time is enforced from outside (the process group is killed). Each slot also
+runs in a memory cgroup of its own (`langdec.cgroup`), charged for what the kernel keeps for
+the candidate (tmpfs pages, the inodes of empty directories, extended attributes), so one
+candidate can never take more of the host than `Limits.slot_memory_bytes`.
 stdout/stderr go to files capped by the file-size limit and are read back
 truncated, so a candidate that prints forever costs bounded memory.
 """
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from .cgroup import kill_until_gone
 from .errors import LangdecError
 
 if TYPE_CHECKING:
@@ -281,17 +285,7 @@ def _pids_of(uid: int) -> list[int]:
 
 
 def _reap(uid: int, seconds: float = 3.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        pids = _pids_of(uid)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.02)
+    kill_until_gone(lambda: _pids_of(uid), seconds)
 
 
 def _processes_of(uid: int) -> int:

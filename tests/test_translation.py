@@ -205,8 +205,11 @@ def test_hf_backend_on_the_smoke_model_excludes_what_it_cannot_parse(smoke_profi
 
 # --------------------------------------------------------------------------- the command: secrets, interruption
 def _cli(args: list[str], env: dict, cwd: Path, **kw) -> subprocess.Popen:
+    # as a command typed in a terminal: Ctrl-C interrupts it, even when these tests run in a background job
+    # (whose commands start with SIGINT ignored, which a child inherits)
     return subprocess.Popen([sys.executable, "-m", "langdec.cli", "--quiet", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
 
 
 def test_translate_command_never_logs_the_key_and_resumes_after_interrupt(tmp_path, langdec_home):
@@ -219,8 +222,7 @@ def test_translate_command_never_logs_the_key_and_resumes_after_interrupt(tmp_pa
            "LANGDEC_HOME": str(tmp_path / "home")}
     out = tmp_path / "out.parquet"
     # every first request is slow, so the run can be interrupted part-way through
-    # 0.8 s per first request: after the 4th, the other 8 still take seconds, room for the signal on a busy machine
-    with LocalChatServer(api_key=secret, faults=Faults(slow=1.0, slow_seconds=0.8)) as server:
+    with LocalChatServer(api_key=secret, faults=Faults(slow=1.0, slow_seconds=0.4)) as server:
         url = f"{server.url}/v1"
         args = ["translate", str(src), "--lang", "es", "--backend", "openai", "--model", "m", "--base-url", url,
                 "--concurrency", "1", "--out", str(out)]

@@ -136,10 +136,10 @@ def run(path: str | Path, *, storage: str | None = None, progress: bool = False,
         study = optuna.create_study(study_name=f"sweep-{spec.name}", storage=storage, load_if_exists=True,
                                     direction=spec.objective.direction, pruner=make_pruner(spec))
     except Exception as exc:
-        from .urls import without_secrets
+        from .urls import scrub, without_secrets
 
         raise LangdecError(f"--storage {without_secrets(storage or '')}: cannot open the Optuna storage ({type(exc).__name__}: "
-                           f"{without_secrets(' '.join(str(exc).split()))[:160]}); start the database or fix the URL") from None
+                           f"{scrub(' '.join(str(exc).split()), storage)[:160]}); start the database or fix the URL") from None
     # the data and its checks do not depend on the searched settings: prepare them once
     data_run = pipeline.run(pipeline.Where(base, cond, job, spec.phase, experiment), stages=("check",), progress=progress).data
 

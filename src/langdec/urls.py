@@ -36,3 +36,18 @@ def without_secrets(text: str) -> str:
         return scheme + netloc + tail.split("?", 1)[0].split("#", 1)[0]
 
     return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)(\S+)", hide, text)
+
+
+def scrub(text: str, url: str | None) -> str:
+    """`text` (a driver's error message, say) without the URL's password, nor any '@'-separated piece of it: a
+    driver that misreads a raw '@' in a password quotes the rest of it as a host name."""
+    text = without_secrets(text)
+    if not url or "://" not in url:
+        return text
+    netloc = url.split("://", 1)[1].split("/", 1)[0]
+    userinfo = netloc.rpartition("@")[0]
+    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    for piece in sorted({password, *password.split("@")}, key=len, reverse=True):
+        if len(piece) >= 2:
+            text = text.replace(piece, "***")
+    return text

@@ -55,7 +55,9 @@ def storage(url: str, *, heartbeat: int = DEFAULT_HEARTBEAT, grace: int = DEFAUL
             return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
                               heartbeat_stale_trial_callback=retry(max_retry=max_retry))
     except Exception as exc:
-        raise LangdecError(f"cannot open the queue storage {_redact(url)} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+        from .urls import scrub
+
+        raise LangdecError(f"cannot open the queue storage {_redact(url)} ({type(exc).__name__}: {scrub(str(exc).splitlines()[0], url)[:200]}); "
                            "check the URL, that PostgreSQL is reachable and a driver is installed (pip install 'langdec[scale]')") from None
 
 

@@ -3,15 +3,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install system-deps demo test bench clean
+.PHONY: install system-deps demo test test-clusters bench clean
 
 # Executing generated code (code benchmarks) needs bubblewrap for the sandbox and a JDK for
-# Java; the study's tables.tex is compiled by pdflatex with booktabs (the tests check it);
+# Java; the study's tables.tex is compiled by pdflatex with booktabs (the tests check it); the
+# scheduler tests start a SLURM cluster on this machine (slurm-wlm, munge);
 # installed from Debian's packages when missing (root, or passwordless sudo).
 system-deps:
 	@missing=""; command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v javac >/dev/null || missing="$$missing default-jdk-headless"; \
 	command -v pdflatex >/dev/null || missing="$$missing texlive-latex-base texlive-latex-recommended"; \
+	command -v slurmctld >/dev/null || [ -x /usr/sbin/slurmctld ] || missing="$$missing slurm-wlm munge"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
 	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq --no-install-recommends $$missing; fi; \
@@ -32,8 +34,13 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/langdec ladder experiments/ladders/smoke.yaml
 
+# The suite, then the scheduler tests (real SLURM and Ray clusters, ~15 min on 2 cores) as their own step.
 test: install system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not cluster"
+	$(MAKE) test-clusters
+
+test-clusters: install system-deps
+	$(BIN)/python -m pytest -q -m cluster
 
 bench: install
 	$(BIN)/python benchmarks/transpile_throughput.py --limit 300

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHES = ("xnli", "csqa", "sib200", "belebele")  # the study's names, in its run order
 LANGS = ("en", "zh", "es", "ur")  # the study's data-language order
 SESSIONS = [("baseline", "none")]
-SESSIONS += [(f"condition-1-en-5k", s) for s in ("42", "123", "456")] + [("condition-1-en-20k", "42")]
+SESSIONS += [("condition-1-en-5k", s) for s in ("42", "123", "456")] + [("condition-1-en-20k", "42")]
 SESSIONS += [(f"condition-2-{lang}-5k", s) for lang in ("zh", "es", "ur") for s in ("42", "123", "456")]
 SESSIONS += [(f"condition-2-{lang}-20k", "42") for lang in ("zh", "es", "ur")]
 SESSIONS += [("condition-3-zh-5k", "42")] + [(f"condition-5-{lang}-5k", "42") for lang in ("zh", "es", "ur")]

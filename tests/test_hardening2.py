@@ -62,9 +62,6 @@ def test_a_raw_at_sign_in_a_password_is_hidden_whole():
 
     assert without_secrets("postgresql://user:p@ss@db:5432/mlflow?sslmode=require") == "postgresql://user:***@db:5432/mlflow"
     assert without_secrets("run --storage postgresql://u:a@b@c@h/d now") == "run --storage postgresql://u:***@h/d now"
-    from langdec import workqueue
-
-    assert "ss@" not in workqueue._redact("postgresql://user:p@ss@db/q")
 
 
 def test_the_ui_passes_the_store_through_the_environment_not_the_command_line(tmp_path, monkeypatch):

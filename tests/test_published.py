@@ -244,7 +244,7 @@ def test_a_report_refuses_runs_labelled_by_two_versions_of_an_extractor(imported
     assert cli.main(["--quiet", "report", "--experiment", EXPERIMENT, "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "different versions of extractor 'langdec'" in err[0]
-    assert f"langdec reparse --experiment EXPERIMENT --extractor langdec" in err[0] and not (tmp_path / "rep").exists()
+    assert "langdec reparse --experiment EXPERIMENT --extractor langdec" in err[0] and not (tmp_path / "rep").exists()
     assert cli.main(["--quiet", "reparse", "--experiment", EXPERIMENT, "--extractor", "langdec"]) == 0
     assert len(_json.loads(capsys.readouterr().out)["runs"]) == 3
     assert cli.main(["--quiet", "report", "--experiment", EXPERIMENT, "--out", str(tmp_path / "rep")]) == 0

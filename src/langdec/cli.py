@@ -11,9 +11,9 @@ import argparse
 import os
 import sys
 
-from . import commands
-from .errors import LangdecError
-from .urls import without_secrets
+from . import commands, failures
+from .errors import EXIT_CONFIG, EXIT_RETRY, LangdecError
+from .urls import scrub, without_secrets
 
 
 def parser() -> argparse.ArgumentParser:
@@ -115,17 +115,25 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except LangdecError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return failures.exit_code(exc)  # EXIT_RETRY for a preemption, else EXIT_CONFIG
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
     except Exception as exc:
         full = _disk_full(exc)
-        if full is None:
+        if full is not None:
+            print(f"error: no space left on the device{full}; free some space and re-run the same command (outputs are "
+                  "written whole or not at all, finished stages are reused)", file=sys.stderr)
+            return EXIT_CONFIG
+        reason = failures.retry_reason(exc)
+        if reason is None:
             raise
-        print(f"error: no space left on the device{full}; free some space and re-run the same command (outputs are "
-              "written whole or not at all, finished stages are reused)", file=sys.stderr)
-        return 2
+        from .paths import default_tracking_uri
+
+        detail = scrub(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", default_tracking_uri())[:300]
+        print(f"error: {detail} ({reason}); this may succeed when run again: finished stages are reused and training "
+              f"resumes from its last checkpoint (exit status {EXIT_RETRY} tells a scheduler to retry)", file=sys.stderr)
+        return EXIT_RETRY
     finally:
         if entry_run:
             _retire(entry_run, list(sys.argv[1:] if argv is None else argv))

@@ -51,7 +51,8 @@ def run_job(profile: config.Profile, ladder: config.Ladder, job: config.Job, exp
     out = pipeline.run(where, training=train.Options(supersede=supersede),
                        evaluate=pipeline.Evaluate(data_languages=ladder.data_languages, probes=ladder.probes), progress=progress)
     return JobOutcome(job, "reused" if out.reused else "done", time.perf_counter() - start,
-                      train_run=out.train.run_id if out.train else None, eval_run=out.evaluation.run_id,
+                      train_run=out.train.run_id if out.train else None,
+                      eval_run=out.evaluation.run_id if out.evaluation else None,  # None on DDP ranks other than 0
                       version=out.train.version if out.train else None)
 
 

@@ -1,31 +1,84 @@
-"""A throwaway multi-worker setup on one machine: PostgreSQL (the pgserver wheel) for the
-Optuna queue and the MLflow backend store, and a real `mlflow server` on loopback.
+"""Throwaway clusters on one machine, for the tests, the benchmarks and for trying the many-machine paths:
 
-Used by the tests and benchmarks/workers_scaling.py; on real machines run PostgreSQL
-yourself and `langdec tracking-server` (see README, "Many machines").
-"""
+- `local_cluster`: PostgreSQL (the pgserver wheel) for Optuna sweeps and the MLflow backend store, and a real
+  `mlflow server` on loopback with served artifacts;
+- `slurm_cluster`: SLURM from Debian's packages (munge, slurmctld and N slurmd "nodes" on loopback ports), with
+  fake GPUs declared through gres.conf (device files that are /dev/null), so jobs get CUDA_VISIBLE_DEVICES;
+- `ray_cluster`: Ray's own `ray.cluster_utils.Cluster`, a head and N nodes with GPUs declared.
+
+On real machines run PostgreSQL, `langdec tracking-server` and your site's scheduler instead (README, "Many machines")."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from .errors import LangdecError
 
 
+class TrackingServer:
+    """A real `mlflow server` on a loopback port, on a PostgreSQL store, serving artifacts from a folder; it can be
+    stopped and started again on the same port (an outage, as the tests inject one)."""
+
+    def __init__(self, store: str, artifacts: Path, log: Path, *, port: int | None = None) -> None:
+        self.store, self.artifacts, self.log = store, artifacts, log
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        with self.log.open("a") as log:
+            # the store's URL reaches the server through its environment, never its command line
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mlflow", "server", "--artifacts-destination", str(self.artifacts), "--serve-artifacts",
+                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_BACKEND_STORE_URI": self.store})
+
+        def healthy() -> bool:
+            if self.process.poll() is not None:
+                raise LangdecError(f"mlflow server exited; see {self.log}:\n{self.log.read_text()[-1500:]}")
+            try:
+                urllib.request.urlopen(f"{self.url}/health", timeout=1)
+                return True
+            except OSError:
+                return False
+
+        _wait_for(healthy, "mlflow server", self.log, timeout)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)  # gunicorn/uvicorn workers with it
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+
 @dataclass
 class Cluster:
-    queue: str  # SQLAlchemy URL of the queue database
-    tracking: str  # http://127.0.0.1:PORT
+    optuna: str  # SQLAlchemy URL of the sweeps' database
+    server: TrackingServer
     root: Path
+
+    @property
+    def tracking(self) -> str:
+        return self.server.url
 
 
 def free_port() -> int:
@@ -33,6 +86,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _wait_for(check, what: str, log: Path | None, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while not check():
+        if time.time() > deadline:
+            tail = log.read_text(errors="replace")[-1500:] if log and log.exists() else ""
+            raise LangdecError(f"{what} did not start in {timeout:.0f}s" + (f"; see {log}:\n{tail}" if log else ""))
+        time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -43,48 +105,249 @@ def local_cluster(root: Path, *, startup_timeout: float = 90.0) -> Iterator[Clus
         raise LangdecError("the local cluster needs the pgserver wheel: pip install pgserver") from None
     root.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(str(root / "pgdata"), cleanup_mode="stop")
-    for database in ("queue", "tracking"):
+    for database in ("optuna", "tracking"):
         if database not in server.psql("SELECT datname FROM pg_database;"):
             server.psql(f"CREATE DATABASE {database};")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = root / "mlflow-server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", server.get_uri("tracking"),
-             "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+    tracking = TrackingServer(server.get_uri("tracking"), root / "artifacts", root / "mlflow-server.log")
     try:
-        deadline = time.time() + startup_timeout
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                if time.time() > deadline or process.poll() is not None:
-                    raise LangdecError(f"mlflow server did not start; see {log_path}:\n{log_path.read_text()[-1500:]}") from None
-                time.sleep(0.5)
-        yield Cluster(server.get_uri("queue"), url, root)
+        tracking.start(startup_timeout)
+        yield Cluster(server.get_uri("optuna"), tracking, root)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        tracking.stop()
         server.cleanup()
 
 
-def worker_command(queue: str, study: str, *, heartbeat: int = 2, grace: int = 8) -> list[str]:
-    return [sys.executable, "-m", "langdec.cli", "--quiet", "worker", "--storage", queue, "--study", study,
-            "--heartbeat", str(heartbeat), "--grace", str(grace)]
+def client_env(tracking: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "MLFLOW_TRACKING_URI": tracking, "MLFLOW_DISABLE_TELEMETRY": "true", **extra}
 
 
-def worker_env(tracking: str) -> dict[str, str]:
-    return {**os.environ, "MLFLOW_TRACKING_URI": tracking, "MLFLOW_DISABLE_TELEMETRY": "true"}
+# A ladder of six smoke items (baseline, condition 1, condition 2 in three languages, condition 3): the tests' and
+# the scheduler benchmark's
+SIX_ITEMS = """  - condition: baseline
+  - condition: 1
+  - condition: 2
+    langs: [zh, es, ur]
+  - condition: 3
+    langs: [zh]
+"""
 
 
-def write_ladder(folder: Path, name: str, phase: str, runs: str) -> Path:
+def write_ladder(folder: Path, name: str, runs: str, overrides: list[str], data_languages: str = "[en, zh]") -> Path:
+    """A smoke ladder file `name.yaml` (phase `phase-NAME`, tier 5k, seed 42) with these items and overrides."""
     path = folder / f"{name}.yaml"
-    path.write_text(f"name: {name}\nprofile: smoke\nphase: {phase}\ntiers: [5k]\nseeds: [42]\nruns:\n{runs}")
+    quoted = ", ".join(json.dumps(o) for o in overrides)
+    path.write_text(f"name: {name}\nprofile: smoke\nphase: phase-{name}\ntiers: [5k]\nseeds: [42]\n"
+                    f"data_languages: {data_languages}\noverrides: [{quoted}]\nruns:\n{runs}")
     return path
+
+
+# --------------------------------------------------------------------------- SLURM
+SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol")
+
+
+def slurm_missing() -> str | None:
+    """Why a local SLURM cluster cannot start here, or None."""
+    missing = [b for b in SLURM_BINARIES if not shutil.which(b) and not Path(f"/usr/sbin/{b}").exists()]
+    if missing:
+        return f"SLURM is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge"
+    if os.geteuid() != 0:
+        return "a local SLURM cluster starts slurmd, which runs jobs as their user: run as root (CI does)"
+    return None
+
+
+@dataclass
+class SlurmCluster:
+    root: Path
+    conf: Path
+    nodes: list[str]
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"SLURM_CONF": str(self.conf)}
+
+    def run(self, *cmd: str, check: bool = True) -> str:
+        out = subprocess.run(list(cmd), capture_output=True, text=True, env={**os.environ, **self.env}, timeout=60)
+        if check and out.returncode != 0:
+            raise LangdecError(f"{' '.join(cmd)}: {out.stderr.strip()[:500]}")
+        return out.stdout
+
+    def start_node(self, name: str) -> None:
+        self.processes[name] = subprocess.Popen([_sbin("slurmd"), "-D", "-f", str(self.conf), "-N", name],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def kill_node(self, name: str) -> list[int]:
+        """What losing the machine does: its slurmd and every process of every job step on it die at once (SIGKILL).
+        The controller notices after SlurmdTimeout, marks the node DOWN and requeues its jobs. Returns the pids killed."""
+        jobs = self.run("squeue", "-h", "-w", name, "-o", "%A", check=False).split()
+        victims = []
+        for pid_dir in Path("/proc").iterdir():
+            if not pid_dir.name.isdigit():
+                continue
+            try:
+                environ = (pid_dir / "environ").read_bytes().split(b"\0")
+                cmdline = (pid_dir / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            command = b" ".join(cmdline).decode(errors="replace")
+            if (f"SLURMD_NODENAME={name}".encode() in environ  # the job's own processes
+                    or (command.startswith("slurmstepd") and any(f"[{job}." in command for job in jobs))  # its step daemons
+                    or (Path(cmdline[0].decode(errors="replace")).name == "slurmd" and str(self.conf) in command
+                        and f"-N {name}" in command)):  # the node's daemon
+                victims.append(int(pid_dir.name))
+        self.processes.pop(name, None)
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return victims
+
+    def resume_node(self, name: str) -> None:
+        self.start_node(name)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            self.run("scontrol", "update", f"nodename={name}", "state=resume", check=False)
+            if "idle" in self.run("sinfo", "-h", "-n", name, "-o", "%T", check=False) or "mix" in self.run("sinfo", "-h", "-n", name, "-o", "%T", check=False):
+                return
+            time.sleep(1)
+
+
+def _sbin(name: str) -> str:
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+def _munge_running() -> bool:
+    try:
+        cred = subprocess.run(["munge", "-n"], capture_output=True, timeout=10)
+        return cred.returncode == 0 and subprocess.run(["unmunge"], input=cred.stdout, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _start_munged() -> None:
+    """munged as its own user; its socket folder is made by systemd's tmpfiles on a booted host, which a container
+    or a CI machine freshly given the package does not run."""
+    socket_dir = Path("/run/munge")
+    if not socket_dir.exists():
+        socket_dir.mkdir(mode=0o755, parents=True)
+        shutil.chown(socket_dir, "munge", "munge")
+    started = subprocess.run(["runuser", "-u", "munge", "--", _sbin("munged"), "--force"], capture_output=True, text=True,
+                             timeout=30)
+    if started.returncode != 0:
+        raise LangdecError(f"munged did not start: {(started.stderr or started.stdout).strip()[-500:]}")
+    _wait_for(_munge_running, "munged", None, 20)
+
+
+@contextlib.contextmanager
+def slurm_cluster(root: Path, *, nodes: int = 2, gpus_per_node: int = 2, cpus_per_node: int = 2,
+                  startup_timeout: float = 60.0) -> Iterator[SlurmCluster]:
+    """A controller and `nodes` slurmd daemons on this machine (one partition, `main`), each with fake GPUs."""
+    why = slurm_missing()
+    if why:
+        raise LangdecError(why)
+    root = root.resolve()
+    for sub in ("etc", "dev", "spool", "log", "run"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    if not _munge_running():
+        _start_munged()
+    names = [f"n{i + 1}" for i in range(nodes)]
+    ctld_port, slurmd_ports = free_port(), [free_port() for _ in names]
+    gres_lines = []
+    for i, name in enumerate(names):
+        for g in range(gpus_per_node):
+            device = root / "dev" / f"nvidia{i * gpus_per_node + g}"
+            if not device.exists():
+                device.symlink_to("/dev/null")  # a character device, as slurmd checks; never opened by a job
+        first, last = i * gpus_per_node, i * gpus_per_node + gpus_per_node - 1
+        gres_lines.append(f"NodeName={name} Name=gpu File={root}/dev/nvidia[{first}-{last}]")
+    (root / "etc" / "gres.conf").write_text("\n".join(gres_lines) + "\n")
+    (root / "etc" / "cgroup.conf").write_text("CgroupPlugin=cgroup/v1\nCgroupAutomount=no\nConstrainCores=no\n"
+                                              "ConstrainRAMSpace=no\nConstrainDevices=no\n")
+    conf = root / "etc" / "slurm.conf"
+    node_lines = [f"NodeName={name} NodeHostname=localhost Port={port} CPUs={cpus_per_node} RealMemory=4000 Gres=gpu:{gpus_per_node} State=UNKNOWN"
+                  for name, port in zip(names, slurmd_ports)]
+    conf.write_text("\n".join([
+        "ClusterName=langdec", "SlurmctldHost=localhost", f"SlurmctldPort={ctld_port}", "AuthType=auth/munge",
+        "SlurmUser=root", "SlurmdUser=root", f"StateSaveLocation={root}/spool/ctld", f"SlurmdSpoolDir={root}/spool/%n",
+        f"SlurmctldPidFile={root}/run/slurmctld.pid", f"SlurmdPidFile={root}/run/slurmd-%n.pid",
+        f"SlurmctldLogFile={root}/log/slurmctld.log", f"SlurmdLogFile={root}/log/slurmd-%n.log",
+        "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "SchedulerType=sched/backfill",
+        "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "GresTypes=gpu", "ReturnToService=2",
+        "MpiDefault=none", "JobAcctGatherType=jobacct_gather/none", "AccountingStorageType=accounting_storage/none",
+        # a lost node is noticed in seconds (the default is minutes) and its jobs requeued
+        "SlurmdTimeout=10", "MessageTimeout=5", "KillWait=10", "MinJobAge=600", "SchedulerParameters=defer_batch",
+        *node_lines, f"PartitionName=main Nodes={','.join(names)} Default=YES MaxTime=INFINITE State=UP", ""]))
+    cluster = SlurmCluster(root, conf, names)
+    ctld = subprocess.Popen([_sbin("slurmctld"), "-D", "-i", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        time.sleep(1)
+        for name in names:
+            cluster.start_node(name)
+
+        def up() -> bool:
+            if ctld.poll() is not None:
+                raise LangdecError(f"slurmctld exited; see {root}/log/slurmctld.log")
+            cluster.run("scontrol", "update", f"nodename={','.join(names)}", "state=resume", check=False)
+            states = cluster.run("sinfo", "-h", "-o", "%T %D", check=False)
+            return states.strip().startswith("idle") and states.split()[-1] == str(nodes)
+
+        _wait_for(up, "the SLURM nodes", root / "log" / "slurmctld.log", startup_timeout)
+        yield cluster
+    finally:
+        with contextlib.suppress(Exception):
+            cluster.run("scancel", "--user", "root", check=False)
+        for process in [*cluster.processes.values(), ctld]:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+        for process in [*cluster.processes.values(), ctld]:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for pid_dir in Path("/proc").iterdir():  # job steps of this cluster left behind
+            try:
+                environ = (pid_dir / "environ").read_bytes()
+            except OSError:
+                continue
+            if f"SLURM_CONF={conf}".encode() in environ or f"{root}/spool".encode() in environ:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid_dir.name), signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- Ray
+@dataclass
+class RayCluster:
+    address: str
+    cluster: object  # ray.cluster_utils.Cluster
+    nodes: list = field(default_factory=list)
+
+    def node_of(self, node_id: str):
+        return next(n for n in self.nodes if n.node_id.startswith(node_id))
+
+    def kill_node(self, node) -> None:
+        """A machine lost: the node's raylet and workers die at once."""
+        self.cluster.remove_node(node, allow_graceful=False)
+        self.nodes.remove(node)
+
+    def add_node(self, gpus: int):
+        node = self.cluster.add_node(num_cpus=2, num_gpus=gpus)
+        self.nodes.append(node)
+        self.cluster.wait_for_nodes()
+        return node
+
+
+@contextlib.contextmanager
+def ray_cluster(*, nodes: int = 2, gpus_per_node: int = 2, cpus_per_node: int = 2) -> Iterator[RayCluster]:
+    try:
+        from ray.cluster_utils import Cluster as RayUtilsCluster
+    except ImportError:
+        raise LangdecError("the local Ray cluster needs Ray: pip install 'langdec[ray]'") from None
+    cluster = RayUtilsCluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0})
+    try:
+        made = RayCluster(cluster.address, cluster)
+        for _ in range(nodes):
+            made.nodes.append(cluster.add_node(num_cpus=cpus_per_node, num_gpus=gpus_per_node))
+        cluster.wait_for_nodes()
+        yield made
+    finally:
+        cluster.shutdown()

@@ -77,24 +77,31 @@ def ensure_can_register(name: str, phase: str, job: Job, *, supersede: bool) -> 
 
 
 def register(name: str, run_id: str, source: str, *, phase: str, job: Job, profile: Profile, data_digest: str,
-             check_status: str, tags: dict[str, str], supersede: bool) -> str:
+             check_status: str, tags: dict[str, str], supersede: bool, run_key: str | None = None) -> str:
+    """Register a training run's adapter as the cell's version; returns the version that holds the cell.
+
+    Idempotent by the training run's key: a live version of the cell with the same key is returned as it is (the
+    same adapter config on the same data, trained twice by two machines). On one machine the registered model's
+    lock (`model_lock`, which promotion holds too) orders registrations; across machines `_converge` does."""
     key = version_key(phase, job)
-    # check-then-create under the registered model's one lock (`model_lock`), which promotion holds too: two
-    # processes never both register a cell, and a promotion never works from a registry a supersede is changing
     with model_lock(name, f"registering {name} {job.run_name}"):
         return _register(name, run_id, key, phase=phase, job=job, profile=profile, data_digest=data_digest,
-                         check_status=check_status, tags=tags, supersede=supersede)
+                         check_status=check_status, tags=tags, supersede=supersede, run_key=run_key)
 
 
 def _register(name: str, run_id: str, key: dict[str, str], *, phase: str, job: Job, profile: Profile, data_digest: str,
-              check_status: str, tags: dict[str, str], supersede: bool) -> str:
+              check_status: str, tags: dict[str, str], supersede: bool, run_key: str | None) -> str:
     import mlflow
 
     _ensure_model(name)
     previous = live_versions(name, key)
+    same = sorted((v for v in previous if run_key and v.tags.get("run_key") == run_key), key=lambda v: int(v.version))
+    if same:
+        return _duplicate_of(same[0], run_id)
     if previous and not supersede:
         ensure_can_register(name, phase, job, supersede=False)
-    aliases = policy_aliases() if previous else []  # read (and validated) before anything is written
+    # read (and validated) before anything is written; a concurrent registration may still need them (_converge)
+    aliases = policy_aliases() if previous or supersede else []
     all_tags = {
         **key,
         "run_name": job.run_name,
@@ -105,18 +112,50 @@ def _register(name: str, run_id: str, key: dict[str, str], *, phase: str, job: J
         "data_check_status": check_status,
         "evaluation_status": "not-evaluated",
         "profile": profile.name,
+        **({"run_key": run_key} if run_key else {}),
     }
     all_tags.update(kinds.get(condition(job.condition).data).registry_tags(profile))
     client = _client()
     artifact_source = mlflow.get_run(run_id).info.artifact_uri.rstrip("/") + "/adapter"
     version = client.create_model_version(name, source=artifact_source, run_id=run_id, tags=all_tags,
                                           description=f"{phase} {job.run_name}")
-    for old in previous:
-        client.set_model_version_tag(name, old.version, "superseded_by", str(version.version))
-        client.set_model_version_tag(name, version.version, "supersedes", str(old.version))
+    return _converge(name, key, version, run_id, run_key, supersede=supersede, aliases=aliases, job=job, phase=phase)
+
+
+def _converge(name: str, key: dict[str, str], mine, run_id: str, run_key: str | None, *, supersede: bool,
+              aliases: list[str], job: Job, phase: str) -> str:
+    """After creating `mine`, settle the cell with what other machines registered meanwhile, so exactly one
+    version stays live whatever ran twice. Version numbers only grow, so any two registrations of the cell see
+    each other's version at least from the later one; each process acts only on versions lower than its own:
+    - a lower live version with the same run key: the same adapter registered first; `mine` is removed;
+    - a lower live version without `supersede`: the cell was taken meanwhile; `mine` is removed and refused;
+    - with `supersede`: every lower live version is superseded by `mine` (the highest supersede wins).
+    Versions higher than `mine` settle themselves against it the same way."""
+    client = _client()
+    number = int(mine.version)
+    lower = sorted((v for v in live_versions(name, key) if int(v.version) < number), key=lambda v: int(v.version))
+    same = [v for v in lower if run_key and v.tags.get("run_key") == run_key]
+    if same:
+        client.delete_model_version(name, str(mine.version))
+        return _duplicate_of(same[0], run_id)
+    if lower and not supersede:
+        client.delete_model_version(name, str(mine.version))
+        v = lower[0]
+        raise LangdecError(f"{name} version {v.version} was registered for {phase} {job.run_name} (run {v.run_id}) while this "
+                           f"run trained; pass --supersede to register a new version that replaces it (recorded on both versions)")
+    for old in lower:
+        client.set_model_version_tag(name, old.version, "superseded_by", str(mine.version))
+        client.set_model_version_tag(name, mine.version, "supersedes", str(old.version))
         withdrawn = withdraw(name, old.version, aliases)  # promotion is the policy's to grant again, to the new version
         if withdrawn:
-            client.set_model_version_tag(name, version.version, "withdrawn_from_superseded", ",".join(withdrawn))
+            client.set_model_version_tag(name, mine.version, "withdrawn_from_superseded", ",".join(withdrawn))
+    return str(mine.version)
+
+
+def _duplicate_of(version, run_id: str) -> str:
+    """The version registered first for the same run key holds the cell; this run says whose duplicate it is."""
+    if version.run_id != run_id:
+        _client().set_tag(run_id, "langdec.duplicate_of", version.run_id)
     return str(version.version)
 
 

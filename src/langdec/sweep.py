@@ -8,6 +8,7 @@ pruned there; they are not registered as study adapters.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,11 @@ class SweepSpec:
     eval_steps: int = 50
     pruner: dict[str, Any] = field(default_factory=lambda: {"type": "median"})
     overrides: list[str] = field(default_factory=list)
+    # shared storage (--storage): a trial whose process stops beating for `grace_seconds` is failed and tried again,
+    # as is a trial that failed in a way a retry may cure (langdec.failures), at most `max_retries` times each
+    heartbeat_seconds: int = 60
+    grace_seconds: int = 240
+    max_retries: int = 2
     path: Path | None = None
 
 
@@ -121,9 +127,53 @@ def _pruning_callback(trial):
     return OptunaPruning()
 
 
+class RetryableTrial(Exception):
+    """A trial that failed in a way a retry may cure: marked FAIL, and the same settings are queued again."""
+
+
+def open_storage(url: str | None, spec: SweepSpec):
+    """Optuna's storage: in memory without a URL; a database with heartbeats and the retry of stale trials."""
+    if not url:
+        return None
+    import warnings
+
+    import optuna
+
+    if url.startswith(("sqlite:", "postgresql", "mysql")):
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+        keyword = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in optuna.storages.RDBStorage.__init__.__code__.co_varnames \
+            else "failed_trial_callback"
+        import sqlalchemy.exc
+
+        # N machines start the same sweep at once: on a new database each creates Optuna's tables, and all but one
+        # lose that race (PostgreSQL: a unique violation on the enum type); the tables exist a moment later
+        for attempt in range(6):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # heartbeats are marked experimental, yet stable since Optuna 2
+                    return optuna.storages.RDBStorage(url, heartbeat_interval=spec.heartbeat_seconds, grace_period=spec.grace_seconds,
+                                                      **{keyword: retry(max_retry=spec.max_retries)})
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                if attempt == 5:
+                    raise
+                time.sleep(0.5 + attempt)
+    return url  # journal and other storages Optuna opens itself
+
+
+def _counted(study) -> int:
+    """Trials that count toward the sweep's total, every process's: finished ones and those running now."""
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)))
+
+
 def run(path: str | Path, *, storage: str | None = None, progress: bool = False, echo=print):
     import mlflow
     import optuna
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    from . import failures
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load(path)
@@ -133,7 +183,7 @@ def run(path: str | Path, *, storage: str | None = None, progress: bool = False,
     tracking.configure()
     experiment = tracking.experiment_name(base.name, spec.phase)
     try:  # the storage first: an unreachable database fails before any work
-        study = optuna.create_study(study_name=f"sweep-{spec.name}", storage=storage, load_if_exists=True,
+        study = optuna.create_study(study_name=f"sweep-{spec.name}", storage=open_storage(storage, spec), load_if_exists=True,
                                     direction=spec.objective.direction, pruner=make_pruner(spec))
     except Exception as exc:
         from .urls import scrub, without_secrets
@@ -144,12 +194,28 @@ def run(path: str | Path, *, storage: str | None = None, progress: bool = False,
     data_run = pipeline.run(pipeline.Where(base, cond, job, spec.phase, experiment), stages=("check",), progress=progress).data
 
     def objective(trial) -> float:
+        if _counted(study) > spec.trials:  # other machines took the last trials while this one asked for its next
+            trial.set_user_attr("not_run", "the sweep's trials were all taken by other processes")
+            study.stop()
+            raise RetryableTrial("not run: the sweep's trials were all taken")
         overrides = [*spec.overrides, *suggest(trial, spec.space)]
         profile = config.load_profile(spec.profile, overrides)
         options = train.Options(register=False, eval_steps=spec.eval_steps, callbacks=[_pruning_callback(trial)],
                                 extra_tags={"sweep": spec.name, "optuna.trial": str(trial.number)})
-        result = pipeline.run(pipeline.Where(profile, cond, job, spec.phase, experiment), stages=("train",), training=options,
-                              data_run=data_run, progress=progress).train
+        try:
+            result = pipeline.run(pipeline.Where(profile, cond, job, spec.phase, experiment), stages=("train",), training=options,
+                                  data_run=data_run, progress=progress).train
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            reason = failures.retry_reason(exc)
+            retries = int(trial.user_attrs.get("retry_number", 0))
+            if reason is None or retries >= spec.max_retries:
+                raise
+            trial.set_user_attr("error", f"{type(exc).__name__}: {str(exc)[:300]}")
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "retry_number": retries + 1})
+            echo(f"trial {trial.number}: failed ({reason}); its settings are queued again (retry {retries + 1} of {spec.max_retries})")
+            raise RetryableTrial(reason) from exc
         trial.set_user_attr("run_id", result.run_id)
         echo(f"trial {trial.number}: {dict(trial.params)} -> eval_loss {result.eval_loss:.4f}")
         return result.eval_loss
@@ -158,7 +224,11 @@ def run(path: str | Path, *, storage: str | None = None, progress: bool = False,
     with mlflow.start_run(run_name=f"sweep-{spec.name}", tags={"langdec.stage": "sweep", "sweep": spec.name}) as parent:
         mlflow.log_params({"sweep": str(spec.path), "trials": spec.trials, "pruner": spec.pruner.get("type"),
                            "space": str(spec.space)})
-        study.optimize(objective, n_trials=spec.trials, catch=())
+        # the total counts every process's trials: N machines sharing the storage run `trials` in all
+        # (and a store that stays away ends it after every trial has used its retries, not never)
+        study.optimize(objective, catch=(RetryableTrial,),
+                       callbacks=[MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                                  MaxTrialsCallback(spec.trials * (spec.max_retries + 2), states=None)])
         complete = [t for t in study.trials if t.state.name == "COMPLETE"]
         mlflow.log_metrics({"trials_complete": len(complete), "trials_pruned": sum(t.state.name == "PRUNED" for t in study.trials)})
         if complete:

@@ -147,11 +147,163 @@ def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, A
             yield run
 
 
-def claim(experiment: str, stage: str, key: str, run_name: str):
-    """The one lock of a stage key: its run, its checkpoint folder and its registered version."""
+@contextlib.contextmanager
+def claim(experiment: str, stage: str, key: str, run_name: str) -> Iterator[None]:
+    """The one claim of a stage key: its run, its checkpoint folder and its registered version. On this machine a
+    lock (`locks.hold`); across machines, a run of the key that is RUNNING with a fresh heartbeat (`Heartbeat`)
+    from another process is waited for, so two machines never train the same key at once and a run whose
+    machine is alive is never taken for abandoned."""
     from .locks import hold
 
-    return hold(f"{experiment}-{stage}-{key}", f"{stage} {run_name} (key {key}) in {experiment}")
+    what = f"{stage} {run_name} (key {key}) in {experiment}"
+    with hold(f"{experiment}-{stage}-{key}", what):
+        _wait_while_alive_elsewhere(experiment, stage, key, what)
+        yield
+
+
+HEARTBEAT_TAG = f"{TAG}.heartbeat"  # "<host> <pid> <unix seconds>", refreshed while a stage run works
+
+
+def heartbeat_seconds() -> float:
+    import os
+
+    return float(os.environ.get("LANGDEC_HEARTBEAT_SECONDS", "30"))
+
+
+def alive(run) -> bool:
+    """Whether a RUNNING run's process is still working on it (see `_alive`)."""
+    return run.info.status == "RUNNING" and _alive(run.data.tags, time.time()) is not None
+
+
+@functools.lru_cache(maxsize=1)
+def machine() -> str:
+    """This machine in a heartbeat: its host name and boot id, so two machines that share a host name (containers,
+    `localhost`) are never taken for one (whose process table would then wrongly say a live run is gone)."""
+    import socket
+
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:8]
+    except OSError:
+        return socket.gethostname().replace(" ", "_")
+    return f"{socket.gethostname().replace(' ', '_')}#{boot}"
+
+
+def _alive(tags: dict[str, str], now: float) -> tuple[str, str] | None:
+    """(host, pid) of the process working on a RUNNING run, or None when it is gone: its heartbeat is older than
+    four beats, or it is a process of this machine that no longer exists. A run without a heartbeat (an older
+    langdec's) counts as gone, as before."""
+    import os
+
+    try:
+        host, pid, when = tags.get(HEARTBEAT_TAG, "").rsplit(" ", 2)
+        when_s, pid_n = float(when), int(pid)
+    except ValueError:
+        return None
+    if host == machine():
+        if pid_n == os.getpid():
+            return None
+        try:
+            os.kill(pid_n, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+    return (host, pid) if now - when_s < 4 * heartbeat_seconds() else None
+
+
+def _wait_while_alive_elsewhere(experiment: str, stage: str, key: str, what: str) -> None:
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    said = False
+    while True:
+        runs = MlflowClient().search_runs([experiment_id(experiment)], filter_string=
+                                          f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'")
+        alive = [(r, who) for r in runs if (who := _alive(r.data.tags, time.time()))]
+        if not alive:
+            return
+        if not said:
+            run, (host, pid) = alive[0]
+            sys.stderr.write(f"langdec: waiting for run {run.info.run_id} (pid {pid} on {host}), which is running {what}\n")
+            sys.stderr.flush()
+            said = True
+        time.sleep(min(5.0, heartbeat_seconds()))
+
+
+class Yielded(Exception):
+    """This process's new run stepped aside for an earlier live run of the same key (`yield_to_earlier`)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
+def yield_to_earlier(run_id: str, experiment: str, stage: str, key: str) -> None:
+    """Raise `Yielded` when another process started a run of the same stage and key just before this one and is
+    alive: the claim's wait cannot see a run that does not exist yet, so two machines can pass it together. Both
+    runs exist now, so at least one sees the other; the order (start time, then run id) is the same for both, and
+    the later one steps aside: its run ends KILLED, tagged with the one it yielded to."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    mine = client.get_run(run_id)
+    runs = client.search_runs([experiment_id(experiment)], filter_string=
+                              f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'")
+    order = (mine.info.start_time, run_id)
+    earlier = sorted((r for r in runs if r.info.run_id != run_id and alive(r) and (r.info.start_time, r.info.run_id) < order),
+                     key=lambda r: (r.info.start_time, r.info.run_id))
+    if earlier:
+        client.set_tag(run_id, f"{TAG}.yielded_to", earlier[0].info.run_id)
+        raise Yielded(earlier[0].info.run_id)
+
+
+def placement_tags() -> dict[str, str]:
+    """Where this process runs, as the scheduler placed it: the host, the GPUs it may use, the scheduler's job."""
+    import os
+    import socket
+
+    env = os.environ
+    tags = {f"{TAG}.host": socket.gethostname()}
+    if "CUDA_VISIBLE_DEVICES" in env:
+        tags[f"{TAG}.gpus"] = env["CUDA_VISIBLE_DEVICES"] or "none"
+    if env.get("SLURM_JOB_ID"):
+        job = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}" if env.get("SLURM_ARRAY_JOB_ID") else env["SLURM_JOB_ID"]
+        tags[f"{TAG}.scheduler"] = f"slurm job {job} on {env.get('SLURMD_NODENAME', '?')} (restart {env.get('SLURM_RESTART_COUNT', '0')})"
+    elif env.get("LANGDEC_RAY_PLACEMENT"):
+        tags[f"{TAG}.scheduler"] = env["LANGDEC_RAY_PLACEMENT"]
+    return tags
+
+
+class Heartbeat:
+    """Refreshes a run's heartbeat tag every `heartbeat_seconds()` from a daemon thread while its stage works."""
+
+    def __init__(self, run_id: str) -> None:
+        import threading
+
+        self.run_id = run_id
+        self._stop = threading.Event()
+        self._beat()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id[:8]}", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        import os
+
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient().set_tag(self.run_id, HEARTBEAT_TAG, f"{machine()} {os.getpid()} {time.time():.0f}")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(heartbeat_seconds()):
+            try:
+                self._beat()
+            except Exception:  # the store is away for a moment: the next beat says it again
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 @contextlib.contextmanager
@@ -170,7 +322,16 @@ def _started_run(experiment: str, stage: str, run_name: str, key: str, params: d
                           log_system_metrics=system_metrics or None) as run:
         if run_id is None:
             mlflow.log_params({k: _param(v) for k, v in params.items()})
-        yield StageRun(run.info.run_id, False, experiment)
+        mlflow.set_tags(placement_tags())  # a resumed run says where its latest attempt ran
+        beat = Heartbeat(run.info.run_id)
+        try:
+            yield StageRun(run.info.run_id, False, experiment)
+        except Yielded:
+            beat.stop()
+            mlflow.end_run("KILLED")  # it did no work: not a failure to look into
+            raise
+        finally:
+            beat.stop()
 
 
 def _close_abandoned(experiment: str, stage: str, key: str) -> None:
@@ -183,6 +344,8 @@ def _close_abandoned(experiment: str, stage: str, key: str) -> None:
     stale = client.search_runs([experiment_id(experiment)],
                                filter_string=f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'")
     for run in stale:
+        if alive(run):  # its process still beats: the claim's wait let it through only because it is that process
+            continue
         client.set_tag(run.info.run_id, f"{TAG}.abandoned", "a later attempt of the same stage started; this one never finished")
         client.set_terminated(run.info.run_id, "FAILED")
 

@@ -10,18 +10,16 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import checks, data, distributed, registry, tracking
+from . import checks, data, distributed, preemption, registry, tracking
 from .config import Condition, Job, Profile
 from .effective import TRAINING_BACKENDS, effective_loss, effective_optimizer, peak_memory_mb, training_precision
 from .atomic import user_modes
-from .errors import LangdecError, did_you_mean
+from .errors import LangdecError, Preempted, did_you_mean
 from .paths import work_dir
 
 TRAIN_STAGE = "train"
@@ -215,11 +213,17 @@ def candidate_keys(profile: Profile, job: Job, data_digest: str) -> list[str]:
 
 
 def _checkpoint_dir(experiment: str, key: str) -> Path:
-    return work_dir() / "checkpoints" / experiment / key
+    """Where a training run's checkpoints go: LANGDEC_CHECKPOINTS when set (a folder every machine sees, so an
+    item retried on another machine resumes where the first stopped), else under LANGDEC_HOME."""
+    shared = os.environ.get("LANGDEC_CHECKPOINTS")
+    return (Path(shared) if shared else work_dir() / "checkpoints") / experiment / key
 
 
 def _last_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if folder.exists() else []
+    """The newest complete checkpoint: the trainer writes trainer_state.json last, so a folder without it is one a
+    kill interrupted mid-save."""
+    found = sorted((p for p in folder.glob("checkpoint-*") if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").exists()),
+                   key=lambda p: int(p.name.split("-")[1])) if folder.exists() else []
     return found[-1] if found else None
 
 
@@ -232,21 +236,6 @@ def _resumable_run(experiment: str, key: str):
         order_by=["attributes.start_time DESC"], max_results=1,
     )
     return runs[0] if runs and runs[0].info.status != "FINISHED" else None
-
-
-def _raise_on_sigterm() -> None:
-    owner = os.getpid()
-
-    def handler(signum, frame):
-        if os.getpid() != owner:
-            # a forked worker (the transpiler's pool) inherited this handler: end as SIGTERM would, without a message
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise SystemExit(f"terminated by signal {signum}")  # the run context marks the run FAILED
-
-    if sys.platform != "win32":
-        signal.signal(signal.SIGTERM, handler)
 
 
 @dataclass
@@ -277,17 +266,24 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     recipe.gate(cdata)
     # one process per key: its run, its checkpoint folder and its registered version; a second one waits,
     # then finds the finished run and reuses it
-    with tracking.claim(experiment, TRAIN_STAGE, recipe.key, job.run_name):
-        finished = tracking.find_finished(experiment, TRAIN_STAGE, recipe.key)
-        if finished is not None:
-            return _reused(finished, profile)
-        return recipe.train_and_save(data_run_id, recipe.begin())
+    while True:
+        with tracking.claim(experiment, TRAIN_STAGE, recipe.key, job.run_name):
+            finished = tracking.find_finished(experiment, TRAIN_STAGE, recipe.key)
+            if finished is not None:
+                return _reused(finished, profile)
+            try:
+                return recipe.train_and_save(data_run_id, recipe.begin())
+            except tracking.Yielded:
+                continue  # claim again: the claim waits for the run yielded to, then this loop reuses it
 
 
 def _reused(finished, profile: Profile) -> TrainResult:
     """A finished run of the same key, as this job's result."""
-    return TrainResult(finished.info.run_id, True, registry.version_for_run(profile.registered_model, finished.info.run_id),
-                       f"runs:/{finished.info.run_id}/adapter", finished.data.metrics.get("eval_loss"))
+    version = registry.version_for_run(profile.registered_model, finished.info.run_id)
+    first = finished.data.tags.get("langdec.duplicate_of")
+    if version is None and first:  # trained twice at once elsewhere; the first run's version holds the cell
+        version = registry.version_for_run(profile.registered_model, first)
+    return TrainResult(finished.info.run_id, True, version, f"runs:/{finished.info.run_id}/adapter", finished.data.metrics.get("eval_loss"))
 
 
 def _run_distributed(recipe: Recipe, data_run: tuple[data.ConditionData, str] | None) -> TrainResult:
@@ -368,7 +364,7 @@ class Recipe:
         self.ckpt_dir = ckpt_dir = _checkpoint_dir(self.experiment, self.key)
         previous = _resumable_run(self.experiment, self.key) if self.options.resume else None
         resume_from = _last_checkpoint(ckpt_dir) if previous is not None else None
-        if previous is not None and resume_from is None and previous.info.status == "RUNNING":
+        if previous is not None and resume_from is None and previous.info.status == "RUNNING" and not tracking.alive(previous):
             # killed before its first checkpoint (SIGKILL, a lost machine): close it as failed, start afresh
             from mlflow.tracking import MlflowClient
 
@@ -402,6 +398,7 @@ class Recipe:
         trainer, _ = _trainer(self.profile, self.backend, self.quantization, self.job.seed, train_dataset, tokenizer,
                               self.ckpt_dir, tracking.TeeMetricLogger([]), False, self.options.stop_after_steps)
         self._fit(trainer, resume_from)
+        self._stop_if_preempted(trainer)
 
     def _encode(self, tokenizer, frame):
         """A split's files as the trainer's dataset (cut or windowed, packed or not) and what that made of them."""
@@ -423,12 +420,16 @@ class Recipe:
         train_frame, validation_frame = self.cdata.frames()
         train_dataset, stats = self._encode(tokenizer, train_frame)
         tags = self._tags(data_run_id)
-        _raise_on_sigterm()
+        preemption.install()  # SIGTERM/SIGUSR2: the run is marked FAILED and resumed next time, from a checkpoint when training
         with tracking.stage_run(self.experiment, TRAIN_STAGE, job.run_name, params=self.params, tags=tags,
                                 data_digest=self.cdata.digest, reuse=False,
                                 run_id=previous.info.run_id if resume_from else None, system_metrics=True) as srun:
             if resume_from is not None:
                 mlflow.set_tag("langdec.resumed_from", resume_from.name)
+            elif distributed.world().size == 1:  # under DDP the other ranks are already training beside rank 0
+                # the same key started elsewhere at the same moment (two machines, or two LANGDEC_HOMEs on one): the
+                # earlier run trains, this one steps aside before any model work and reuses its result
+                tracking.yield_to_earlier(srun.run_id, self.experiment, TRAIN_STAGE, self.key)
             logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *opts.extra_loggers])
             logger.log({"files": stats.files, "windows": stats.windows, "tokens_total": stats.tokens, "target_tokens": stats.target_tokens,
                         **({"tokens_dropped": stats.dropped_tokens} if self.training.long_files == "truncate" else {})})
@@ -445,6 +446,7 @@ class Recipe:
                 mlflow.log_params({f"peft.{k}": v for k, v in method.settings(self.training).items()})
             # ---- train
             output, seconds = self._fit(trainer, resume_from)
+            self._stop_if_preempted(trainer)
             padding = counter.padded / max(counter.real + counter.padded, 1)
             logger.log({"train_seconds": seconds, "padding_fraction": padding, "train_loss": float(output.training_loss),
                         "tokens_trained": float(counter.real), "tokens_per_s_overall": counter.real / max(seconds, 1e-9),
@@ -461,7 +463,7 @@ class Recipe:
             if opts.register:
                 version = registry.register(self.profile.registered_model, srun.run_id, adapter_uri, phase=self.phase, job=job,
                                             profile=self.profile, data_digest=self.cdata.digest, check_status=self.check_status,
-                                            tags=tags, supersede=opts.supersede)
+                                            tags=tags, supersede=opts.supersede, run_key=self.key)
                 mlflow.set_tag("registered_version", version)
         import shutil
 
@@ -469,15 +471,39 @@ class Recipe:
         return TrainResult(srun.run_id, False, version, adapter_uri, eval_loss)
 
     def _fit(self, trainer, resume_from: Path | None):
+        from .trainer import TrainingStop
+
         start = time.perf_counter()
+        self.stop = TrainingStop()
+        trainer.add_callback(self.stop)
         try:
-            output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            with preemption.graceful(self.stop):
+                output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise LangdecError(f"could not write a checkpoint to {self.ckpt_dir} ({exc.strerror}); free disk space "
                                    "and re-run the same command to resume from the last complete checkpoint") from None
             raise
         return output, time.perf_counter() - start
+
+    def _stop_if_preempted(self, trainer) -> None:
+        """A preemption signal arrived during training: the trainer saved checkpoint-N and stopped; say so on the run
+        (rank 0) and end with `Preempted`, which a scheduler retries and the next attempt resumes from."""
+        if self.stop.step is None:
+            return
+        import signal as signals
+
+        name = signals.Signals(self.stop.signal).name
+        if distributed.world().main:
+            from mlflow.tracking import MlflowClient
+
+            import mlflow
+
+            if mlflow.active_run() is not None:
+                MlflowClient().set_tag(mlflow.active_run().info.run_id, "langdec.preempted", f"checkpoint-{self.stop.step} ({name})")
+        raise Preempted(f"{self.job.run_name}: {name} received; training stopped at step {self.stop.step} with "
+                        f"checkpoint-{self.stop.step} in {self.ckpt_dir}; the next attempt (the same command, or the "
+                        "scheduler's requeue) resumes there")
 
 
 def _device() -> str:

@@ -74,6 +74,38 @@ class StopAfter(TrainerCallback):
             control.should_training_stop = True
 
 
+class TrainingStop(TrainerCallback):
+    """Ends training at the end of the step in progress, with a checkpoint, once a stop was requested (a
+    preemption signal, see langdec.preemption). Under DDP every rank must stop at the same step or the next
+    collective hangs, so the ranks agree on it each step (one tiny all-reduce)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self.step: int | None = None
+
+    def request(self, signum: int) -> None:
+        self.signal = signum
+
+    def _agreed(self) -> bool:
+        from . import distributed
+
+        if distributed.world().size == 1:
+            return self.signal is not None
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([1.0 if self.signal is not None else 0.0],
+                            device="cuda" if torch.cuda.is_available() and dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._agreed():
+            control.should_save = True
+            control.should_training_stop = True
+            self.step = state.global_step
+
+
 class LangdecTrainer(SFTTrainer):
     """SFTTrainer plus the options transformers does not have: package optimisers (Sophia),
     a second-order backward, and the Fourier penalty logged beside the task loss."""

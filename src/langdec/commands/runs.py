@@ -1,4 +1,4 @@
-"""Many jobs at once: ladders, queue workers, sweeps, the tracking server, and the report over them."""
+"""Many jobs at once: ladders (here, on SLURM, on Ray), one ladder item, sweeps, the tracking server, and the report."""
 
 from __future__ import annotations
 
@@ -11,20 +11,12 @@ from .common import DEFAULT_LADDER
 
 
 def cmd_ladder(args) -> int:
-    from .. import ladder, tracking, workqueue
+    from .. import ladder, tracking
 
-    if args.file == "status":
-        if not (args.storage and args.study):
-            raise LangdecError("usage: langdec ladder status --storage URL --study NAME")
-        print(json.dumps(workqueue.status(args.storage, args.study), indent=2))
-        return 0
-    if args.storage:
-        name, added, present = workqueue.enqueue(args.file, args.storage)
-        print(f"study {name}: {added} items enqueued, {present} already there")
-        print(f"run on each machine:  langdec worker --storage '{workqueue._redact(args.storage)}' --study {name}")
-        print(f"progress:             langdec ladder status --storage '{workqueue._redact(args.storage)}' --study {name}")
-        return 0
-
+    if args.status:
+        return _ladder_status(args)
+    if args.slurm or args.ray is not None:
+        return _ladder_scheduled(args)
     result = ladder.run(args.file, supersede=True if args.supersede else None, progress=not args.quiet)
     print()
     print(result.table)
@@ -36,13 +28,93 @@ def cmd_ladder(args) -> int:
     print(f"browse the runs: {tracking.ui_command()}")
     return 1 if result.failed else 0
 
-def cmd_worker(args) -> int:
-    from .. import tracking, workqueue
 
-    result = workqueue.work(args.storage, args.study, heartbeat=args.heartbeat, grace=args.grace, max_items=args.max_items,
-                            progress=not args.quiet)
-    print(json.dumps({"done": result.done, "failed": result.failed, "browse": tracking.ui_command()}, indent=2))
-    return 1 if result.failed else 0
+def _ladder_scheduled(args) -> int:
+    """Each item as a scheduler task running `langdec run-item`; MLflow, not the scheduler, says what is done."""
+    from .. import scheduling, tracking
+    from ..scheduling import item
+
+    if args.slurm and args.ray is not None:
+        raise LangdecError("choose one scheduler: --slurm or --ray")
+    tracking.configure()
+    ladder = item.load(args.file)
+    supersede = bool(args.supersede or ladder.spec.supersede)
+    if args.slurm:
+        slurm = scheduling.get("slurm")
+        extra = {}
+        for pair in args.slurm_arg:
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise LangdecError(f"--slurm-arg {pair!r}: use KEY=VALUE, e.g. --slurm-arg account=my-lab")
+            extra[key.strip().lstrip("-")] = value
+        options = slurm.Options(partition=args.partition, gpus_per_item=args.gpus_per_item, time_minutes=args.time,
+                                array_parallelism=args.array_parallelism, cpus_per_item=args.cpus_per_item, mem_gb=args.mem_gb,
+                                max_retries=args.max_retries, signal_delay_s=args.signal_delay, extra=extra,
+                                setup=list(args.slurm_setup), supersede=supersede, logs=Path(args.logs) if args.logs else None)
+        record = slurm.submit(ladder, options)
+        if not args.wait:
+            print(f"progress: langdec ladder {args.file} --status")
+            return 0
+        slurm.wait(record, poll=args.poll)
+    else:
+        ray = scheduling.get("ray")
+        outcomes = ray.run(ladder, args.ray or None, ray.Options(gpus_per_item=args.gpus_per_item, max_retries=args.max_retries,
+                                                                 supersede=supersede))
+        if any(o["status"] == "failed" for o in outcomes):
+            _print_states(ladder)
+            return 1
+    return 0 if _print_states(ladder) else 1
+
+
+def _ladder_status(args) -> int:
+    from .. import tracking
+    from ..scheduling import item
+
+    tracking.configure()
+    ladder = item.load(args.file)
+    _print_states(ladder)
+    return 0
+
+
+def _print_states(ladder) -> bool:
+    """A table of every item: its state in MLflow beside what its scheduler says; True when every item is done."""
+    from .. import scheduling
+    from ..scheduling import item, records
+
+    record = records.load(ladder.label)
+    scheduler = {}
+    if record and record.get("items") == ladder.names:
+        scheduler = scheduling.get(record["backend"]).scheduler_states(record)
+    rows = item.states(ladder)
+    width = max(len(r.name) for r in rows)
+    where = f"{record['backend']} {record.get('job_id') or record.get('address', '')}".strip() if record else "no submission recorded"
+    print(f"ladder {ladder.label} in MLflow experiment {ladder.experiment!r}; scheduler: {where}")
+    print(f"{'#':>3}  {'item':<{width}}  {'MLflow':<11}  {'version':<7}  {'scheduler':<28}  training run")
+    for r in rows:
+        print(f"{r.index:>3}  {r.name:<{width}}  {r.state:<11}  {r.version or '-':<7}  {scheduler.get(r.index, '-'):<28}  "
+              f"{r.train or '-'}{('  ' + r.detail) if r.detail else ''}")
+    done = sum(r.state == "done" for r in rows)
+    print(f"{done} of {len(rows)} items done" + ("; the report: langdec report --experiment " + ladder.experiment if done == len(rows) else ""))
+    return done == len(rows)
+
+
+def cmd_run_item(args) -> int:
+    """One ladder item to the end; the exit status tells a scheduler whether to retry (langdec.failures)."""
+    from .. import failures
+    from ..scheduling import item
+
+    try:
+        result = item.run(args.ladder, args.item, supersede=True if args.supersede else None, progress=not args.quiet)
+    except KeyboardInterrupt:
+        item.write_result(130, "interrupted")
+        raise
+    except Exception as exc:
+        item.write_result(failures.exit_code(exc), f"{type(exc).__name__}: {exc}")
+        raise
+    item.write_result(0, json.dumps(result))
+    print(json.dumps(result), flush=True)
+    return 0
+
 
 def cmd_sweep(args) -> int:
     from .. import sweep, tracking
@@ -129,20 +201,34 @@ def cmd_report(args) -> int:
 
 
 def register(command) -> None:
-    s = command("ladder", help="run a whole ladder: transpile, check, train, evaluate, report")
-    s.add_argument("file", nargs="?", default=DEFAULT_LADDER, help="a ladder YAML, or 'status' with --storage and --study")
+    s = command("ladder", help="run a whole ladder: transpile, check, train, evaluate, report; here, on SLURM or on Ray")
+    s.add_argument("file", nargs="?", default=DEFAULT_LADDER, help="a ladder YAML (experiments/ladders/)")
     s.add_argument("--supersede", action="store_true", help="re-registered cells replace their old versions")
-    s.add_argument("--storage", default=None, help="postgresql://... : enqueue the items for `langdec worker` instead of running them")
-    s.add_argument("--study", default=None, help="with 'status': the queue's study name")
+    s.add_argument("--status", action="store_true", help="each item's state in MLflow beside its scheduler's, then exit")
+    s.add_argument("--slurm", action="store_true", help="submit the items as one SLURM job array (submitit)")
+    s.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the items as Ray tasks on the cluster at ADDRESS (default: RAY_ADDRESS, else a local instance)")
+    s.add_argument("--gpus-per-item", type=int, default=1, help="GPUs each item gets; more than 1 trains with DDP (torchrun)")
+    s.add_argument("--max-retries", type=int, default=2, help="attempts after a retryable failure (preemption, OOM, network)")
+    g = s.add_argument_group("SLURM (with --slurm)")
+    g.add_argument("--partition", default=None)
+    g.add_argument("--time", type=int, default=240, help="minutes per item (one training run and its evaluation)")
+    g.add_argument("--array-parallelism", type=int, default=64, help="items running at once")
+    g.add_argument("--cpus-per-item", type=int, default=None)
+    g.add_argument("--mem-gb", type=float, default=None)
+    g.add_argument("--signal-delay", type=int, default=120, help="seconds between USR2 (checkpoint and requeue) and the kill")
+    g.add_argument("--slurm-arg", action="append", default=[], metavar="KEY=VALUE", help="another sbatch option, e.g. account=my-lab")
+    g.add_argument("--slurm-setup", action="append", default=[], metavar="LINE", help="a shell line run before each item (module load ...)")
+    g.add_argument("--logs", default=None, help="folder for the per-task logs (default: LANGDEC_HOME/slurm/LADDER-PHASE)")
+    g.add_argument("--wait", action="store_true", help="wait for the array to end, then print each item's state")
+    g.add_argument("--poll", type=float, default=30.0, help="with --wait: seconds between looks at the queue")
     s.set_defaults(func=cmd_ladder)
 
-    s = command("worker", help="pull ladder items from the PostgreSQL queue and run them until none remain")
-    s.add_argument("--storage", required=True)
-    s.add_argument("--study", required=True)
-    s.add_argument("--heartbeat", type=int, default=30, help="seconds between heartbeats")
-    s.add_argument("--grace", type=int, default=120, help="seconds without heartbeat before an item is retried elsewhere")
-    s.add_argument("--max-items", type=int, default=None)
-    s.set_defaults(func=cmd_worker)
+    s = command("run-item", help="run one ladder item to the end (what each scheduler task runs); exit 75 = retry may help")
+    s.add_argument("ladder", help="a ladder YAML")
+    s.add_argument("item", help="the item's index (0-based, the SLURM array index) or its name (cond2-zh-5k-s42)")
+    s.add_argument("--supersede", action="store_true", help="re-registered cells replace their old versions")
+    s.set_defaults(func=cmd_run_item)
 
     s = command("sweep", help="Optuna search over training settings (nested MLflow runs, pruning on validation loss)")
     s.add_argument("file", help="experiments/sweeps/NAME.yaml")

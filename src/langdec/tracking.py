@@ -275,6 +275,12 @@ def placement_tags() -> dict[str, str]:
     return tags
 
 
+def _beat_value() -> str:
+    import os
+
+    return f"{machine()} {os.getpid()} {time.time():.0f}"
+
+
 class Heartbeat:
     """Refreshes a run's heartbeat tag every `heartbeat_seconds()` from a daemon thread while its stage works."""
 
@@ -288,11 +294,10 @@ class Heartbeat:
         self._thread.start()
 
     def _beat(self) -> None:
-        import os
 
         from mlflow.tracking import MlflowClient
 
-        MlflowClient().set_tag(self.run_id, HEARTBEAT_TAG, f"{machine()} {os.getpid()} {time.time():.0f}")
+        MlflowClient().set_tag(self.run_id, HEARTBEAT_TAG, _beat_value())
 
     def _loop(self) -> None:
         while not self._stop.wait(heartbeat_seconds()):
@@ -315,7 +320,10 @@ def _started_run(experiment: str, stage: str, run_name: str, key: str, params: d
     if run_id is None:
         _close_abandoned(experiment, stage, key)
     nested = mlflow.active_run() is not None
-    all_tags = {f"{TAG}.stage": stage, f"{TAG}.run_key": key, f"{TAG}.code_version": code_version(), **tags}
+    # born beating: another machine that looks between this run's creation and its first beat must see it alive,
+    # neither taking it for abandoned nor passing it by when deciding who steps aside
+    all_tags = {f"{TAG}.stage": stage, f"{TAG}.run_key": key, f"{TAG}.code_version": code_version(), **tags,
+                HEARTBEAT_TAG: _beat_value()}
     if data_digest:
         all_tags[f"{TAG}.data_digest"] = data_digest
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, nested=nested, tags=all_tags,

@@ -172,6 +172,52 @@ def test_of_two_runs_of_one_key_started_together_the_later_steps_aside(store):
     assert MlflowClient().get_run(second).data.tags["langdec.yielded_to"] == first
 
 
+def test_a_training_run_steps_aside_midway_when_an_earlier_run_of_its_key_turns_up(store, smoke_profile, langdec_home):
+    """Two machines pass the claim together and the earlier run's creation reaches the store after the later one
+    looked: the later one trains until its heartbeat sees the earlier run, then stops without a checkpoint,
+    waits for it and reuses its result. The earlier run is this test's process beating on a run of the key."""
+    from mlflow.tracking import MlflowClient
+
+    env = {**os.environ, "LANGDEC_HEARTBEAT_SECONDS": "1"}
+    proc = subprocess.Popen(_cli("train", "--condition", "2", "--lang", "es", "--set", "training.max_steps=400",
+                                 "--set", "training.save_steps=5"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    client, deadline = MlflowClient(), time.time() + 300
+    while not list(langdec_home.glob("checkpoints/*/*/checkpoint-*/trainer_state.json")):  # training is under way
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()[1][-2000:] if proc.poll() is not None else "no checkpoint"
+        time.sleep(0.2)
+    (late,) = client.search_runs([tracking.experiment_id("phase-3-smoke")], "tags.`langdec.stage` = 'train'")
+    key = late.data.tags["langdec.run_key"]
+    stop = threading.Event()
+    earlier = _running_run("phase-3-smoke", key, f"{tracking.machine()} {os.getpid()} {time.time():.0f}", late.info.start_time - 500)
+
+    def beat() -> None:  # the earlier run's machine at work
+        while not stop.wait(0.3):
+            client.set_tag(earlier, tracking.HEARTBEAT_TAG, f"{tracking.machine()} {os.getpid()} {time.time():.0f}")
+
+    beating = threading.Thread(target=beat)
+    beating.start()
+    try:
+        while client.get_run(late.info.run_id).info.status == "RUNNING":
+            assert time.time() < deadline and proc.poll() is None, "the later run never stepped aside"
+            time.sleep(0.2)
+        stepped = client.get_run(late.info.run_id)
+        assert stepped.info.status == "KILLED" and stepped.data.tags["langdec.yielded_to"] == earlier
+        assert not list(langdec_home.glob("checkpoints/*/*/checkpoint-*"))  # its own checkpoints went with it
+        history = client.get_metric_history(late.info.run_id, "loss")
+        assert history and 5 <= max(m.step for m in history) < 400  # stopped midway, having trained
+        time.sleep(2)
+        assert proc.poll() is None  # it waits for the earlier run, which still beats
+    finally:
+        stop.set()
+        beating.join()
+    client.set_terminated(earlier, "FINISHED")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    result = json.loads(out)
+    assert result["reused"] is True and result["run_id"] == earlier, result
+    assert f"waiting for run {earlier}" in err
+
+
 # --------------------------------------------------------------------------- the registry settles
 @pytest.fixture()
 def cell(store):

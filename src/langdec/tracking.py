@@ -15,7 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from . import __version__
 from .paths import default_tracking_uri, project_root
@@ -126,11 +126,12 @@ class StageRun:
 @contextlib.contextmanager
 def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, Any], tags: dict[str, str],
               data_digest: str | None = None, reuse: bool = True, run_id: str | None = None,
-              system_metrics: bool = False) -> Iterator[StageRun]:
+              system_metrics: bool = False, on_earlier: Callable[[str], None] | None = None) -> Iterator[StageRun]:
     """Start (or reuse, or resume `run_id`) a tracked stage run; failure marks the run FAILED.
 
     Only one process at a time works on a key (`claim`): a second one waits, then reuses the
-    first's finished run."""
+    first's finished run. `on_earlier(run_id)` is called (from the heartbeat's thread) if an earlier live run of
+    the key turns up while this one works, for a stage that can stop midway and step aside."""
     key = run_key(stage, params, data_digest)
     if reuse and run_id is None:
         found = find_finished(experiment, stage, key)
@@ -143,7 +144,7 @@ def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, A
             if found is not None:
                 yield StageRun(found.info.run_id, True, experiment)
                 return
-        with _started_run(experiment, stage, run_name, key, params, tags, data_digest, run_id, system_metrics) as run:
+        with _started_run(experiment, stage, run_name, key, params, tags, data_digest, run_id, system_metrics, on_earlier) as run:
             yield run
 
 
@@ -239,11 +240,9 @@ class Yielded(Exception):
         self.run_id = run_id
 
 
-def yield_to_earlier(run_id: str, experiment: str, stage: str, key: str) -> None:
-    """Raise `Yielded` when another process started a run of the same stage and key just before this one and is
-    alive: the claim's wait cannot see a run that does not exist yet, so two machines can pass it together. Both
-    runs exist now, so at least one sees the other; the order (start time, then run id) is the same for both, and
-    the later one steps aside: its run ends KILLED, tagged with the one it yielded to."""
+def earlier_alive(run_id: str, experiment: str, stage: str, key: str) -> str | None:
+    """The id of a live run of the same stage and key that comes before `run_id` in the one order every process
+    sees (start time, then run id), or None."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
@@ -253,9 +252,25 @@ def yield_to_earlier(run_id: str, experiment: str, stage: str, key: str) -> None
     order = (mine.info.start_time, run_id)
     earlier = sorted((r for r in runs if r.info.run_id != run_id and alive(r) and (r.info.start_time, r.info.run_id) < order),
                      key=lambda r: (r.info.start_time, r.info.run_id))
-    if earlier:
-        client.set_tag(run_id, f"{TAG}.yielded_to", earlier[0].info.run_id)
-        raise Yielded(earlier[0].info.run_id)
+    return earlier[0].info.run_id if earlier else None
+
+
+def yield_to_earlier(run_id: str, experiment: str, stage: str, key: str) -> None:
+    """Raise `Yielded` when another process started a run of the same stage and key just before this one and is
+    alive: the claim's wait cannot see a run that does not exist yet, so two machines can pass it together. The
+    later one steps aside: its run ends KILLED, tagged with the one it yielded to. A start time is taken by the
+    client before its run reaches the store, so the later run may look before the earlier one has landed and see
+    nothing; the heartbeat of a training run keeps looking (`Heartbeat(watch=...)`) and stops it then."""
+    earlier = earlier_alive(run_id, experiment, stage, key)
+    if earlier is not None:
+        mark_yielded(run_id, earlier)
+        raise Yielded(earlier)
+
+
+def mark_yielded(run_id: str, earlier: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().set_tag(run_id, f"{TAG}.yielded_to", earlier)
 
 
 def placement_tags() -> dict[str, str]:
@@ -281,28 +296,44 @@ def _beat_value() -> str:
     return f"{machine()} {os.getpid()} {time.time():.0f}"
 
 
+@dataclass(frozen=True)
+class Watch:
+    """What a heartbeat also looks for at each beat: an earlier live run of its own stage and key (two machines
+    that passed the claim together), reported to `on_earlier` with that run's id."""
+    experiment: str
+    stage: str
+    key: str
+    on_earlier: Callable[[str], None]
+
+
 class Heartbeat:
     """Refreshes a run's heartbeat tag every `heartbeat_seconds()` from a daemon thread while its stage works."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, watch: Watch | None = None) -> None:
         import threading
 
-        self.run_id = run_id
+        self.run_id, self.watch = run_id, watch
         self._stop = threading.Event()
         self._beat()
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id[:8]}", daemon=True)
         self._thread.start()
 
     def _beat(self) -> None:
-
         from mlflow.tracking import MlflowClient
 
         MlflowClient().set_tag(self.run_id, HEARTBEAT_TAG, _beat_value())
+
+    def _look(self) -> None:
+        w = self.watch
+        if w is not None and (earlier := earlier_alive(self.run_id, w.experiment, w.stage, w.key)) is not None:
+            self.watch = None  # said once; the stage stops at its next step
+            w.on_earlier(earlier)
 
     def _loop(self) -> None:
         while not self._stop.wait(heartbeat_seconds()):
             try:
                 self._beat()
+                self._look()
             except Exception:  # the store is away for a moment: the next beat says it again
                 pass
 
@@ -313,7 +344,8 @@ class Heartbeat:
 
 @contextlib.contextmanager
 def _started_run(experiment: str, stage: str, run_name: str, key: str, params: dict[str, Any], tags: dict[str, str],
-                 data_digest: str | None, run_id: str | None, system_metrics: bool) -> Iterator[StageRun]:
+                 data_digest: str | None, run_id: str | None, system_metrics: bool,
+                 on_earlier: Callable[[str], None] | None = None) -> Iterator[StageRun]:
     import mlflow
 
     mlflow.set_experiment(experiment_id=experiment_id(experiment))
@@ -331,7 +363,7 @@ def _started_run(experiment: str, stage: str, run_name: str, key: str, params: d
         if run_id is None:
             mlflow.log_params({k: _param(v) for k, v in params.items()})
         mlflow.set_tags(placement_tags())  # a resumed run says where its latest attempt ran
-        beat = Heartbeat(run.info.run_id)
+        beat = Heartbeat(run.info.run_id, Watch(experiment, stage, key, on_earlier) if on_earlier else None)
         try:
             yield StageRun(run.info.run_id, False, experiment)
         except Yielded:

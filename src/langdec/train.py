@@ -19,7 +19,7 @@ from . import checks, data, distributed, preemption, registry, tracking
 from .config import Condition, Job, Profile
 from .effective import TRAINING_BACKENDS, effective_loss, effective_optimizer, peak_memory_mb, training_precision
 from .atomic import user_modes
-from .errors import LangdecError, Preempted, did_you_mean
+from .errors import LangdecError, Preempted, Retryable, did_you_mean
 from .paths import work_dir
 
 TRAIN_STAGE = "train"
@@ -300,7 +300,10 @@ def _run_distributed(recipe: Recipe, data_run: tuple[data.ConditionData, str] | 
         recipe.params, recipe.key = decision["params"], decision["key"]
         recipe.ckpt_dir = Path(decision["ckpt_dir"])
         recipe.follow(Path(decision["resume_from"]) if decision["resume_from"] else None)
-        return TrainResult(**distributed.share(None))
+        outcome = distributed.share(None)
+        if "error" in outcome:
+            raise Retryable(outcome["error"])
+        return TrainResult(**outcome)
     cdata, data_run_id = data_run or data.run_stage(profile, recipe.cond, job, experiment, progress=recipe.progress)
     recipe.gate(cdata)
     with tracking.claim(experiment, TRAIN_STAGE, recipe.key, job.run_name):
@@ -313,9 +316,27 @@ def _run_distributed(recipe: Recipe, data_run: tuple[data.ConditionData, str] | 
         distributed.share({"reuse": None, "data": str(cdata.path), "digest": cdata.digest, "manifest": cdata.manifest,
                            "params": recipe.params, "key": recipe.key, "ckpt_dir": str(recipe.ckpt_dir),
                            "resume_from": str(resume_from) if resume_from else None})
-        result = recipe.train_and_save(data_run_id, resume=(previous, resume_from))
+        try:
+            result = recipe.train_and_save(data_run_id, resume=(previous, resume_from))
+        except tracking.Yielded as yielded:
+            try:
+                result = _after_stepping_aside(recipe, yielded.run_id)
+            except Retryable as exc:
+                distributed.share({"error": str(exc)})
+                raise
     distributed.share(asdict(result))
     return result
+
+
+def _after_stepping_aside(recipe: Recipe, earlier: str) -> TrainResult:
+    """This run stepped aside midway for `earlier` (DDP: every rank stopped at the same step): wait for it under
+    the key's claim and take its result."""
+    with tracking.claim(recipe.experiment, TRAIN_STAGE, recipe.key, recipe.job.run_name):
+        finished = tracking.find_finished(recipe.experiment, TRAIN_STAGE, recipe.key)
+    if finished is None:
+        raise Retryable(f"{recipe.job.run_name}: stepped aside for run {earlier}, which ended without finishing; run the "
+                        "same command again and it trains")
+    return _reused(finished, recipe.profile)
 
 
 class Recipe:
@@ -397,8 +418,11 @@ class Recipe:
         train_dataset, _ = self._encode(tokenizer, self.cdata.frames()[0])
         trainer, _ = _trainer(self.profile, self.backend, self.quantization, self.job.seed, train_dataset, tokenizer,
                               self.ckpt_dir, tracking.TeeMetricLogger([]), False, self.options.stop_after_steps)
+        from .trainer import TrainingStop
+
+        self.stop = TrainingStop()
         self._fit(trainer, resume_from)
-        self._stop_if_preempted(trainer)
+        self._stop_if_asked()
 
     def _encode(self, tokenizer, frame):
         """A split's files as the trainer's dataset (cut or windowed, packed or not) and what that made of them."""
@@ -421,9 +445,13 @@ class Recipe:
         train_dataset, stats = self._encode(tokenizer, train_frame)
         tags = self._tags(data_run_id)
         preemption.install()  # SIGTERM/SIGUSR2: the run is marked FAILED and resumed next time, from a checkpoint when training
+        from .trainer import TrainingStop
+
+        self.stop = TrainingStop()
         with tracking.stage_run(self.experiment, TRAIN_STAGE, job.run_name, params=self.params, tags=tags,
                                 data_digest=self.cdata.digest, reuse=False,
-                                run_id=previous.info.run_id if resume_from else None, system_metrics=True) as srun:
+                                run_id=previous.info.run_id if resume_from else None, system_metrics=True,
+                                on_earlier=self.stop.step_aside) as srun:
             if resume_from is not None:
                 mlflow.set_tag("langdec.resumed_from", resume_from.name)
             elif distributed.world().size == 1:  # under DDP the other ranks are already training beside rank 0
@@ -446,7 +474,7 @@ class Recipe:
                 mlflow.log_params({f"peft.{k}": v for k, v in method.settings(self.training).items()})
             # ---- train
             output, seconds = self._fit(trainer, resume_from)
-            self._stop_if_preempted(trainer)
+            self._stop_if_asked(srun.run_id)
             padding = counter.padded / max(counter.real + counter.padded, 1)
             logger.log({"train_seconds": seconds, "padding_fraction": padding, "train_loss": float(output.training_loss),
                         "tokens_trained": float(counter.real), "tokens_per_s_overall": counter.real / max(seconds, 1e-9),
@@ -471,10 +499,7 @@ class Recipe:
         return TrainResult(srun.run_id, False, version, adapter_uri, eval_loss)
 
     def _fit(self, trainer, resume_from: Path | None):
-        from .trainer import TrainingStop
-
         start = time.perf_counter()
-        self.stop = TrainingStop()
         trainer.add_callback(self.stop)
         try:
             with preemption.graceful(self.stop):
@@ -486,23 +511,34 @@ class Recipe:
             raise
         return output, time.perf_counter() - start
 
-    def _stop_if_preempted(self, trainer) -> None:
-        """A preemption signal arrived during training: the trainer saved checkpoint-N and stopped; say so on the run
-        (rank 0) and end with `Preempted`, which a scheduler retries and the next attempt resumes from."""
-        if self.stop.step is None:
+    def _stop_if_asked(self, run_id: str | None = None) -> None:
+        """Training stopped before its end. Stepping aside (an earlier run of the key is alive elsewhere): the run
+        says for which run and ends `Yielded`, and the caller waits for that run and reuses it. A preemption
+        signal: the trainer saved checkpoint-N; the run says so and ends `Preempted`, which a scheduler retries
+        and the next attempt resumes from. `run_id` is rank 0's run; the other ranks have none."""
+        from .trainer import TrainingStop
+
+        stop = self.stop
+        if stop.reason == TrainingStop.STEP_ASIDE:
+            if run_id is not None:
+                tracking.mark_yielded(run_id, stop.yield_to)
+                if not os.environ.get("LANGDEC_CHECKPOINTS"):
+                    import shutil
+
+                    shutil.rmtree(self.ckpt_dir, ignore_errors=True)  # this machine's own; a shared folder is the other run's too
+                raise tracking.Yielded(stop.yield_to)
+            return
+        if stop.reason != TrainingStop.SIGNAL:
             return
         import signal as signals
 
-        name = signals.Signals(self.stop.signal).name
-        if distributed.world().main:
+        name = signals.Signals(stop.signal).name if stop.signal is not None else "another rank's stop signal"
+        if run_id is not None:
             from mlflow.tracking import MlflowClient
 
-            import mlflow
-
-            if mlflow.active_run() is not None:
-                MlflowClient().set_tag(mlflow.active_run().info.run_id, "langdec.preempted", f"checkpoint-{self.stop.step} ({name})")
-        raise Preempted(f"{self.job.run_name}: {name} received; training stopped at step {self.stop.step} with "
-                        f"checkpoint-{self.stop.step} in {self.ckpt_dir}; the next attempt (the same command, or the "
+            MlflowClient().set_tag(run_id, "langdec.preempted", f"checkpoint-{stop.step} ({name})")
+        raise Preempted(f"{self.job.run_name}: {name} received; training stopped at step {stop.step} with "
+                        f"checkpoint-{stop.step} in {self.ckpt_dir}; the next attempt (the same command, or the "
                         "scheduler's requeue) resumes there")
 
 

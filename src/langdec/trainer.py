@@ -75,35 +75,48 @@ class StopAfter(TrainerCallback):
 
 
 class TrainingStop(TrainerCallback):
-    """Ends training at the end of the step in progress, with a checkpoint, once a stop was requested (a
-    preemption signal, see langdec.preemption). Under DDP every rank must stop at the same step or the next
-    collective hangs, so the ranks agree on it each step (one tiny all-reduce)."""
+    """Ends training at the end of the step in progress once a stop was requested: a preemption signal (see
+    langdec.preemption) stops with a checkpoint to resume from; stepping aside for an earlier run of the same key
+    (another machine that passed the claim at the same moment) stops without one, since that run trains the
+    adapter. Under DDP every rank must stop at the same step or the next collective hangs, so the ranks agree on
+    it each step (one tiny all-reduce)."""
+
+    NONE, STEP_ASIDE, SIGNAL = 0, 1, 2
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.yield_to: str | None = None
         self.step: int | None = None
+        self.reason = self.NONE
 
     def request(self, signum: int) -> None:
         self.signal = signum
 
-    def _agreed(self) -> bool:
+    def step_aside(self, run_id: str) -> None:
+        self.yield_to = run_id
+
+    def _wanted(self) -> int:
+        return self.SIGNAL if self.signal is not None else self.STEP_ASIDE if self.yield_to is not None else self.NONE
+
+    def _agreed(self) -> int:
         from . import distributed
 
         if distributed.world().size == 1:
-            return self.signal is not None
+            return self._wanted()
         import torch
         import torch.distributed as dist
 
-        flag = torch.tensor([1.0 if self.signal is not None else 0.0],
+        flag = torch.tensor([float(self._wanted())],
                             device="cuda" if torch.cuda.is_available() and dist.get_backend() == "nccl" else "cpu")
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        return int(flag.item())
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self._agreed():
-            control.should_save = True
+        reason = self._agreed()
+        if reason != self.NONE:
+            control.should_save = reason == self.SIGNAL
             control.should_training_stop = True
-            self.step = state.global_step
+            self.step, self.reason = state.global_step, reason
 
 
 class LangdecTrainer(SFTTrainer):

@@ -158,6 +158,33 @@ def test_a_run_beating_on_another_machine_is_waited_for_and_never_called_abandon
     assert tracking.find_finished("claims", "train", "k1").info.run_id == alive  # what the waiter then reuses
 
 
+def test_on_this_machine_a_live_process_is_alive_however_late_its_beat_and_a_reused_pid_is_not(monkeypatch):
+    monkeypatch.setenv("LANGDEC_HEARTBEAT_SECONDS", "1")
+    here, now = tracking.machine(), time.time()
+    late = {tracking.HEARTBEAT_TAG: f"{here} 1 {now - 1000:.0f}"}  # pid 1 started long before that beat
+    assert tracking._alive(late, now) == (here, "1")  # a loaded machine delays beats of a working process
+    newer = subprocess.Popen(["sleep", "30"])
+    try:  # a pid whose process started after the run's last beat belongs to another process now
+        assert tracking._alive({tracking.HEARTBEAT_TAG: f"{here} {newer.pid} {now - 100:.0f}"}, now) is None
+        assert tracking._alive({tracking.HEARTBEAT_TAG: f"{here} {newer.pid} {time.time() + 1:.0f}"}, time.time()) == (here, str(newer.pid))
+    finally:
+        newer.kill()
+        newer.wait()
+    assert tracking._alive({tracking.HEARTBEAT_TAG: f"gpu-node-7 4242 {now - 10:.0f}"}, now) is None  # elsewhere: the beat's age
+
+
+def test_a_run_closed_as_abandoned_by_another_machine_learns_who_took_over(store):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    mine = _running_run("takeover", "k", f"gpu-node-7 4242 {time.time():.0f}")
+    assert tracking.taken_over_by(mine, "takeover", "train", "k") is None  # still RUNNING: nobody took over
+    # the store was away long enough for gpu-node-8 to call it abandoned and start its own run of the key
+    client.set_terminated(mine, "FAILED")
+    successor = _running_run("takeover", "k", f"gpu-node-8 4343 {time.time():.0f}")
+    assert tracking.taken_over_by(mine, "takeover", "train", "k") == successor
+
+
 def test_of_two_runs_of_one_key_started_together_the_later_steps_aside(store):
     from mlflow.tracking import MlflowClient
 

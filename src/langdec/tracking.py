@@ -189,9 +189,23 @@ def machine() -> str:
     return f"{socket.gethostname().replace(' ', '_')}#{boot}"
 
 
+def _process_start(pid: int) -> float | None:
+    """When process `pid` of this machine started (unix seconds), from /proc; None where /proc cannot say."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+    except (OSError, IndexError, StopIteration, ValueError):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in clock ticks after boot
+
+
 def _alive(tags: dict[str, str], now: float) -> tuple[str, str] | None:
-    """(host, pid) of the process working on a RUNNING run, or None when it is gone: its heartbeat is older than
-    four beats, or it is a process of this machine that no longer exists. A run without a heartbeat (an older
+    """(host, pid) of the process working on a RUNNING run, or None when it is gone. On this machine the process
+    table says: the pid exists and started before the run's last beat (a pid reused since is another process),
+    however late the beat, since a loaded machine or a slow store delays beats of a process that is alive. On
+    another machine the beat says: gone when older than four beats. A run without a heartbeat (an older
     langdec's) counts as gone, as before."""
     import os
 
@@ -209,6 +223,9 @@ def _alive(tags: dict[str, str], now: float) -> tuple[str, str] | None:
             return None
         except PermissionError:
             pass
+        started = _process_start(pid_n)
+        if started is not None:
+            return (host, pid) if started <= when_s + 1 else None  # beats are whole seconds
     return (host, pid) if now - when_s < 4 * heartbeat_seconds() else None
 
 
@@ -253,6 +270,21 @@ def earlier_alive(run_id: str, experiment: str, stage: str, key: str) -> str | N
     earlier = sorted((r for r in runs if r.info.run_id != run_id and alive(r) and (r.info.start_time, r.info.run_id) < order),
                      key=lambda r: (r.info.start_time, r.info.run_id))
     return earlier[0].info.run_id if earlier else None
+
+
+def taken_over_by(run_id: str, experiment: str, stage: str, key: str) -> str | None:
+    """The live run of the same key that took over from `run_id` after another machine closed `run_id` as
+    abandoned (its beats did not reach the store for four intervals: a network or store outage), or None. The
+    run taken over from steps aside, whichever started first: the other one is the one the claim let through."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    if client.get_run(run_id).info.status == "RUNNING":
+        return None
+    runs = client.search_runs([experiment_id(experiment)], filter_string=
+                              f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'",
+                              order_by=["attributes.start_time ASC"])
+    return next((r.info.run_id for r in runs if r.info.run_id != run_id and alive(r)), None)
 
 
 def yield_to_earlier(run_id: str, experiment: str, stage: str, key: str) -> None:
@@ -325,9 +357,12 @@ class Heartbeat:
 
     def _look(self) -> None:
         w = self.watch
-        if w is not None and (earlier := earlier_alive(self.run_id, w.experiment, w.stage, w.key)) is not None:
+        if w is None:
+            return
+        other = earlier_alive(self.run_id, w.experiment, w.stage, w.key) or taken_over_by(self.run_id, w.experiment, w.stage, w.key)
+        if other is not None:
             self.watch = None  # said once; the stage stops at its next step
-            w.on_earlier(earlier)
+            w.on_earlier(other)
 
     def _loop(self) -> None:
         while not self._stop.wait(heartbeat_seconds()):

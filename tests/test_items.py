@@ -185,6 +185,32 @@ def test_a_run_closed_as_abandoned_by_another_machine_learns_who_took_over(store
     assert tracking.taken_over_by(mine, "takeover", "train", "k") == successor
 
 
+def test_a_run_of_the_key_that_ran_while_training_waited_to_start_is_reused_not_trained_again(store, monkeypatch):
+    """Training looks for a finished run of its key, prepares (seconds to minutes), then starts its run under the
+    claim. Another machine's run that appeared in between and ran while this one waited is stepped aside for,
+    so the caller claims again and reuses it, instead of training the same key a second time."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("LANGDEC_HEARTBEAT_SECONDS", "1")
+    client = MlflowClient()
+    other = _running_run("window", tracking.run_key("train", {}, None), f"gpu-node-7 4242 {time.time():.0f}")
+
+    def beat_then_finish():
+        for _ in range(2):
+            time.sleep(1)
+            client.set_tag(other, tracking.HEARTBEAT_TAG, f"gpu-node-7 4242 {time.time():.0f}")
+        client.set_terminated(other, "FINISHED")
+
+    worker = threading.Thread(target=beat_then_finish)
+    worker.start()
+    with pytest.raises(tracking.Yielded) as yielded:
+        with tracking.stage_run("window", "train", "cond1-5k-s42", params={}, tags={}, reuse=False, on_earlier=print):
+            pass
+    worker.join()
+    assert yielded.value.run_id == other
+    assert [r.info.run_id for r in client.search_runs([tracking.experiment_id("window")])] == [other]  # none created
+
+
 def test_of_two_runs_of_one_key_started_together_the_later_steps_aside(store):
     from mlflow.tracking import MlflowClient
 

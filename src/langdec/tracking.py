@@ -138,18 +138,22 @@ def stage_run(experiment: str, stage: str, run_name: str, *, params: dict[str, A
         if found is not None:
             yield StageRun(found.info.run_id, True, experiment)
             return
-    with claim(experiment, stage, key, run_name):
+    with claim(experiment, stage, key, run_name) as waited_for:
         if reuse and run_id is None:
             found = find_finished(experiment, stage, key)  # finished while we waited for the claim
             if found is not None:
                 yield StageRun(found.info.run_id, True, experiment)
                 return
+        elif waited_for is not None and on_earlier is not None:
+            # another machine's run of the key appeared after the caller looked for a finished one and ran while
+            # this one waited: the caller, which can step aside, claims again and reuses what that run left
+            raise Yielded(waited_for)
         with _started_run(experiment, stage, run_name, key, params, tags, data_digest, run_id, system_metrics, on_earlier) as run:
             yield run
 
 
 @contextlib.contextmanager
-def claim(experiment: str, stage: str, key: str, run_name: str) -> Iterator[None]:
+def claim(experiment: str, stage: str, key: str, run_name: str) -> Iterator[str | None]:
     """The one claim of a stage key: its run, its checkpoint folder and its registered version. On this machine a
     lock (`locks.hold`); across machines, a run of the key that is RUNNING with a fresh heartbeat (`Heartbeat`)
     from another process is waited for, so two machines never train the same key at once and a run whose
@@ -158,8 +162,7 @@ def claim(experiment: str, stage: str, key: str, run_name: str) -> Iterator[None
 
     what = f"{stage} {run_name} (key {key}) in {experiment}"
     with hold(f"{experiment}-{stage}-{key}", what):
-        _wait_while_alive_elsewhere(experiment, stage, key, what)
-        yield
+        yield _wait_while_alive_elsewhere(experiment, stage, key, what)
 
 
 HEARTBEAT_TAG = f"{TAG}.heartbeat"  # "<host> <pid> <unix seconds>", refreshed while a stage run works
@@ -229,23 +232,24 @@ def _alive(tags: dict[str, str], now: float) -> tuple[str, str] | None:
     return (host, pid) if now - when_s < 4 * heartbeat_seconds() else None
 
 
-def _wait_while_alive_elsewhere(experiment: str, stage: str, key: str, what: str) -> None:
+def _wait_while_alive_elsewhere(experiment: str, stage: str, key: str, what: str) -> str | None:
+    """Wait while another process's run of the key is alive; the id of the run waited for, or None."""
     import sys
 
     from mlflow.tracking import MlflowClient
 
-    said = False
+    waited_for = None
     while True:
         runs = MlflowClient().search_runs([experiment_id(experiment)], filter_string=
                                           f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'")
         alive = [(r, who) for r in runs if (who := _alive(r.data.tags, time.time()))]
         if not alive:
-            return
-        if not said:
+            return waited_for
+        if waited_for is None:
             run, (host, pid) = alive[0]
             sys.stderr.write(f"langdec: waiting for run {run.info.run_id} (pid {pid} on {host}), which is running {what}\n")
             sys.stderr.flush()
-            said = True
+            waited_for = run.info.run_id
         time.sleep(min(5.0, heartbeat_seconds()))
 
 

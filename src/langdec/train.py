@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import checks, data, distributed, preemption, registry, tracking
 from .config import Condition, Job, Profile
@@ -294,6 +294,8 @@ def _run_distributed(recipe: Recipe, data_run: tuple[data.ConditionData, str] | 
     job, profile, experiment = recipe.job, recipe.profile, recipe.experiment
     if not distributed.world().main:
         decision = distributed.share(None)
+        if "error" in decision:
+            raise Retryable(decision["error"])
         if decision["reuse"]:
             return TrainResult(**decision["reuse"])
         recipe.cdata = data.ConditionData(Path(decision["data"]), decision["digest"], decision["manifest"])
@@ -313,17 +315,28 @@ def _run_distributed(recipe: Recipe, data_run: tuple[data.ConditionData, str] | 
             distributed.share({"reuse": asdict(reused)})
             return reused
         previous, resume_from = recipe.begin()
-        distributed.share({"reuse": None, "data": str(cdata.path), "digest": cdata.digest, "manifest": cdata.manifest,
-                           "params": recipe.params, "key": recipe.key, "ckpt_dir": str(recipe.ckpt_dir),
-                           "resume_from": str(resume_from) if resume_from else None})
+        decision = {"reuse": None, "data": str(cdata.path), "digest": cdata.digest, "manifest": cdata.manifest,
+                    "params": recipe.params, "key": recipe.key, "ckpt_dir": str(recipe.ckpt_dir),
+                    "resume_from": str(resume_from) if resume_from else None}
+        announced: list[bool] = []
+
+        def announce() -> None:  # the run exists and did not step aside: the other ranks start training beside it
+            distributed.share(decision)
+            announced.append(True)
+
         try:
-            result = recipe.train_and_save(data_run_id, resume=(previous, resume_from))
+            result = recipe.train_and_save(data_run_id, resume=(previous, resume_from), announce=announce)
         except tracking.Yielded as yielded:
+            # before announcing, the other ranks wait for a decision: reuse; after it, they stopped at the same
+            # step as this one and wait for the result
             try:
                 result = _after_stepping_aside(recipe, yielded.run_id)
             except Retryable as exc:
                 distributed.share({"error": str(exc)})
                 raise
+            if not announced:
+                distributed.share({"reuse": asdict(result)})
+                return result
     distributed.share(asdict(result))
     return result
 
@@ -430,7 +443,9 @@ class Recipe:
         ids, stats = tokenize_files(frame["code"].tolist(), tokenizer, t.max_length, t.long_files)
         return _dataset(ids, t.max_length if t.packing else None), stats
 
-    def train_and_save(self, data_run_id: str, resume: tuple[Any, Path | None]) -> TrainResult:
+    def train_and_save(self, data_run_id: str, resume: tuple[Any, Path | None],
+                       announce: Callable[[], None] | None = None) -> TrainResult:
+        """`announce` (DDP's rank 0) tells the other ranks to start, once this run exists and has not stepped aside."""
         import mlflow
         from transformers import set_seed
 
@@ -439,10 +454,6 @@ class Recipe:
 
         opts, job = self.options, self.job
         previous, resume_from = resume
-        set_seed(job.seed)
-        tokenizer = load_tokenizer(self.profile.model, padding_side="right")
-        train_frame, validation_frame = self.cdata.frames()
-        train_dataset, stats = self._encode(tokenizer, train_frame)
         tags = self._tags(data_run_id)
         preemption.install()  # SIGTERM/SIGUSR2: the run is marked FAILED and resumed next time, from a checkpoint when training
         from .trainer import TrainingStop
@@ -454,10 +465,16 @@ class Recipe:
                                 on_earlier=self.stop.step_aside) as srun:
             if resume_from is not None:
                 mlflow.set_tag("langdec.resumed_from", resume_from.name)
-            elif distributed.world().size == 1:  # under DDP the other ranks are already training beside rank 0
+            else:
                 # the same key started elsewhere at the same moment (two machines, or two LANGDEC_HOMEs on one): the
                 # earlier run trains, this one steps aside before any model work and reuses its result
                 tracking.yield_to_earlier(srun.run_id, self.experiment, TRAIN_STAGE, self.key)
+            if announce is not None:
+                announce()
+            set_seed(job.seed)
+            tokenizer = load_tokenizer(self.profile.model, padding_side="right")
+            train_frame, validation_frame = self.cdata.frames()
+            train_dataset, stats = self._encode(tokenizer, train_frame)
             logger = tracking.TeeMetricLogger([tracking.MlflowMetricLogger(srun.run_id), *opts.extra_loggers])
             logger.log({"files": stats.files, "windows": stats.windows, "tokens_total": stats.tokens, "target_tokens": stats.target_tokens,
                         **({"tokens_dropped": stats.dropped_tokens} if self.training.long_files == "truncate" else {})})

@@ -178,11 +178,11 @@ def test_a_run_closed_as_abandoned_by_another_machine_learns_who_took_over(store
 
     client = MlflowClient()
     mine = _running_run("takeover", "k", f"gpu-node-7 4242 {time.time():.0f}")
-    assert tracking.taken_over_by(mine, "takeover", "train", "k") is None  # still RUNNING: nobody took over
+    assert tracking.rival(mine, "takeover", "train", "k") is None  # still RUNNING: nobody took over
     # the store was away long enough for gpu-node-8 to call it abandoned and start its own run of the key
     client.set_terminated(mine, "FAILED")
     successor = _running_run("takeover", "k", f"gpu-node-8 4343 {time.time():.0f}")
-    assert tracking.taken_over_by(mine, "takeover", "train", "k") == successor
+    assert tracking.rival(mine, "takeover", "train", "k") == successor
 
 
 def test_a_run_of_the_key_that_ran_while_training_waited_to_start_is_reused_not_trained_again(store, monkeypatch):

@@ -232,17 +232,22 @@ def _alive(tags: dict[str, str], now: float) -> tuple[str, str] | None:
     return (host, pid) if now - when_s < 4 * heartbeat_seconds() else None
 
 
+def _running(experiment: str, stage: str, key: str) -> list:
+    """The RUNNING runs of a stage key, earliest first."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient().search_runs([experiment_id(experiment)], filter_string=
+                                      f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'",
+                                      order_by=["attributes.start_time ASC"])
+
+
 def _wait_while_alive_elsewhere(experiment: str, stage: str, key: str, what: str) -> str | None:
     """Wait while another process's run of the key is alive; the id of the run waited for, or None."""
     import sys
 
-    from mlflow.tracking import MlflowClient
-
     waited_for = None
     while True:
-        runs = MlflowClient().search_runs([experiment_id(experiment)], filter_string=
-                                          f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'")
-        alive = [(r, who) for r in runs if (who := _alive(r.data.tags, time.time()))]
+        alive = [(r, who) for r in _running(experiment, stage, key) if (who := _alive(r.data.tags, time.time()))]
         if not alive:
             return waited_for
         if waited_for is None:
@@ -261,34 +266,18 @@ class Yielded(Exception):
         self.run_id = run_id
 
 
-def earlier_alive(run_id: str, experiment: str, stage: str, key: str) -> str | None:
-    """The id of a live run of the same stage and key that comes before `run_id` in the one order every process
-    sees (start time, then run id), or None."""
+def rival(run_id: str, experiment: str, stage: str, key: str) -> str | None:
+    """The live run of the same stage and key that `run_id` should step aside for, or None: one that comes before
+    it in the order every process sees (start time, then run id); or, once another machine closed `run_id` as
+    abandoned (its beats kept from the store for four intervals), the run that took over, whichever started
+    first, since that is the one the claim let through."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
-    mine = client.get_run(run_id)
-    runs = client.search_runs([experiment_id(experiment)], filter_string=
-                              f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'")
-    order = (mine.info.start_time, run_id)
-    earlier = sorted((r for r in runs if r.info.run_id != run_id and alive(r) and (r.info.start_time, r.info.run_id) < order),
-                     key=lambda r: (r.info.start_time, r.info.run_id))
-    return earlier[0].info.run_id if earlier else None
-
-
-def taken_over_by(run_id: str, experiment: str, stage: str, key: str) -> str | None:
-    """The live run of the same key that took over from `run_id` after another machine closed `run_id` as
-    abandoned (its beats did not reach the store for four intervals: a network or store outage), or None. The
-    run taken over from steps aside, whichever started first: the other one is the one the claim let through."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    if client.get_run(run_id).info.status == "RUNNING":
-        return None
-    runs = client.search_runs([experiment_id(experiment)], filter_string=
-                              f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'",
-                              order_by=["attributes.start_time ASC"])
-    return next((r.info.run_id for r in runs if r.info.run_id != run_id and alive(r)), None)
+    mine = MlflowClient().get_run(run_id)
+    closed, order = mine.info.status != "RUNNING", (mine.info.start_time, run_id)
+    others = sorted((r for r in _running(experiment, stage, key) if r.info.run_id != run_id and alive(r)),
+                    key=lambda r: (r.info.start_time, r.info.run_id))
+    return next((r.info.run_id for r in others if closed or (r.info.start_time, r.info.run_id) < order), None)
 
 
 def yield_to_earlier(run_id: str, experiment: str, stage: str, key: str) -> None:
@@ -297,7 +286,7 @@ def yield_to_earlier(run_id: str, experiment: str, stage: str, key: str) -> None
     later one steps aside: its run ends KILLED, tagged with the one it yielded to. A start time is taken by the
     client before its run reaches the store, so the later run may look before the earlier one has landed and see
     nothing; the heartbeat of a training run keeps looking (`Heartbeat(watch=...)`) and stops it then."""
-    earlier = earlier_alive(run_id, experiment, stage, key)
+    earlier = rival(run_id, experiment, stage, key)
     if earlier is not None:
         mark_yielded(run_id, earlier)
         raise Yielded(earlier)
@@ -334,8 +323,8 @@ def _beat_value() -> str:
 
 @dataclass(frozen=True)
 class Watch:
-    """What a heartbeat also looks for at each beat: an earlier live run of its own stage and key (two machines
-    that passed the claim together), reported to `on_earlier` with that run's id."""
+    """What a heartbeat also looks for at each beat: a live run of its own stage and key to step aside for
+    (`rival`: two machines that passed the claim together, or one that took over), reported to `on_earlier`."""
     experiment: str
     stage: str
     key: str
@@ -363,7 +352,7 @@ class Heartbeat:
         w = self.watch
         if w is None:
             return
-        other = earlier_alive(self.run_id, w.experiment, w.stage, w.key) or taken_over_by(self.run_id, w.experiment, w.stage, w.key)
+        other = rival(self.run_id, w.experiment, w.stage, w.key)
         if other is not None:
             self.watch = None  # said once; the stage stops at its next step
             w.on_earlier(other)
@@ -420,9 +409,7 @@ def _close_abandoned(experiment: str, stage: str, key: str) -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    stale = client.search_runs([experiment_id(experiment)],
-                               filter_string=f"tags.`{TAG}.stage` = '{stage}' and tags.`{TAG}.run_key` = '{key}' and attributes.status = 'RUNNING'")
-    for run in stale:
+    for run in _running(experiment, stage, key):
         if alive(run):  # its process still beats: the claim's wait let it through only because it is that process
             continue
         client.set_tag(run.info.run_id, f"{TAG}.abandoned", "a later attempt of the same stage started; this one never finished")

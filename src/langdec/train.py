@@ -293,19 +293,14 @@ def _run_distributed(recipe: Recipe, data_run: tuple[data.ConditionData, str] | 
         raise LangdecError("validation during training (sweeps) runs in one process; launch sweeps without torchrun/accelerate")
     job, profile, experiment = recipe.job, recipe.profile, recipe.experiment
     if not distributed.world().main:
-        decision = distributed.share(None)
-        if "error" in decision:
-            raise Retryable(decision["error"])
+        decision = _from_rank_0()
         if decision["reuse"]:
             return TrainResult(**decision["reuse"])
         recipe.cdata = data.ConditionData(Path(decision["data"]), decision["digest"], decision["manifest"])
         recipe.params, recipe.key = decision["params"], decision["key"]
         recipe.ckpt_dir = Path(decision["ckpt_dir"])
         recipe.follow(Path(decision["resume_from"]) if decision["resume_from"] else None)
-        outcome = distributed.share(None)
-        if "error" in outcome:
-            raise Retryable(outcome["error"])
-        return TrainResult(**outcome)
+        return TrainResult(**_from_rank_0())
     cdata, data_run_id = data_run or data.run_stage(profile, recipe.cond, job, experiment, progress=recipe.progress)
     recipe.gate(cdata)
     with tracking.claim(experiment, TRAIN_STAGE, recipe.key, job.run_name):
@@ -339,6 +334,14 @@ def _run_distributed(recipe: Recipe, data_run: tuple[data.ConditionData, str] | 
                 return result
     distributed.share(asdict(result))
     return result
+
+
+def _from_rank_0() -> dict:
+    """What rank 0 shared (a decision or a result), or the retryable failure it shared instead, raised here too."""
+    told = distributed.share(None)
+    if "error" in told:
+        raise Retryable(told["error"])
+    return told
 
 
 def _after_stepping_aside(recipe: Recipe, earlier: str) -> TrainResult:

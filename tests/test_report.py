@@ -61,7 +61,7 @@ def test_markdown_and_terminal_table(built, tmp_path):
     text = report.markdown(built, [])
     assert "6 condition cells: 3 wins, 0 losses, 3 ties" in text and "2 conclusions flip sign" in text
     table = report.print_table(built)
-    assert "cond2-zh" in table and "(+1.000 W) o" in table and "xnli/es n=20" in table
+    assert "cond2-zh" in table and "(+1.000 W) o [+1.000, +1.000]" in table and "xnli/es n=20" in table  # delta's interval
     assert report.heatmap(built, tmp_path / "h.png").stat().st_size > 1000
 
 

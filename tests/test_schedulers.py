@@ -371,3 +371,110 @@ def test_an_item_on_two_gpus_trains_with_ddp_under_torchrun(stack, slurm_cluster
     assert trained.info.status == "FINISHED"
     assert trained.data.params["world_size"] == "2" and trained.data.tags["langdec.gpus"] == "0,1"  # both of the node's GPUs
     assert list(live_versions(stack, "phase-ddp").values()) == [[trained.data.tags["registered_version"]]]
+
+
+# --------------------------------------------------------------------------- issue 34: a cancel, an edited ladder, exit statuses
+def _squeue_empty(cluster: localcluster.SlurmCluster, job: str, timeout: float = 900) -> None:
+    deadline = time.time() + timeout
+    while cluster.run("squeue", "-h", "-j", job, "-o", "%i", check=False).strip():
+        assert time.time() < deadline, cluster.run("squeue", "-h", "-j", job, "-o", "%i %T %r", check=False)
+        time.sleep(2)
+
+
+def _status(ladder: Path, env: dict[str, str]) -> str:
+    out = subprocess.run([sys.executable, "-m", "langdec.cli", "ladder", str(ladder), "--status"], capture_output=True, text=True,
+                         env=env)
+    print(f"$ langdec ladder {ladder.name} --status\n{out.stdout}{out.stderr[-1000:]}")
+    return out.stdout
+
+
+def test_slurm_a_plain_scancel_ends_the_item_and_status_says_so(stack, slurm_cluster, tmp_path_factory, tmp_path):
+    from langdec.scheduling import records, slurm
+
+    scheduler = Slurm(slurm_cluster, stack, tmp_path_factory.mktemp("shared-checkpoints"))
+    ladder = localcluster.write_ladder(tmp_path, "cancel", "  - condition: 1\n", LONG, "[en]")
+    cmd = scheduler.command(ladder)
+    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=scheduler.env())
+    wait_for_checkpoint(scheduler.checkpoints, "phase-cancel")
+    (task,) = records.load("cancel-phase-cancel")["tasks"]
+    slurm_cluster.run("scancel", task)  # a user's cancel: no --signal
+    print(f"$ scancel {task}")
+    stdout, stderr = finish(driver, cmd)
+    assert driver.returncode == 1  # the item is not done
+    time.sleep(8)  # a task that requeued itself would be back in the queue by now
+    fields = slurm.job_fields(slurm_cluster.run("scontrol", "show", "job", "-o", task))
+    print(f"# {task}: JobState={fields['JobState']} Restarts={fields['Restarts']} ExitCode={fields['ExitCode']}")
+    assert fields["JobState"] == "CANCELLED" and fields["Restarts"] == "0"
+    log = scheduler.log_of("cancel-phase-cancel", 0)
+    print("# its log:\n" + "\n".join(line for line in log.splitlines() if line.startswith(("langdec:", "item 0"))))
+    assert "langdec: SIGTERM: scancel by a user or an admin" in log and "cancelled; not requeued" in log
+    assert log.count("item 0 cond1-5k-s42 of ladder") == 1
+    row = next(line for line in _status(ladder, scheduler.env()).splitlines() if line.startswith("  0  cond1-5k-s42"))
+    assert "  cancelled  " in row and f"slurm {task}: ended: cancelled" in row
+
+
+def test_slurm_runs_the_ladder_as_submitted_and_a_config_error_exits_2(stack, slurm_cluster, tmp_path_factory, tmp_path):
+    """The ladder file gets an item inserted at its top while the array waits in the queue: task 0 still runs the
+    baseline it was submitted as, and nothing runs the inserted item. Task 1's data error is the task's exit
+    status 2 in SLURM's records, and `--status` says why."""
+    from langdec.scheduling import records, slurm
+
+    scheduler = Slurm(slurm_cluster, stack, tmp_path_factory.mktemp("shared-checkpoints"))
+    ladder = localcluster.write_ladder(tmp_path, "edited", "  - condition: baseline\n  - condition: 1\n",
+                                       [*QUICK, "corpus.min_lines=100000"], "[en]")  # the baseline reads no corpus
+    submit = [sys.executable, "-m", "langdec.cli", "--quiet", "ladder", str(ladder), "--slurm", "--time", "30",
+              "--slurm-arg", "begin=now+600"]  # held in the queue
+    assert run(submit, scheduler.env()).returncode == 0
+    array = records.load("edited-phase-edited")["job_id"]
+    ladder.write_text(ladder.read_text().replace("runs:\n", "runs:\n  - condition: 2\n    langs: [zh]\n"))
+    print("# cond2-zh inserted at the top of the ladder file while the array waits")
+    slurm_cluster.run("scontrol", "update", f"jobid={array}", "StartTime=now")
+    _squeue_empty(slurm_cluster, array)
+
+    client = _client(stack)
+    exp = client.get_experiment_by_name("phase-edited-smoke")
+    ran = sorted((r.data.tags.get("langdec.stage"), r.data.tags.get("run_name"), r.info.status)
+                 for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("langdec.stage") in ("train", "evaluate"))
+    print(f"# runs: {ran}")
+    assert ran == [("evaluate", "baseline", "FINISHED")]  # no cond2-zh, no cond1 training
+    first = scheduler.log_of("edited-phase-edited", 0)
+    assert "changed since this ladder was submitted; running the submitted version" in first
+    assert "item 0 baseline of ladder" in first
+    fields = slurm.job_fields(slurm_cluster.run("scontrol", "show", "job", "-o", f"{array}_1"))
+    print(f"# {array}_1: JobState={fields['JobState']} ExitCode={fields['ExitCode']}")
+    assert fields["JobState"] == "FAILED" and fields["ExitCode"] == "2:0"
+    status = _status(ladder, scheduler.env())
+    assert f"note: {ladder} changed since it was submitted" in status
+    row = next(line for line in status.splitlines() if line.startswith("  2  cond1-5k-s42"))
+    assert f"slurm {array}_1: ended: failed, exit 2" in row
+    why = next(line for line in status.splitlines() if line.strip().startswith("why: item cond1-5k-s42"))
+    assert "no file survived the filters" in why and why.endswith("(not retryable)")
+
+
+def test_the_local_clusters_teardown_spares_a_process_it_did_not_start(tmp_path):
+    why = localcluster.slurm_missing()
+    if why:
+        pytest.skip(why)
+    with localcluster.slurm_cluster(tmp_path / "slurm", nodes=1) as cluster:
+        # an `mlflow server` started from the shell that uses the cluster: SLURM_CONF is in its environment
+        bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], env={**localcluster.client_env("x"),
+                                                                                                   **cluster.env})
+        job = cluster.run("sbatch", "--parsable", "-o", "/dev/null", "--wrap", "sleep 600").strip()
+        deadline = time.time() + 60
+        while "RUNNING" not in cluster.run("squeue", "-h", "-j", job, "-o", "%T", check=False):
+            assert time.time() < deadline
+            time.sleep(0.5)
+    try:
+        left = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and _has_env(p, f"SLURM_JOB_ID={job}")]
+        print(f"# after teardown: bystander {'alive' if bystander.poll() is None else 'killed'}, job {job}'s processes: {left}")
+        assert bystander.poll() is None and not left
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def _has_env(pid_dir: Path, entry: str) -> bool:
+    try:
+        return entry.encode() in (pid_dir / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return False

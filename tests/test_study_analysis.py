@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,27 @@ def test_every_listed_file_is_written_and_the_manifest_says_which_are_the_studys
     exact = {Path(f["file"]).name for f in manifest["files"] if f["byte_identical_to_the_study"]}
     assert exact == set(STUDY_FILES)  # every study file with a script; cross-seed-variance.tsv has none
     assert len(manifest["sessions"]) == 26 and {s["origin"] for s in manifest["sessions"]} == {"imported"}
+    assert [(s["condition"], s["seed"], s["file"]) for s in manifest["stray_files"]] == \
+        [("condition-2-ur-5k", "42", "condition-2-ur-5k_seed123_results_template1.json")]
     assert set(manifest["extractor_versions"]) >= {"strict", "refined", "langdec"}
+
+
+@pytest.mark.parametrize("name, keys", [("correct-via-constant-rates.tsv", 5), ("xnli-label-distributions.tsv", 8),
+                                        ("sib200-category-accuracy.tsv", 8)])
+def test_the_per_item_breakdowns_count_the_stray_file_as_the_studys_scripts_and_langdec_leaves_it_out(written, name, keys):
+    """The fixture's seed-42 folder of condition-2-ur-5k holds a copy of seed 123's template-1 results file: the study's
+    three per-item scripts count its cells again under seed 42 (the byte-identical files above); langdec's versions
+    in langdec/ are those of the study's sessions alone."""
+    study = pd.read_csv(written / study_files.where(name).folder / name, sep="\t", dtype=str, keep_default_na=False)
+    mine = pd.read_csv(written / "langdec" / name.replace(".tsv", "_without_strays.tsv"), sep="\t", dtype=str, keep_default_na=False)
+    key = list(study.columns[:keys])
+    assert not mine.duplicated(key).any() and study.duplicated(key).sum() > 0
+    # the study's file is langdec's plus the stray's rows: seed 123's template-1 rows of the same condition, as seed 42
+    rows = lambda frame: Counter(map(tuple, frame.to_numpy().tolist()))
+    extra = rows(study) - rows(mine)
+    assert sum(extra.values()) == len(study) - len(mine) > 0
+    copied = study[(study.condition == "condition-2-ur-5k") & (study.seed == "123") & (study.template == "1")].assign(seed="42")
+    assert extra == rows(copied)
 
 
 def test_tables_tex_compiles_as_booktabs_tables(written, tmp_path):
@@ -75,7 +96,8 @@ def test_the_run_is_logged_with_its_sources_and_extractor_versions(written):
     exp = client.get_experiment_by_name(EXPERIMENT)
     (run,) = client.search_runs([exp.experiment_id], "tags.`langdec.stage` = 'study-tables'")
     sources = {r.info.run_id for r in client.search_runs([exp.experiment_id], "tags.`langdec.stage` = 'evaluate'")}
-    assert set(run.data.tags["langdec.source_runs"].split(",")) == sources and len(sources) == 26
+    assert set(run.data.tags["langdec.source_runs"].split(",")) == sources and len(sources) == 26 + 1  # the stray file's run
+    assert run.data.tags["langdec.sessions"] == "26" and run.data.tags["langdec.stray_files"] == "1"
     assert run.data.tags["langdec.extractor.refined"] and run.data.metrics["study.conclusion_flips"] == 18
     logged = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="study-tables/refined-tables/cells.tsv")
     assert Path(logged).read_bytes() == (EXPECTED / "cells.tsv").read_bytes()

@@ -9,6 +9,7 @@ destination that already holds something is refused unless the caller passes
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -16,6 +17,50 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from .errors import LangdecError
+
+PARTIAL = ".partial"
+
+
+def check_output(target: Path | str, *, replace: bool, flag: str = "--out") -> None:
+    """A user-named output (`--out`, export's DEST): never where langdec keeps its own things, then `check_destination`.
+
+    Checked before anything is read or written: `--force` on the store's artifact root once replaced every run's
+    artifacts with the output, which then logged itself into itself."""
+    refuse_protected(target, flag=flag)
+    clean_leftovers(target)
+    check_destination(target, replace=replace)
+
+
+def refuse_protected(target: Path | str, *, flag: str = "--out") -> None:
+    """Refuse an output that is, holds or lies inside the tracking store's files and artifact locations or langdec's
+    home folder, or that is, holds or lies inside the checkout's own files (a new folder in the checkout is fine)."""
+    from .paths import project_entries, protected_places
+
+    target = Path(target)
+    if "\x00" in str(target):
+        return  # check_destination says why
+    # the path as named, with its folders' links followed, and wholly resolved: a link to the store is the store
+    seen = {Path(os.path.abspath(target)), Path(os.path.realpath(target.absolute().parent)) / target.name,
+            Path(os.path.realpath(target))}
+    checkout = "the langdec checkout"
+    found: list[tuple[int, str, str, Path]] = []  # (rank, relation, what, place): the most telling one is named
+    for what, place in protected_places():
+        place = Path(os.path.realpath(place))
+        for path in seen:
+            if path == place:
+                found.append((0, "is", what, place))
+            elif place in path.parents:
+                top = path.relative_to(place).parts[0]
+                if what != checkout:
+                    found.append((1, "lies inside", what, place))
+                elif top in project_entries(place):  # a new folder of the checkout is fine, its own files are not
+                    found.append((1, "lies inside", f"the checkout's own {top!r}", place / top))
+            elif path in place.parents:
+                found.append((2, "holds", what, place))
+    if found:
+        _, relation, what, place = min(found, key=lambda f: f[0])
+        raise LangdecError(f"{flag} {target}: {relation} {what} ({place}); langdec never writes an output there, "
+                           "where --force would replace what it keeps; name a folder outside it")
 
 
 def check_destination(target: Path | str, *, replace: bool) -> None:
@@ -64,9 +109,11 @@ def atomic_path(target: Path | str, *, replace: bool = True) -> Iterator[Path]:
 
     `replace=False` (a user-named output) refuses an existing target, before and after the work."""
     target = Path(target)
+    # no clean_leftovers here: caches write many files into one folder, each would list it (a user's output file is
+    # cleaned by check_output)
     check_destination(target, replace=replace)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_partial_prefix(target), suffix=PARTIAL, dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -87,23 +134,107 @@ def atomic_dir(target: Path | str, *, replace: bool) -> Iterator[Path]:
     `replace=False` (a user-named output) refuses a non-empty target, before and after the work; langdec's
     own caches pass True."""
     target = Path(target)
+    clean_leftovers(target)
     check_destination(target, replace=replace)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_partial_prefix(target), suffix=PARTIAL, dir=target.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; an output folder gets the user's usual mode
     try:
         yield tmp
         check_destination(target, replace=replace)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
+        if target.exists() or target.is_symlink():
+            old = _old(target)
+            _remove(old)
+            os.replace(target, old)  # a link is replaced, never followed: what it points at stays
             os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
         else:
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _old(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a link (never what it points at) or a folder, if there."""
+    if path.is_symlink() or path.is_file():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _machine() -> str:
+    """This machine, short: a leftover is judged by its writer's pid only on the machine that wrote it."""
+    import hashlib
+    import socket
+
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    return hashlib.sha256(f"{socket.gethostname()} {boot}".encode()).hexdigest()[:8]
+
+
+def _partial_prefix(target: Path) -> str:
+    """`.NAME.MACHINE-PID.`: a later run can tell a killed writer's leftover from a live one's work."""
+    return f".{target.name}.{_machine()}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+LEGACY_PARTIAL_AGE = 24 * 3600  # a leftover of a langdec before writers were named: surely dead after a day
+
+
+def clean_leftovers(target: Path | str) -> list[Path]:
+    """Remove what a killed write to `target` left beside it: its `.NAME.*.partial` (when its writer, on this
+    machine, is gone) and a `.NAME.old` (a replacement killed between its two renames: put back when the target
+    is missing, else removed). Returns what was removed or put back."""
+    import re
+    import time
+
+    target = Path(target)
+    done: list[Path] = []
+    folder = target.parent
+    if "\x00" in str(target) or target.name in ("", ".", "..") or not folder.is_dir():
+        return done  # check_destination says what is wrong with such a name
+    mine = re.compile(re.escape(f".{target.name}.") + r"([0-9a-f]{8})-(\d+)\..*" + re.escape(PARTIAL) + "$")
+    legacy = re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}" + re.escape(PARTIAL) + "$")
+    machine = _machine()
+    for path in folder.iterdir():
+        stale = False
+        found = mine.match(path.name)
+        if found:
+            stale = found.group(1) == machine and int(found.group(2)) != os.getpid() and not _pid_alive(int(found.group(2)))
+        elif legacy.match(path.name):
+            with contextlib.suppress(OSError):
+                stale = time.time() - path.lstat().st_mtime > LEGACY_PARTIAL_AGE
+        else:
+            continue
+        if stale:
+            _remove(path)
+            done.append(path)
+    old = _old(target)
+    if old.is_symlink() or old.exists():
+        if target.exists() or target.is_symlink():
+            _remove(old)
+        else:
+            with contextlib.suppress(OSError):
+                os.replace(old, target)
+        done.append(old)
+    return done
 
 
 def user_modes(folder: Path | str) -> None:
@@ -137,6 +268,8 @@ def write_files_or_rows(dest: Path, files: list[tuple[str, str]], rows: list[dic
 
     Text is written as bytes: newline translation would break an exact round trip."""
     import json
+
+    refuse_protected(dest)  # callers check first, before their work; this keeps it true for every caller
 
     if dest.suffix in (".parquet", ".jsonl"):
         with atomic_path(dest, replace=replace) as tmp:

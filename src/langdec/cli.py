@@ -13,7 +13,7 @@ import sys
 
 from . import commands, failures
 from .errors import EXIT_CONFIG, EXIT_RETRY, LangdecError
-from .urls import scrub, without_secrets
+from .urls import scrub, scrub_logging, without_secrets
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,6 +87,8 @@ def _quiet_libraries() -> None:
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
     # bitsandbytes looks for an optional CPU kernel package on import and warns on every command
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    # ... through the `kernels` package, which says offline that it skipped a trust check it never needed
+    logging.getLogger("kernels").setLevel(logging.ERROR)
     import warnings
 
     # peft asks transformers 5 for a renamed attribute on every adapter load
@@ -109,6 +111,7 @@ def _disk_full(exc: BaseException) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
+    scrub_logging()  # a store URL's password never reaches the terminal through a library's log line
     args = parser().parse_args(argv)
     entry_run = _mlflow_project_run()
     try:

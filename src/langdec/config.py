@@ -118,6 +118,10 @@ class TrainingConfig:
     long_files: str = "truncate"
     peft_method: str = "lora"  # lora (the study's) | dora | ln_tuning | ia3 (langdec.peft_methods)
     ln_modules: list[str] = field(default_factory=lambda: ["input_layernorm", "norm"])  # ln_tuning: Cohere2's LayerNorms
+    # the paper profile's NF4 refuses a machine without CUDA (a user who expects a GPU should hear of it at once);
+    # true lets it run on CPU (CI, a laptop): bitsandbytes' CPU path, paged optimisers as plain AdamW. A permission,
+    # not a recipe: never part of a run key or an arm name
+    allow_cpu: bool = False
 
 
 @dataclass
@@ -125,7 +129,11 @@ class EvaluationConfig:
     benchmarks: list[str]
     source: str = "hub"  # hub | fixtures
     templates: list[str] = field(default_factory=lambda: ["template1", "template2"])
-    max_items: int | None = None
+    max_items: int | None = None  # None: every item, as the study ran; N: a slice of N items per benchmark and language
+    # how max_items picks its N: stratified = a seeded sample stratified by gold label (proportional, one per label
+    # when N allows), the same items in every run that shares slice_seed; head = the first N rows (earlier runs)
+    slice: str = "stratified"
+    slice_seed: int = 42
     max_new_tokens: int = 10
     batch_size: int = 32
     max_prompt_tokens: int = 1024
@@ -251,6 +259,7 @@ class Ladder:
     seeds_per_tier: dict[str, list[int]] = field(default_factory=dict)  # e.g. {5k: [42, 123, 456], 20k: [42]}
     overrides: list[str] = field(default_factory=list)  # profile overrides for this ladder, e.g. a phase-2 corpus
     probes: list[str] = field(default_factory=list)  # after evaluation, probe every job's model (isotropy)
+    note: str = ""  # printed under the ladder's tables: what its numbers can and cannot show
     path: Path | None = None
 
 
@@ -312,6 +321,7 @@ def named_yaml(folder: str, name: str) -> Path:
 
 # Overrides of these sections change what is trained, so they name a variant of the cell (an arm)
 ADAPTER_SECTIONS = ("training", "corpus", "model", "translation")
+PERMISSIONS = ("training.allow_cpu",)  # allow a run where it would be refused; they change nothing trained: never an arm
 SECRET_KEY = re.compile(r"(key|token|secret|passw|credential|auth)", re.IGNORECASE)  # keys whose values are never shown
 
 
@@ -327,7 +337,7 @@ def variant_name(overrides: list[str] | tuple[str, ...]) -> str | None:
     parts = []
     for item in overrides:
         key, _, value = item.partition("=")
-        if key.strip().split(".")[0] in ADAPTER_SECTIONS:
+        if key.strip().split(".")[0] in ADAPTER_SECTIONS and key.strip() not in PERMISSIONS:
             leaf = key.strip().split(".")[-1]
             value = value.strip()
             if SECRET_KEY.search(leaf):  # the value is a secret: the name says only that it was set
@@ -375,6 +385,7 @@ def _validate_base_url(url: str | None, where: str, key: str = "translation.base
 
 def _validate_profile(profile: Profile, where: str) -> None:
     from .effective import TRAINING_BACKENDS
+    from .evaluation.benchmarks import SLICES
     from .evaluation.inference import TRUNCATION_SIDES
     from .translation.backends import BACKENDS as TRANSLATION_BACKENDS
 
@@ -388,6 +399,7 @@ def _validate_profile(profile: Profile, where: str) -> None:
         "training.scheduler": (t.scheduler, ("cosine", "linear", "constant", "constant_with_warmup")),
         "evaluation.source": (profile.evaluation.source, ("hub", "fixtures")),
         "evaluation.truncation_side": (profile.evaluation.truncation_side, TRUNCATION_SIDES),
+        "evaluation.slice": (profile.evaluation.slice, SLICES),
         "corpus.data": (profile.corpus.data, ("build", "published")),
         "corpus.filters": (profile.corpus.filters, ("study", "langdec")),
         "corpus.sampling": (profile.corpus.sampling, ("study", "keyed")),

@@ -20,6 +20,7 @@ from .atomic import atomic_dir
 from .config import Condition, Job, Profile
 from .corpus import build_tier
 from .errors import LangdecError
+from .model import model_identity
 from .kinds import transpiled
 from .splits import validation_idx
 
@@ -212,6 +213,7 @@ def job_tags(profile: Profile, job: Job) -> dict[str, str]:
         "seed": str(job.seed),
         "profile": profile.name,
         "model_id": profile.model.id,
+        **model_identity(profile.model),  # a GGUF file's sha256 (the model's version)
     }
     if job.arm:
         tags["arm"] = job.arm

@@ -38,3 +38,28 @@ def peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def quantized_layers(model) -> str:
+    """What the loaded model holds, whatever was asked: its bitsandbytes 4-bit linear layers by quant type
+    ("nf4:28"), or "none". Recorded on the run, so a run says whether NF4 really ran."""
+    import sys
+
+    bnb = sys.modules.get("bitsandbytes")  # never imported: the model has no 4-bit layer (and importing it is slow)
+    if bnb is None:
+        return "none"
+    kinds: dict[str, int] = {}
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):  # peft's LoRA wrapper holds one as base_layer: counted once
+            kind = str(getattr(module.weight, "quant_type", "4bit"))
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return ",".join(f"{kind}:{n}" for kind, n in sorted(kinds.items())) or "none"
+
+
+def scoring_quantization(quantization: str, allow_cpu: bool = False) -> str:
+    """The base model's quantization when an adapter is scored in this process: the training's (the adapter was
+    trained on it) on a GPU; full precision on CPU, where bitsandbytes is slow and scoring needs no memory
+    saving, unless training.allow_cpu asks for the paper's NF4 path there too."""
+    import torch
+
+    return quantization if torch.cuda.is_available() or allow_cpu else "none"

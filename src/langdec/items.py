@@ -20,6 +20,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import unquote, urlparse
 
@@ -126,9 +127,30 @@ def label(data: "pa.Table", extractor_names: Iterable[str]) -> "pa.Table":
 
 
 def versions_of(data: "pa.Table | pa.Schema") -> dict[str, str]:
+    """{extractor: version} from the table's `langdec.items` metadata ({} when it has none); damaged metadata is
+    a LangdecError (`metadata_damage` says how)."""
     schema = data if hasattr(data, "names") and not hasattr(data, "column") else data.schema
     raw = (schema.metadata or {}).get(META)
-    return dict(json.loads(raw)["extractors"]) if raw else {}
+    if not raw:
+        return {}
+    problem = metadata_damage(raw)
+    if problem:
+        raise LangdecError(f"{ITEMS}: {problem}")
+    return dict(json.loads(raw)["extractors"])
+
+
+def metadata_damage(raw: bytes) -> str | None:
+    """What is wrong with a `langdec.items` metadata value, or None: it is a JSON object whose `extractors` maps
+    each extractor's name to its version."""
+    try:
+        meta = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return f"its {META.decode()} metadata is not JSON"
+    if not isinstance(meta, dict) or not isinstance(meta.get("extractors"), dict):
+        return f"its {META.decode()} metadata is {type(meta).__name__}, not an object with an `extractors` object"
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta["extractors"].items()):
+        return f"its {META.decode()} metadata names extractor versions that are not strings"
+    return None
 
 
 # --------------------------------------------------------------------------- storing and reading in a run
@@ -185,13 +207,17 @@ def read(run_id: str, columns: list[str] | None = None, *, artifact_uri: str | N
             raise LangdecError(f"run {run_id} has no {ITEMS}")
         migrated(run_id, artifact_uri)
         path = local_artifact(run_id, ITEMS, artifact_uri)
+    problem = file_damage(path, columns)  # a damaged file is named with what rebuilds it, never a traceback
+    if problem:
+        ref = RunRef.lookup(run_id)
+        raise refusal(ref, problem, rebuild(ref))
     dictionary = [c for c in ("cell", "template", "benchmark", "data", "instr", "gold", "tier", "item_id")
                   if columns is None or c in columns]
     try:
         return pq.read_table(path, columns=columns, read_dictionary=dictionary)
-    except (OSError, ValueError) as exc:
-        raise LangdecError(f"run {run_id}: {ITEMS} cannot be read ({type(exc).__name__}: {str(exc)[:160]}); "
-                           f"re-score it with `langdec reparse {run_id} --extractor refined`") from None
+    except (OSError, ValueError) as exc:  # pages damaged past the footer
+        ref = RunRef.lookup(run_id)
+        raise refusal(ref, f"cannot be read ({type(exc).__name__}: {str(exc)[:120]})", rebuild(ref)) from None
 
 
 def migrated(run_id: str, artifact_uri: str | None = None) -> "pa.Table":
@@ -214,3 +240,210 @@ def migrated(run_id: str, artifact_uri: str | None = None) -> "pa.Table":
         log(run_id, data)
         print(f"note: run {run_id}: its {LEGACY} was labelled by every extractor once and stored as {ITEMS}", file=sys.stderr)
         return data
+
+
+# --------------------------------------------------------------------------- the one checked reader (report, study-tables)
+# Every reader of labels goes through these checks, so a damaged or mislabelled file is refused the same way in
+# every command: one line naming the run and what rebuilds it. Labels are rebuilt by `langdec reparse` from the
+# file's own outputs; a file whose rows, keys or metadata are damaged is rebuilt from the run's source instead
+# (its results file, or the model), since reparse would read the same damaged file.
+BASE_TYPES = {**{name: "string" for name in STRINGS}, "cell_order": "integer", "position": "integer"}
+REQUIRED = (*KEYS, "item_id", "gold", "output")  # what every reader needs, whatever else it reads
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """An evaluation run as its records' readers name it: id, name, where its artifacts are, and the tags that
+    say what rebuilds it."""
+    run_id: str
+    name: str
+    artifact_uri: str
+    experiment: str = ""
+    tags: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def of(cls, run: Any, experiment: str = "") -> "RunRef":
+        tags = dict(run.data.tags)
+        return cls(run.info.run_id, run.info.run_name or tags.get("run_name", ""), run.info.artifact_uri, experiment, tags)
+
+    @classmethod
+    def lookup(cls, run_id: str) -> "RunRef":
+        """The run by its id (only to name it in an error: a store that cannot say gives the id alone)."""
+        from mlflow.tracking import MlflowClient
+
+        try:
+            run = MlflowClient().get_run(run_id)
+            experiment = MlflowClient().get_experiment(run.info.experiment_id).name
+        except Exception:
+            return cls(run_id, "", "")
+        return cls.of(run, experiment)
+
+    def named(self) -> str:
+        return f"run {self.run_id}" + (f" ({self.name})" if self.name else "") + (f" in {self.experiment}" if self.experiment else "")
+
+
+def refusal(ref: RunRef, problem: str, fix: str) -> LangdecError:
+    return LangdecError(f"{ref.named()}: its {ITEMS} {problem}; {fix}")
+
+
+def relabel(ref: RunRef, extractor: str) -> str:
+    """The command that rebuilds one extractor's labels from the run's stored outputs."""
+    return f"rebuild its labels with `langdec reparse {ref.run_id} --extractor {extractor}`"
+
+
+def rebuild(ref: RunRef) -> str:
+    """What rebuilds a run's items from its source, not from its items.parquet (reparse reads that file): the run is
+    deleted, so that importing or evaluating again does not reuse it, then made again."""
+    delete = f"`mlflow runs delete --run-id {ref.run_id}`"
+    tags = ref.tags
+    if tags.get("origin") == "imported":
+        source = tags.get("source") or "SRC"
+        again = f"`langdec import-results {source}" + (f" --experiment {ref.experiment}`" if ref.experiment else "`")
+        return f"rebuild it from its results file: delete the run ({delete}), then {again}"
+    if tags.get("origin") == "published":
+        again = f"`langdec evaluate --adapter {tags.get('published_source') or 'ADAPTER'}` with the same options"
+    else:
+        flags = " ".join(f"--{key} {tags[key]}" for key in ("condition", "lang", "tier", "seed", "profile", "phase") if tags.get(key))
+        again = f"`langdec evaluate {flags}`" + (" with the same --set options" if tags.get("arm") else "")
+    return f"rebuild it by evaluating again: delete the run ({delete}), then {again}"
+
+
+def _kind(arrow_type: Any) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_null(arrow_type):
+        return "null"
+    return str(arrow_type)
+
+
+def file_damage(path: Path, columns: Iterable[str] | None = None) -> str | None:
+    """What makes the file unreadable as a run's items, or None: a file that does not open as Parquet, damaged
+    `langdec.items` metadata, or a row column (keys, ids, outputs; the labels are `label_damage`'s) missing or of
+    another type. `columns`: the columns a reader wants (None: all it has)."""
+    schema = read_schema(path)
+    return schema if isinstance(schema, str) else schema_damage(schema, columns)
+
+
+def read_schema(path: Path) -> "pa.Schema | str":
+    """The file's schema, or what keeps it from being read (a truncated file, or not Parquet at all)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path)
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+        return f"cannot be read ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def schema_damage(schema: "pa.Schema", columns: Iterable[str] | None = None) -> str | None:
+    """`file_damage` of a schema already read."""
+    raw = (schema.metadata or {}).get(META)
+    if raw is None:
+        return f"has no {META.decode()} metadata (the versions of the extractors that labelled it)"
+    problem = metadata_damage(raw)
+    if problem:
+        return problem
+    wanted = [c for c in (schema.names if columns is None else columns) if c in BASE_TYPES]
+    for name in dict.fromkeys([*REQUIRED, *wanted]):
+        if name not in schema.names:
+            if name in REQUIRED or columns is not None:
+                return f"has no column {name!r} (its columns: {', '.join(schema.names[:12])})"
+            continue
+        found = _kind(schema.field(name).type)
+        if found != BASE_TYPES[name] and not (found == "null" and name == "study_pred"):
+            return f"has column {name!r} of type {schema.field(name).type}, not {BASE_TYPES[name]}"
+    return None
+
+
+def label_damage(schema: "pa.Schema", extractor: str) -> str | None:
+    """What is wrong with one extractor's labels in an items schema, or None: its version is recorded, and its
+    pred/rule columns are strings and its correct column boolean."""
+    expected = {pred(extractor): "string", correct(extractor): "boolean", rule(extractor): "string"}
+    if extractor not in versions_of(schema):
+        return f"carries no labels of extractor {extractor!r}"
+    for name, kind in expected.items():
+        if name not in schema.names:
+            return f"has no column {name!r}"
+        found = _kind(schema.field(name).type)
+        if found != kind and not (found == "null" and kind == "string"):
+            return f"has column {name!r} of type {schema.field(name).type}, not {kind}"
+    return None
+
+
+@dataclass
+class Checked:
+    """Runs whose records a report may read, with the one version of each extractor they all carry."""
+    runs: list[RunRef]
+    versions: dict[str, str]
+    without: list[RunRef]  # never stored per-item records (before records existed, or code benchmarks only)
+
+
+def lost(ref: RunRef) -> bool:
+    """A run that stored its items (its scores name the extractors that labelled them) and has them no more."""
+    return any(k.startswith("langdec.extractor.") for k in ref.tags)
+
+
+def check(refs: Iterable[RunRef], extractor_names: Iterable[str], *, experiment: str = "") -> Checked:
+    """Every run's items checked before any row is read: readable, every extractor in `extractor_names` labelled
+    with the right column types, and by one version of it across the runs (labels of two versions are not
+    comparable). A run that lost its records is refused: a report without them would look like an empty one."""
+    from .evaluation import extractors
+
+    names = list(extractor_names)
+    refs = list(refs)
+    with_records, without, gone = [], [], []
+    for ref in refs:
+        if has_records(ref.run_id, ref.artifact_uri):
+            with_records.append(ref)
+        else:
+            (gone if lost(ref) else without).append(ref)
+    if gone:
+        first = gone[0]
+        raise LangdecError(f"{len(gone)} of {len(refs)} evaluation runs" + (f" in {experiment}" if experiment else "")
+                           + f" lost their per-item records ({ITEMS} is gone from their artifacts), e.g. {first.named()}"
+                           + f"; {rebuild(first)}" + (f" (and the same for {', '.join(r.run_id for r in gone[1:4])}"
+                                                      + (", ..." if len(gone) > 4 else "") + ")" if len(gone) > 1 else ""))
+    seen: dict[str, dict[str, list[RunRef]]] = {name: {} for name in names}
+    for ref in with_records:
+        path = local_artifact(ref.run_id, ITEMS, ref.artifact_uri)
+        if path is None:  # only the older generations.jsonl: labelled by the current extractors when read
+            versions = {name: extractors.get(name).version for name in names}
+        else:
+            schema = read_schema(path)
+            problem = schema if isinstance(schema, str) else schema_damage(schema)
+            if problem:
+                raise refusal(ref, problem, rebuild(ref))
+            for name in names:
+                problem = label_damage(schema, name)
+                if problem:
+                    raise refusal(ref, problem, relabel(ref, name))
+            versions = versions_of(schema)
+        for name in names:
+            seen[name].setdefault(versions[name], []).append(ref)
+    out = {}
+    for name, by_version in seen.items():
+        if len(by_version) > 1:
+            listed = ", ".join(f"{v} ({len(r)} runs, e.g. {min(r, key=lambda ref: ref.run_id).run_id} "
+                               f"({min(r, key=lambda ref: ref.run_id).name}))" for v, r in sorted(by_version.items()))
+            raise LangdecError(f"the runs carry labels of different versions of extractor {name!r}: {listed}; re-label them all "
+                               f"with `langdec reparse --experiment {experiment or 'EXPERIMENT'} --extractor {name}`")
+        if by_version:
+            out[name] = next(iter(by_version))
+    return Checked(with_records, out, without)
+
+
+def read_checked(ref: RunRef, columns: list[str]) -> "pa.Table":
+    """A checked run's items (`check` first): only `columns`, and a boolean label with a missing value refused."""
+    data = read(ref.run_id, columns, artifact_uri=ref.artifact_uri)
+    for name in data.column_names:
+        if name.startswith("correct.") and data.column(name).null_count:
+            raise refusal(ref, f"has {data.column(name).null_count} empty values in {name!r}",
+                          relabel(ref, name.split(".", 1)[1]))
+    return data

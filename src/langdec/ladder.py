@@ -90,7 +90,7 @@ def run(path: str | Path, *, supersede: bool | None = None, progress: bool = Tru
             echo(f"      {outcome.status} in {outcome.seconds:.1f}s" + (f": {outcome.detail}" if outcome.detail else ""))
         rep, md_path = report.run_stage(experiment, work_dir() / "reports" / experiment, tier=ladder.tiers[0])
         result.report_path = md_path
-        result.table = report.print_tables(rep)
+        result.table = report.print_tables(rep) + (f"\n\nnote: {ladder.note.strip()}" if ladder.note.strip() else "")
         mlflow.log_metric("failed_jobs", len(result.failed))
     result.seconds = time.perf_counter() - start
     return result

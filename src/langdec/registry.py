@@ -17,6 +17,7 @@ import yaml
 from . import kinds, serving
 from .config import Job, Profile, condition
 from .errors import LangdecError
+from .model import model_identity
 from .paths import project_root
 
 
@@ -107,6 +108,7 @@ def _register(name: str, run_id: str, key: dict[str, str], *, phase: str, job: J
         "run_name": job.run_name,
         "corpus": profile.corpus.source,
         "base_model": profile.model.id,
+        **model_identity(profile.model),
         "transpiler_version": tags.get("transpiler_version", "n/a"),
         "data_digest": data_digest,
         "data_check_status": check_status,
@@ -489,9 +491,9 @@ def export(name: str, alias: str | None, dest: Path, *, replace: bool = False) -
     A non-empty `dest` is refused unless `replace` (the CLI's --force)."""
     import mlflow
 
-    from .atomic import atomic_dir, check_destination, user_modes
+    from .atomic import atomic_dir, check_output, user_modes
 
-    check_destination(dest, replace=replace)  # before any download
+    check_output(dest, replace=replace, flag="DEST")  # before any download; never the store, the home or the checkout
     versions = selected_versions(name, alias)
     if not versions:
         raise LangdecError(f"no live versions of {name}" + (f" carry the alias {alias!r}; run `langdec promote --alias {alias}` first" if alias else ""))

@@ -225,6 +225,8 @@ def latest_runs(experiment: str, tier: str | None = None) -> dict[tuple[str, str
         tags = run.data.tags
         if tier and tags.get("condition") != "baseline" and tags.get("tier") != tier:
             continue
+        if tags.get("langdec.stray") == "true":  # an imported stray file (published.STRAY_TAG): never one of a session's parts
+            continue
         # an imported result file holds one template: its runs are parts of one evaluation, not rivals
         latest.setdefault((group_of(tags), tags.get("tier", ""), tags.get("seed", ""), tags.get("langdec.part", "")), run)
     return latest
@@ -249,26 +251,11 @@ def _refuse_mixed(tiers: dict[str, set[str]]) -> None:
                            "report each tier as its own condition")
 
 
-def extractor_versions(latest: dict) -> dict[str, str]:
-    """The one version of each extractor whose labels the runs carry (read from their items' metadata, no row);
-    runs labelled by different versions of an extractor cannot be compared: refused, with the command that
-    re-labels them. A run with only the older generations.jsonl is labelled (once) by the current extractors."""
-    seen: dict[str, dict[str, list[str]]] = collections.defaultdict(lambda: collections.defaultdict(list))
-    for run in latest.values():
-        if not items.has_records(run.info.run_id, run.info.artifact_uri):
-            continue
-        schema = items.schema(run.info.run_id, run.info.artifact_uri)
-        versions = items.versions_of(schema) if schema is not None else {n: extractors.get(n).version for n in EXTRACTORS}
-        for name in EXTRACTORS:
-            seen[name][versions.get(name, "(none)")].append(run.info.run_id)
-    out = {}
-    for name, by_version in seen.items():
-        if len(by_version) > 1:
-            listed = ", ".join(f"{v} ({len(r)} runs, e.g. {r[0]})" for v, r in sorted(by_version.items()))
-            raise LangdecError(f"the runs carry labels of different versions of extractor {name!r}: {listed}; re-label them all "
-                               f"with `langdec reparse --experiment EXPERIMENT --extractor {name}`")
-        out[name] = next(iter(by_version))
-    return out
+def checked_runs(latest: dict, experiment: str = "") -> items.Checked:
+    """The runs' records checked by the one reader `study-tables` uses too (`items.check`): readable, each extractor's
+    labels of the right types and of one version across the runs (refused otherwise, with what rebuilds them), and a
+    run that lost its records refused rather than reported as empty."""
+    return items.check([items.RunRef.of(run, experiment) for run in latest.values()], EXTRACTORS, experiment=experiment)
 
 
 def collect(experiment: str, tier: str | None = None, latest: dict | None = None, *, by_tier: bool = False) -> Frames:
@@ -278,14 +265,15 @@ def collect(experiment: str, tier: str | None = None, latest: dict | None = None
 
     latest = latest if latest is not None else latest_runs(experiment, tier)
     check_tiers(latest, by_tier=by_tier)
-    versions = extractor_versions(latest)
+    checked = checked_runs(latest, experiment)  # every run's records checked before any row is read
+    readable = {ref.run_id: ref for ref in checked.runs}
     wanted = [*GEN_COLUMNS, *(c for n in EXTRACTORS for c in (items.pred(n), items.correct(n)))]
     tables, lls, codes = [], [], []
     for (group, run_tier, seed, _part), run in latest.items():
         run_tier = "" if group == "baseline" else run_tier
         name = f"{group}-{run_tier}" if by_tier and run_tier and group != "baseline" else group
-        if items.has_records(run.info.run_id, run.info.artifact_uri):
-            data = items.read(run.info.run_id, wanted, artifact_uri=run.info.artifact_uri)
+        if run.info.run_id in readable:
+            data = items.read_checked(readable[run.info.run_id], wanted)
             n = data.num_rows
             for column, value in (("group", name), ("seed", seed), ("tier", run_tier)):
                 data = data.append_column(column, pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array([value])))
@@ -302,7 +290,7 @@ def collect(experiment: str, tier: str | None = None, latest: dict | None = None
 
         gen = pd.DataFrame(columns=[*RUN_COLUMNS, *wanted])
     empty = _ll_frame([], "", "", "")
-    return Frames(gen, _stack(lls or [empty]), _stack(codes or [empty]), versions)
+    return Frames(gen, _stack(lls or [empty]), _stack(codes or [empty]), checked.versions)
 
 
 OVERLAP_STATS = (*(overlap_acc(b) for b in BUCKETS), REVERSE_OVERLAP_BIAS)
@@ -606,7 +594,8 @@ def _fmt(cell: ReportCell) -> str:
     if cell.delta is not None:
         mark = {"win": " W", "loss": " L"}.get(cell.outcome, "")
         text += f" ({cell.delta:+.3f}{mark})"
-    return text + _marks(cell)
+    interval = f" [{cell.ci[0]:+.3f}, {cell.ci[1]:+.3f}]" if cell.ci else ""  # the delta's, so a reader sees its width
+    return text + _marks(cell) + interval
 
 
 def print_tables(report: Report) -> str:
@@ -639,8 +628,8 @@ def print_table(report: Report, kind: str | None = None) -> str:
         return "(no evaluation runs yet)"
     title = (f"{kind}" + (" (executed in the sandbox)" if kind.startswith("code.") else " accuracy")
              + (" (no extractor)" if kind == "ll" else "")
-             + "; (delta vs baseline, W/L = 95% bootstrap interval excludes 0; o = mostly one label, "
-               "f = sign flips between extractors; n = items)")
+             + "; (delta vs baseline) [its 95% paired bootstrap interval], W/L = the interval excludes 0; o = mostly one label, "
+               "f = sign flips between extractors; n = items, a cell's own where it differs)")
     header = ["benchmark/data", *groups]
     body = []
     for bench, data in columns:
@@ -648,7 +637,8 @@ def print_table(report: Report, kind: str | None = None) -> str:
         row = [f"{bench}/{data} n={n}"]
         for g in groups:
             cell = report.value(g, bench, data, kind)
-            row.append(_fmt(cell) if cell else "")
+            # a cell's own n where it differs from the row's (e.g. a condition scored on fewer instruction languages)
+            row.append(_fmt(cell) + (f" n={cell.n_items}" if cell.n_items != n else "") if cell else "")
         body.append(row)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]

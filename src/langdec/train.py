@@ -17,9 +17,11 @@ from typing import Any, Callable
 
 from . import checks, data, distributed, preemption, registry, tracking
 from .config import Condition, Job, Profile
-from .effective import TRAINING_BACKENDS, effective_loss, effective_optimizer, peak_memory_mb, training_precision
+from .effective import (TRAINING_BACKENDS, effective_loss, effective_optimizer, peak_memory_mb, quantized_layers,
+                        training_precision)
 from .atomic import user_modes
 from .errors import LangdecError, Preempted, Retryable, did_you_mean
+from .model import model_identity  # a GGUF file's sha256: part of the run key
 from .paths import work_dir
 
 TRAIN_STAGE = "train"
@@ -182,8 +184,9 @@ def train_params(profile: Profile, job: Job, quantization: str, backend: str) ->
     settings["precision"] = training_precision(profile.training)
     return {
         "condition": job.condition, "lang": job.lang or "en", "tier": job.tier, "seed": job.seed, "profile": profile.name,
-        "model_id": profile.model.id, "quantization": quantization, "backend": backend,
-        **{f"train.{k}": v for k, v in settings.items() if k not in ("quantization", "backend", *_left_out_of_key(profile))},
+        "model_id": profile.model.id, **model_identity(profile.model), "quantization": quantization, "backend": backend,
+        **{f"train.{k}": v for k, v in settings.items()
+           if k not in ("quantization", "backend", "allow_cpu", *_left_out_of_key(profile))},
         **({"arm": job.arm} if job.arm else {}),
         **({"world_size": distributed.world().size} if distributed.world().size > 1 else {}),
     }
@@ -253,6 +256,13 @@ class Options:
     extra_loggers: list[tracking.MetricLogger] = field(default_factory=list)
     extra_tags: dict[str, str] = field(default_factory=dict)
     stop_after_steps: int | None = None  # a simulated interruption (tests)
+
+
+def preflight(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: str,
+              options: Options | None = None) -> None:
+    """The refusals that need no data (no GPU for the paper's NF4, nothing to train), so a pipeline meets them
+    before it builds or downloads any data."""
+    Recipe(profile, cond, job, phase=phase, experiment=experiment, options=options or Options(), progress=False).check()
 
 
 def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: str, options: Options | None = None,
@@ -374,10 +384,17 @@ class Recipe:
             raise LangdecError("the baseline has no adapter to train; evaluate it with `langdec evaluate --condition baseline`")
         if not self.cond.available:
             raise LangdecError(f"condition {self.cond.name}: {self.cond.unavailable_reason}")
+        if self.cpu_for_paper and not self.training.allow_cpu:
+            raise LangdecError("the paper profile trains NF4 on a CUDA GPU; none is visible. Use a GPU machine, "
+                               "--profile smoke, or --set training.allow_cpu=true to run the same NF4 recipe on CPU "
+                               "(slow: bitsandbytes' CPU path, paged AdamW 8-bit as plain AdamW)")
+
+    @property
+    def cpu_for_paper(self) -> bool:
+        """The paper's NF4 on a machine without CUDA, where it is refused unless training.allow_cpu says otherwise."""
         import torch
 
-        if self.quantization == "nf4" and not torch.cuda.is_available() and self.profile.name.startswith("paper"):
-            raise LangdecError("the paper profile trains NF4 on a CUDA GPU; none is visible. Use a GPU machine or --profile smoke")
+        return self.quantization == "nf4" and not torch.cuda.is_available() and self.profile.name.startswith("paper")
 
     def gate(self, cdata: data.ConditionData) -> None:
         """Training refuses data that did not pass its checks, unless the user allowed it (then tagged)."""
@@ -418,6 +435,10 @@ class Recipe:
                 "backend": self.backend, "device": _device(), "peft_method": self.training.peft_method, **self.options.extra_tags}
         if self.check_status != "passed":
             tags["langdec.allow_unchecked"] = "true"
+        if self.cpu_for_paper:
+            tags["langdec.allow_cpu"] = "true"
+        if effective_optimizer(self.training.optimizer) != self.training.optimizer:
+            tags["langdec.optimizer_requested"] = self.training.optimizer  # e.g. paged AdamW 8-bit, run as AdamW on CPU
         if self.cdata.manifest.get("transpiler_version"):
             tags["transpiler_version"] = self.cdata.manifest["transpiler_version"]
             tags["pack_digest"] = self.cdata.manifest["pack_digest"]
@@ -488,6 +509,7 @@ class Recipe:
                 trainer.add_callback(callback)
             trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
             mlflow.log_metric("trainable_parameters", trainable)
+            mlflow.set_tag("langdec.quantized_layers", quantized_layers(trainer.model))  # what loaded, not what was asked
             mlflow.log_metric("sequences", len(trainer.train_dataset))  # rows trained: fewer than windows when packed
             if self.training.peft_method != "lora":
                 method = peft_methods.get(self.training.peft_method)

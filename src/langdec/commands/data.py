@@ -20,9 +20,9 @@ def cmd_transpile(args) -> int:
     if not args.lang:
         raise LangdecError("--lang is required (one of " + ", ".join(packs.available()) + ")")
     if args.out:
-        from ..atomic import check_destination
+        from ..atomic import check_output
 
-        check_destination(args.out, replace=args.force)  # before the work, not after it
+        check_output(args.out, replace=args.force)  # before the work, not after it
     direction = "reverse" if args.reverse else "forward"
     rows = iter_rows(args.src, code_column=args.code_column)
     outcomes = batch.run(rows, args.lang, direction=direction, workers=args.workers, progress=not args.quiet)

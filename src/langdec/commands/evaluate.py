@@ -133,10 +133,15 @@ def cmd_benchmarks(args) -> int:
     if args.action == "prompts":
         return _print_prompts(args)
     if not args.name or not args.lang:
-        raise LangdecError("usage: langdec benchmarks show BENCH --lang L [--source PATH]")
+        raise LangdecError("usage: langdec benchmarks show BENCH --lang L [--source PATH] [--limit N [--slice S] [--slice-seed K]]")
     items = benchmarks.load(args.name, args.lang, source=args.source)
-    print(json.dumps({"benchmark": args.name, "lang": args.lang, "source": args.source, "rows": len(items),
-                      "labels": benchmarks.label_distribution(items)}, indent=2, ensure_ascii=False))
+    shown = {"benchmark": args.name, "lang": args.lang, "source": args.source, "rows": len(items),
+             "labels": benchmarks.label_distribution(items)}
+    if args.limit:  # the items evaluation.max_items=N takes with the same slice and seed
+        cut = benchmarks.load(args.name, args.lang, source=args.source, limit=args.limit, slice=args.slice, seed=args.slice_seed)
+        shown["slice"] = {"method": benchmarks.describe_slice(args.limit, args.slice, args.slice_seed), "rows": len(cut),
+                          "labels": benchmarks.label_distribution(cut), "ids": [item.id for item in cut]}
+    print(json.dumps(shown, indent=2, ensure_ascii=False))
     return 0
 
 def _print_prompts(args) -> int:
@@ -148,7 +153,7 @@ def _print_prompts(args) -> int:
         raise LangdecError("usage: langdec benchmarks prompts BENCH --data-lang D --instr I [--template T] "
                            "[--prompts SET] [--source PATH] [--limit N]")
     _, supplied_by = prompts.resolve(args.prompts, args.template, args.name, args.instr)
-    for item in benchmarks.load(args.name, data, source=args.source, limit=args.limit):
+    for item in benchmarks.load(args.name, data, source=args.source, limit=args.limit, slice=args.slice, seed=args.slice_seed):
         print(json.dumps({"id": item.id, "benchmark": args.name, "data": data, "instr": args.instr, "template": args.template,
                           "prompt_set": supplied_by, "prompt": prompts.render(args.template, args.name, args.instr, item, args.prompts),
                           "gold": item.label}, ensure_ascii=False))
@@ -161,8 +166,11 @@ def cmd_import_results(args) -> int:
     imported, skipped = published.import_results(args.src, args.experiment)
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
+    for stray in (i for i in imported if i.stray):
+        print(f"stray {stray.note}", file=sys.stderr)
     print(json.dumps({"experiment": args.experiment, "imported": sum(not i.reused for i in imported),
-                      "already_imported": sum(i.reused for i in imported), "skipped": len(skipped),
+                      "already_imported": sum(i.reused for i in imported), "strays": sum(i.stray for i in imported),
+                      "skipped": len(skipped),
                       "files": [vars(i) for i in imported],
                       "next": f"langdec report --experiment {args.experiment} --by-tier; langdec study-tables --experiment "
                               f"{args.experiment} --out DIR"},
@@ -237,7 +245,12 @@ def register(command) -> None:
     s.add_argument("--instr", help="prompts: the instruction language")
     s.add_argument("--template", default="template1", help="prompts: template1 or template2")
     s.add_argument("--prompts", default="study", help="prompts: the template set (experiments/prompts/), default the study's")
-    s.add_argument("--limit", type=int, default=None, help="prompts: at most N items")
+    s.add_argument("--limit", type=int, default=None, help="at most N items, sliced as evaluation.max_items=N slices them")
+    from ..evaluation.benchmarks import SLICE_SEED, SLICES
+
+    s.add_argument("--slice", choices=SLICES, default=SLICES[0],
+                   help="with --limit: a seeded sample stratified by gold label (evaluation.slice's default), or the first N")
+    s.add_argument("--slice-seed", type=int, default=SLICE_SEED, help="with --limit: the sample's seed (evaluation.slice_seed)")
     s.set_defaults(func=cmd_benchmarks)
 
     s = command("import-results", help="import the study's published result files as evaluation runs (reparse and report them)")

@@ -32,12 +32,17 @@ def cmd_ladder(args) -> int:
 def _ladder_scheduled(args) -> int:
     """Each item as a scheduler task running `langdec run-item`; MLflow, not the scheduler, says what is done."""
     from .. import scheduling, tracking
+    from ..config import named_yaml
     from ..scheduling import item
 
     if args.slurm and args.ray is not None:
         raise LangdecError("choose one scheduler: --slurm or --ray")
+    from ..scheduling import records
+
     tracking.configure()
-    ladder = item.load(args.file)
+    file = Path(args.file) if Path(args.file).exists() else named_yaml("ladders", args.file)
+    pin = records.pin(file)  # the file as submitted: what every task runs, whatever edits follow
+    ladder = item.load(file, pin.digest)
     supersede = bool(args.supersede or ladder.spec.supersede)
     if args.slurm:
         slurm = scheduling.get("slurm")
@@ -51,7 +56,7 @@ def _ladder_scheduled(args) -> int:
                                 array_parallelism=args.array_parallelism, cpus_per_item=args.cpus_per_item, mem_gb=args.mem_gb,
                                 max_retries=args.max_retries, signal_delay_s=args.signal_delay, extra=extra,
                                 setup=list(args.slurm_setup), supersede=supersede, logs=Path(args.logs) if args.logs else None)
-        record = slurm.submit(ladder, options)
+        record = slurm.submit(ladder, options, pin=pin)
         if not args.wait:
             print(f"progress: langdec ladder {args.file} --status")
             return 0
@@ -59,7 +64,7 @@ def _ladder_scheduled(args) -> int:
     else:
         ray = scheduling.get("ray")
         outcomes = ray.run(ladder, args.ray or None, ray.Options(gpus_per_item=args.gpus_per_item, max_retries=args.max_retries,
-                                                                 supersede=supersede))
+                                                                 supersede=supersede), pin=pin)
         if any(o["status"] == "failed" for o in outcomes):
             _print_states(ladder)
             return 1
@@ -77,25 +82,73 @@ def _ladder_status(args) -> int:
 
 
 def _print_states(ladder) -> bool:
-    """A table of every item: its state in MLflow beside what its scheduler says; True when every item is done."""
+    """A table of every item: its state in MLflow beside what its scheduler says; True when every item is done.
+
+    Every remembered submission of the ladder is asked: an item shows its newest submission's word, and every older
+    one under which it is still queued or running (a Ray driver started later must not hide a SLURM task)."""
     from .. import scheduling
     from ..scheduling import item, records
 
-    record = records.load(ladder.label)
-    scheduler = {}
-    if record and record.get("items") == ladder.names:
-        scheduler = scheduling.get(record["backend"]).scheduler_states(record)
+    submissions = records.load_all(ladder.label)
+    seen_by: list[tuple[dict, dict[str, records.Seen]]] = []  # newest first: (submission, item name -> what it says)
+    for record in reversed(submissions):
+        try:
+            backend = scheduling.get(record["backend"])
+            states = backend.scheduler_states(record)
+        except Exception as exc:  # one unreadable record must not hide the others
+            print(f"note: the {record.get('backend')} submission of {record.get('submitted', '?')} "
+                  f"could not be read: {exc}")
+            continue
+        names = record.get("items", [])
+        seen_by.append((record, {names[i]: s for i, s in states.items() if i < len(names)}))
     rows = item.states(ladder)
-    width = max(len(r.name) for r in rows)
-    where = f"{record['backend']} {record.get('job_id') or record.get('address', '')}".strip() if record else "no submission recorded"
+    where = "; ".join(_submission(r) for r, _ in seen_by) or "no submission recorded"
     print(f"ladder {ladder.label} in MLflow experiment {ladder.experiment!r}; scheduler: {where}")
-    print(f"{'#':>3}  {'item':<{width}}  {'MLflow':<11}  {'version':<7}  {'scheduler':<28}  training run")
+    try:
+        now = records.digest(Path(ladder.path).read_bytes())
+    except OSError:
+        now = None
+    changed = [r for r, _ in seen_by if r.get("pin") and r["pin"] != now]
+    if changed:
+        print(f"note: {ladder.path} changed since it was submitted ({', '.join(_submission(r) for r in changed)}); "
+              "their tasks run the items as submitted, and the table lists the items the file names now")
+    columns = []
     for r in rows:
-        print(f"{r.index:>3}  {r.name:<{width}}  {r.state:<11}  {r.version or '-':<7}  {scheduler.get(r.index, '-'):<28}  "
+        mine = [(record, states[r.name]) for record, states in seen_by if r.name in states]
+        shown = [(record, seen) for n, (record, seen) in enumerate(mine) if n == 0 or seen.live]
+        text = "; ".join(f"{_task(record, r.name)}: {seen.state}" for record, seen in shown) or "-"
+        newest = mine[0][1] if mine else None
+        if newest is not None and newest.state == "ended: cancelled" and r.state not in ("done", "running"):
+            # the MLflow runs say preempted or failed: the scheduler knows it was a user's cancel
+            r.state = "cancelled"
+            r.detail = f"{r.detail}; submitting the ladder again resumes there" if r.detail else ""
+        reason = newest.reason if newest is not None and r.state != "done" and not newest.live else ""
+        columns.append((text, reason))
+    width = max(len(r.name) for r in rows)
+    sched = max([9, *(len(text) for text, _ in columns)])
+    print(f"{'#':>3}  {'item':<{width}}  {'MLflow':<11}  {'version':<7}  {'scheduler':<{sched}}  training run")
+    for r, (text, reason) in zip(rows, columns):
+        print(f"{r.index:>3}  {r.name:<{width}}  {r.state:<11}  {r.version or '-':<7}  {text:<{sched}}  "
               f"{r.train or '-'}{('  ' + r.detail) if r.detail else ''}")
+        if reason:
+            print(f"{'':>5}{'':<{width}}  why: {reason}")
     done = sum(r.state == "done" for r in rows)
     print(f"{done} of {len(rows)} items done" + ("; the report: langdec report --experiment " + ladder.experiment if done == len(rows) else ""))
     return done == len(rows)
+
+
+def _submission(record: dict) -> str:
+    if record.get("backend") == "slurm":
+        what = f"slurm array {record.get('job_id')}"
+    else:
+        what = f"ray {record.get('address', '')}".strip()
+    return f"{what} ({record.get('submitted', '?')})"
+
+
+def _task(record: dict, name: str) -> str:
+    from .. import scheduling
+
+    return scheduling.get(record["backend"]).describe(record, record.get("items", []).index(name))
 
 
 def cmd_run_item(args) -> int:
@@ -104,7 +157,8 @@ def cmd_run_item(args) -> int:
     from ..scheduling import item
 
     try:
-        result = item.run(args.ladder, args.item, supersede=True if args.supersede else None, progress=not args.quiet)
+        result = item.run(args.ladder, args.item, supersede=True if args.supersede else None, progress=not args.quiet,
+                          pin=args.pin)
     except KeyboardInterrupt:
         item.write_result(130, "interrupted")
         raise
@@ -142,7 +196,44 @@ def cmd_tracking_server(args) -> int:
                "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
     print(f"MLflow server on http://{args.host}:{args.port}; on every worker: export MLFLOW_TRACKING_URI=http://{args.host}:{args.port}",
           flush=True)
-    return subprocess.call(command, env={**os.environ, "MLFLOW_BACKEND_STORE_URI": store})
+    return _serve_scrubbed(command, {**os.environ, "MLFLOW_BACKEND_STORE_URI": store}, store)
+
+
+def _serve_scrubbed(command: list[str], env: dict[str, str], secret_url: str) -> int:
+    """Run a server (`mlflow server`) with its output passed line by line through `urls.scrub`: its database driver
+    quotes the store URL in its errors, and one that misreads a raw '@' in the password names the rest of it as a
+    host ('failed to resolve host ...'), again at every retry. Ctrl-C stops it; returns its exit status."""
+    import signal
+    import subprocess
+    import threading
+
+    from ..urls import scrub
+
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def pump(source, target) -> None:
+        for raw in iter(source.readline, b""):
+            target.write(scrub(raw.decode(errors="replace"), secret_url))
+            target.flush()
+        source.close()
+
+    pumps = [threading.Thread(target=pump, args=(child.stdout, sys.stdout), daemon=True),
+             threading.Thread(target=pump, args=(child.stderr, sys.stderr), daemon=True)]
+    for thread in pumps:
+        thread.start()
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGINT)  # a server stops cleanly on it, as it would from the terminal
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
+    finally:
+        for thread in pumps:
+            thread.join(timeout=5)  # the rest of what it said, scrubbed too
 
 def cmd_ui(args) -> int:
     """Refresh the saved views of langdec's experiments, print where each opens, and serve the MLflow UI on the
@@ -181,8 +272,8 @@ def cmd_ui(args) -> int:
     # the store URL (a database password, say) through the environment, never the command line
     import os
 
-    return subprocess.call([sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port), "--workers", "1"],
-                           env={**os.environ, "MLFLOW_BACKEND_STORE_URI": uri})
+    return _serve_scrubbed([sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port),
+                            "--workers", "1"], {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}, uri)
 
 
 def cmd_report(args) -> int:
@@ -228,6 +319,9 @@ def register(command) -> None:
     s.add_argument("ladder", help="a ladder YAML")
     s.add_argument("item", help="the item's index (0-based, the SLURM array index) or its name (cond2-zh-5k-s42)")
     s.add_argument("--supersede", action="store_true", help="re-registered cells replace their old versions")
+    s.add_argument("--pin", default=None, metavar="SHA256",
+                   help="the sha256 of the ladder file as submitted: run that version (kept under "
+                        "LANGDEC_HOME/scheduling/ladders) if the file changed since; exit 2 if neither is there")
     s.set_defaults(func=cmd_run_item)
 
     s = command("sweep", help="Optuna search over training settings (nested MLflow runs, pruning on validation loss)")

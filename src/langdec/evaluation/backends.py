@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 from tqdm import tqdm
 
 from ..errors import LangdecError, did_you_mean
-from ..urls import redact_url
+from ..urls import redact_url, scrub
 from . import inference
 
 if TYPE_CHECKING:
@@ -155,28 +155,34 @@ class OpenAIModel:
         return [v if v is not None else 0.0 for v in values]
 
     def _call(self, *, quiet: bool = False, **kwargs):
-        from openai import APIConnectionError, APIStatusError
+        from openai import APIConnectionError, APIError, APIStatusError
 
         try:
             return self.client.completions.create(model=self.model, **kwargs)
         except APIStatusError as exc:
             if quiet:
                 raise _Refused() from None
+            # a server may echo the request (its path and query, a token in it) in its error body
             raise LangdecError(f"{redact_url(self.base_url)}: the server refused the request for model {self.model!r} "
-                               f"(HTTP {exc.status_code}: {str(exc.message)[:200]})") from None
+                               f"(HTTP {exc.status_code}: {scrub(str(exc.message), self.base_url)[:200]})") from None
         except APIConnectionError:
             raise LangdecError(f"evaluation.base_url {redact_url(self.base_url)}: no OpenAI-compatible server answers there; start one "
                                "(e.g. `vllm serve BASE --enable-lora --lora-modules NAME=DIR`) or use evaluation.backend=hf") from None
+        except APIError as exc:  # an answer the client could not read
+            raise LangdecError(f"{redact_url(self.base_url)}: an answer the OpenAI client could not read for model "
+                               f"{self.model!r}: {scrub(str(exc), self.base_url)[:200]}") from None
 
 
-def _hf(spec: ModelConfig, ev: EvaluationConfig, adapter_dir: str | None, run_name: str, quantization: str) -> ScoringModel:
+def _hf(spec: ModelConfig, ev: EvaluationConfig, adapter_dir: str | None, run_name: str, quantization: str, *,
+        allow_cpu: bool = False) -> ScoringModel:
     from .loading import load_local
 
-    model, tokenizer = load_local(spec, adapter_dir, quantization=quantization)
+    model, tokenizer = load_local(spec, adapter_dir, quantization=quantization, allow_cpu=allow_cpu)
     return HFModel(model, tokenizer)
 
 
-def _openai(spec: ModelConfig, ev: EvaluationConfig, adapter_dir: str | None, run_name: str, quantization: str) -> ScoringModel:
+def _openai(spec: ModelConfig, ev: EvaluationConfig, adapter_dir: str | None, run_name: str, quantization: str, *,
+            allow_cpu: bool = False) -> ScoringModel:
     from ..model import load_tokenizer
 
     if not ev.base_url:
@@ -188,8 +194,9 @@ def _openai(spec: ModelConfig, ev: EvaluationConfig, adapter_dir: str | None, ru
 
 
 # a backend gets the profile's model and evaluation sections, the adapter folder, the job's run name and the
-# quantization the adapter was trained under (the hf backend loads the base model that way on a GPU)
-BACKENDS: dict[str, Callable[[ModelConfig, EvaluationConfig, str | None, str, str], ScoringModel]] = {"hf": _hf, "openai": _openai}
+# quantization the adapter was trained under (the hf backend loads the base model that way on a GPU, and on CPU
+# when the keyword allow_cpu, training.allow_cpu, says so)
+BACKENDS: dict[str, Callable[..., ScoringModel]] = {"hf": _hf, "openai": _openai}
 
 
 def names() -> list[str]:
@@ -197,8 +204,8 @@ def names() -> list[str]:
 
 
 def load(spec: ModelConfig, ev: EvaluationConfig, adapter_dir: str | None, run_name: str, *,
-         quantization: str = "none") -> ScoringModel:
+         quantization: str = "none", allow_cpu: bool = False) -> ScoringModel:
     """The scoring model of `evaluation.backend` for the base model, or for the adapter in `adapter_dir`."""
     if ev.backend not in BACKENDS:
         raise did_you_mean("evaluation backend", ev.backend, BACKENDS)
-    return BACKENDS[ev.backend](spec, ev, adapter_dir, run_name, quantization)
+    return BACKENDS[ev.backend](spec, ev, adapter_dir, run_name, quantization, allow_cpu=allow_cpu)

@@ -24,6 +24,11 @@ from ..schema import build
 from ..errors import LangdecError, did_you_mean
 
 TASKS = ("classification", "multiple_choice", "numeric")
+# how evaluation.max_items cuts a benchmark language: stratified = a seeded sample stratified by gold label, so a
+# slice keeps the benchmark's label mix (a file sorted by label, as SIB-200's is, makes its first N rows one
+# label); head = the first N rows, as runs were scored before slices were sampled
+SLICES = ("stratified", "head")
+SLICE_SEED = 42
 
 
 @dataclass
@@ -224,14 +229,17 @@ def _read_hub(bench: Benchmark, lang: str) -> list[dict[str, Any]]:
     return rows
 
 
-def load(name: str, lang: str, *, source: str = "fixtures", limit: int | None = None) -> list[Item]:
-    """Items of one benchmark in one language from `fixtures`, `hub`, or a file/folder path."""
+def load(name: str, lang: str, *, source: str = "fixtures", limit: int | None = None, slice: str = "stratified",
+         seed: int = SLICE_SEED) -> list[Item]:
+    """Items of one benchmark in one language from `fixtures`, `hub`, or a file/folder path; with `limit`, the
+    slice of that many that `slice` and `seed` pick (`slice_items`)."""
     bench = get(name)
     if bench.translate:
         raise LangdecError(f"{name} is machine-translated: its items come from evaluation.machine_translation.items, "
                            "which needs the profile's translation backend")
     if bench.like:
-        return _paired(bench, languages.normalise(lang), source, limit) if bench.pair else load(bench.like, lang, source=source, limit=limit)
+        items = _paired(bench, languages.normalise(lang), source) if bench.pair else load(bench.like, lang, source=source)
+        return slice_items(items, limit, slice=slice, seed=seed, stratify=bench.task != "numeric")
     lang = languages.normalise(lang)
     if lang not in bench.languages:
         raise LangdecError(f"{name} has no language {lang!r}; it has {', '.join(bench.languages)}")
@@ -252,7 +260,87 @@ def load(name: str, lang: str, *, source: str = "fixtures", limit: int | None = 
             items.append(to_item(bench, record, number))
         except (KeyError, ValueError, IndexError, TypeError) as exc:
             raise LangdecError(f"{where}: record {number + 1}: cannot read {bench.name} fields ({type(exc).__name__}: {exc})") from None
-    return items[:limit] if limit else items
+    return slice_items(items, limit, slice=slice, seed=seed, stratify=bench.task != "numeric")
+
+
+# --------------------------------------------------------------------------- slices (evaluation.max_items)
+def slice_items(items: list[Item], limit: int | None, *, slice: str = "stratified", seed: int = SLICE_SEED,
+                stratify: bool = True) -> list[Item]:
+    """At most `limit` of `items`, kept in file order. stratified: each gold label gets its share of `limit`
+    (`allocate`), and within a label the items ranked first by a keyed hash of (seed, item id) are taken, so
+    the same seed draws the same ids from every run and from every language whose rows share ids (the same
+    items in every cell of an experiment); `stratify=False` (numeric answers, nearly one label per item)
+    draws from all items as one stratum. head: the first `limit` rows."""
+    if slice not in SLICES:
+        raise did_you_mean("evaluation.slice", slice, SLICES)
+    if not limit or limit >= len(items):
+        return list(items)
+    if slice == "head":
+        return items[:limit]
+    strata: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        strata.setdefault(item.label if stratify else "", []).append(index)
+    quota = allocate({label: len(rows) for label, rows in strata.items()}, limit, seed=seed)
+    chosen: list[int] = []
+    for label, rows in strata.items():
+        chosen += sorted(rows, key=lambda i: (_rank(seed, items[i].id), i))[: quota[label]]
+    return [items[i] for i in sorted(chosen)]
+
+
+def allocate(counts: dict[str, int], n: int, *, seed: int = SLICE_SEED) -> dict[str, int]:
+    """`n` shared among labels in proportion to their counts by largest remainders (Hamilton), every label at
+    least one when `n` is at least the number of labels (taken back from the labels furthest above their
+    share). Ties go to the larger label, then by a keyed hash of the label, never by its name."""
+    from fractions import Fraction
+
+    total = sum(counts.values())
+    if n >= total:
+        return dict(counts)
+    share = {label: Fraction(n * count, total) for label, count in counts.items()}
+    out = {label: int(q) for label, q in share.items()}
+    if n >= len(counts):
+        out = {label: max(1, k) for label, k in out.items()}
+
+    def tie(label: str) -> tuple:
+        return (-counts[label], _rank(seed, f"label:{label}"))
+
+    while sum(out.values()) > n:  # the floor of one overshot: the label most above its share gives one back
+        label = min((l for l in out if out[l] > 1), key=lambda l: (share[l] - out[l], *tie(l)))
+        out[label] -= 1
+    while sum(out.values()) < n:  # the largest remainder gets the next item
+        label = min((l for l in out if out[l] < counts[l]), key=lambda l: (out[l] - share[l], *tie(l)))
+        out[label] += 1
+    return out
+
+
+def _rank(seed: int, key: str) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+
+
+def describe_slice(limit: int | None, slice: str, seed: int) -> str:
+    """The slice as a run records it (param `slice`): full, head, or stratified:seed=N."""
+    return "full" if not limit else "head" if slice == "head" else f"stratified:seed={seed}"
+
+
+def parse_slice(recorded: str | None) -> tuple[str, int]:
+    """(slice, seed) from a run's `slice` param; a run from before the param took the first rows (head)."""
+    if not recorded or recorded in ("full", "head"):
+        return "head", SLICE_SEED
+    method, _, seed = recorded.partition(":seed=")
+    return method, int(seed) if seed.lstrip("-").isdigit() else SLICE_SEED
+
+
+def slice_record(items: dict[tuple[str, str], list[Item]], described: str) -> dict[str, Any]:
+    """What a sliced run keeps of its items: per benchmark and data language the ids and label counts, and one
+    digest over them all (two runs with the same digest were scored on the same items)."""
+    import hashlib
+
+    cells = {f"{bench}/{data}": {"ids": [item.id for item in its], "labels": label_distribution(its)}
+             for (bench, data), its in sorted(items.items())}
+    text = "\n".join(f"{cell}\t{item_id}" for cell, body in cells.items() for item_id in body["ids"])
+    return {"slice": described, "digest": hashlib.sha256(text.encode()).hexdigest()[:16], "cells": cells}
 
 
 # --------------------------------------------------------------------------- records -> items
@@ -326,12 +414,12 @@ def to_item(bench: Benchmark, record: dict, row: int) -> Item:
     return Item(m.id.format_map(_RowDefault({**record, "_row": row}, row)), fields, label, options)
 
 
-def _paired(bench: Benchmark, lang: str, source: str, limit: int | None) -> list[Item]:
+def _paired(bench: Benchmark, lang: str, source: str) -> list[Item]:
     """Each item with `pair.field` taken from the parallel item in the other language; the rows must be parallel
-    (same count, same gold label row by row), as XNLI's are."""
+    (same count, same gold label row by row), as XNLI's are. Paired whole, so a slice is taken of the pairs."""
     pair = bench.pair
     other = pair.language if lang != pair.language else pair.fallback
-    own, theirs = load(bench.like, lang, source=source, limit=limit), load(bench.like, other, source=source, limit=limit)
+    own, theirs = load(bench.like, lang, source=source), load(bench.like, other, source=source)
     if len(own) != len(theirs):
         raise LangdecError(f"{bench.name}: {bench.like} has {len(own)} items in {lang} but {len(theirs)} in {other}; "
                            "a mixed pair needs parallel rows")

@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from ..errors import LangdecError
 from ..model import load_base_model, load_tokenizer
 
@@ -26,11 +24,13 @@ def adapter_folder(adapter_uri: str | None) -> str | None:
     return mlflow.artifacts.download_artifacts(adapter_uri)
 
 
-def load_local(spec: ModelConfig, adapter_dir: str | None, *, quantization: str = "none"):
+def load_local(spec: ModelConfig, adapter_dir: str | None, *, quantization: str = "none", allow_cpu: bool = False):
     """The base model of the profile's model section with the adapter in `adapter_dir` on top; NF4 only on a
-    GPU (the training's quantization, as the adapter was trained on it), and in whatever precision this
-    machine scores best (scoring needs no fp16 loss scaling)."""
-    quantization = quantization if torch.cuda.is_available() else "none"
+    GPU (the training's quantization, as the adapter was trained on it) or where `allow_cpu` (training.allow_cpu)
+    asks for it on CPU, and in whatever precision this machine scores best (scoring needs no fp16 loss scaling)."""
+    from ..effective import scoring_quantization
+
+    quantization = scoring_quantization(quantization, allow_cpu)
     model = load_base_model(spec, quantization=quantization, precision="auto")
     if adapter_dir:
         from peft import PeftModel

@@ -20,13 +20,15 @@ if TYPE_CHECKING:
     from ..config import Profile
 
 
-def items(name: str, lang: str, profile: Profile, *, source: str, limit: int | None = None) -> list[Item]:
-    """The `translate:` variant `name` in `lang`: its source language's items with their fields translated."""
+def items(name: str, lang: str, profile: Profile, *, source: str, limit: int | None = None, slice: str = "stratified",
+          seed: int = benchmarks.SLICE_SEED) -> list[Item]:
+    """The `translate:` variant `name` in `lang`: its source language's items with their fields translated; with
+    `limit`, the source language's slice (benchmarks.slice_items), so a copy is scored on the items its original is."""
     bench = benchmarks.get(name)
     spec = bench.translate
     if spec is None:
         raise LangdecError(f"{name} is not a machine-translated benchmark (it has no translate:)")
-    originals = benchmarks.load(bench.family, spec.source_language, source=source, limit=limit)
+    originals = benchmarks.load(bench.family, spec.source_language, source=source, limit=limit, slice=slice, seed=seed)
     wanted = [(i, f) for i, item in enumerate(originals) for f in spec.fields]
     units = [Unit(f"s{k}", "string", originals[i].fields[f]) for k, (i, f) in enumerate(wanted)]
     cfg = profile.translation

@@ -17,6 +17,7 @@ from .. import items as items_mod
 from .. import registry, tracking
 from ..config import Condition, Job, Profile
 from ..errors import LangdecError
+from ..model import model_identity
 from . import backends, benchmarks, diagnostics, extractors, machine_translation
 from ..urls import redact_url
 from .matrix import Cell, CellScore, cells, gen_key, ll_key, score
@@ -114,13 +115,19 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
     extractor_names = sorted(extractors.extractors())
     params = {"condition": job.condition, "lang": job.lang or "", "tier": job.tier, "seed": job.seed, "profile": profile.name,
               "benchmarks": bench_names, "templates": ev.templates, "data_languages": data_languages, "source": source,
-              "max_items": ev.max_items, "max_new_tokens": ev.max_new_tokens, "max_prompt_tokens": ev.max_prompt_tokens,
+              "max_items": ev.max_items, "slice": benchmarks.describe_slice(ev.max_items, ev.slice, ev.slice_seed),
+              "max_new_tokens": ev.max_new_tokens, "max_prompt_tokens": ev.max_prompt_tokens,
               "truncation_side": ev.truncation_side, "prompts": ev.prompts,
-              "adapter_run": train_run_id or "none", "loglikelihood": ev.loglikelihood}
+              "adapter_run": train_run_id or "none", "loglikelihood": ev.loglikelihood,
+              **model_identity(profile.model)}  # a GGUF file's sha256: another file, another baseline run
     if any(benchmarks.get(b).translate for b in bench_names):
         from ..translation import stage as translation_stage
 
         params["machine_translation"] = translation_stage.settings_key(profile.translation)  # a new translator, a new run
+    if ev.backend == "hf":  # the base model as it loads here (NF4 on a GPU, or on CPU with training.allow_cpu)
+        from ..effective import scoring_quantization
+
+        params["quantization"] = scoring_quantization(profile.training.quantization, profile.training.allow_cpu)
     if ev.backend != "hf":
         params.update({"backend": ev.backend, "base_url": redact_url(ev.base_url), "served_model": ev.served_model,
                        "adapter_model": ev.adapter_model})
@@ -129,7 +136,8 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
                        "code_k": ev.code_k, "code_max_new_tokens": ev.code_max_new_tokens,
                        "code_limits": f"{ev.code_timeout_seconds}s/{ev.code_memory_mb}MB"})
     tags = {"condition": job.condition, "lang": job.lang or "", "tier": job.tier, "seed": str(job.seed), "phase": phase,
-            "profile": profile.name, "model_id": profile.model.id, "run_name": job.run_name, "adapter_run": train_run_id or ""}
+            "profile": profile.name, "model_id": profile.model.id, "run_name": job.run_name, "adapter_run": train_run_id or "",
+            **model_identity(profile.model)}
     if job.arm:
         tags["arm"] = job.arm
     tags.update(extra_tags or {})
@@ -139,12 +147,22 @@ def run(profile: Profile, cond: Condition, job: Job, *, phase: str, experiment: 
         if srun.reused:
             return EvalResult(srun.run_id, True, mlflow.get_run(srun.run_id).data.metrics)
         start = time.perf_counter()
-        items = {(b, d): (machine_translation.items(b, d, profile, source=source, limit=ev.max_items) if benchmarks.get(b).translate
-                          else benchmarks.load(b, d, source=source, limit=ev.max_items))
+        cut = {"limit": ev.max_items, "slice": ev.slice, "seed": ev.slice_seed}
+        items = {(b, d): (machine_translation.items(b, d, profile, source=source, **cut) if benchmarks.get(b).translate
+                          else benchmarks.load(b, d, source=source, **cut))
                  for b in bench_names for d in data_languages if d in benchmarks.get(b).languages}
+        if ev.max_items:  # which items the slice took, so paired runs can be checked to share them
+            record = benchmarks.slice_record(items, params["slice"])
+            mlflow.log_dict(record, "slice.json")
+            mlflow.set_tag("langdec.slice_digest", record["digest"])
         from .loading import adapter_folder  # torch: only where a model is loaded (reports and reparse never do)
 
-        scorer = backends.load(profile.model, ev, adapter_folder(adapter_uri), job.run_name, quantization=profile.training.quantization)
+        scorer = backends.load(profile.model, ev, adapter_folder(adapter_uri), job.run_name, quantization=profile.training.quantization,
+                               allow_cpu=profile.training.allow_cpu)
+        if isinstance(scorer, backends.HFModel):  # in this process: what loaded (NF4 or not), not what was asked
+            from ..effective import quantized_layers
+
+            mlflow.set_tag("langdec.quantized_layers", quantized_layers(scorer.model))
         records, prompts = [], []
         for cell in matrix:
             for item in items[(cell.benchmark, cell.data)]:
@@ -265,6 +283,7 @@ def _items_of(run, data: "pa.Table") -> ItemIndex:
     a benchmark whose items cannot be found (an imported run, a moved file) is left out."""
     source = run.data.params.get("source")
     limit = run.data.params.get("max_items")
+    how, seed = benchmarks.parse_slice(run.data.params.get("slice"))
     pairs = data.select(["benchmark", "data"]).group_by(["benchmark", "data"]).aggregate([]).to_pylist()
     wanted = {(p["benchmark"], p["data"]) for p in pairs if any(d.needs_items for d in diagnostics.for_benchmark(p["benchmark"]))}
     out: dict[tuple[str, str], list[benchmarks.Item]] = {}
@@ -273,7 +292,8 @@ def _items_of(run, data: "pa.Table") -> ItemIndex:
             continue  # no items to find (imported), or they need the translation backend
         try:
             out[(bench, data_lang)] = benchmarks.load(bench, data_lang, source=source or "fixtures",
-                                                      limit=int(limit) if limit not in (None, "None") else None)
+                                                      limit=int(limit) if limit not in (None, "None") else None,
+                                                      slice=how, seed=seed)
         except LangdecError:
             continue
     return item_index(out)

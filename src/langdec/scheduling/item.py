@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,22 +45,54 @@ class Ladder:
         raise LangdecError(f"{self.path}: no item {text!r}; items: {', '.join(self.names)} (or their index 0-{len(self.items) - 1})")
 
 
-def load(path: str | Path) -> Ladder:
+def load(path: str | Path, pin: str | None = None, echo=None) -> Ladder:
+    """The ladder in `path`; with `pin` (the sha256 its submission recorded), the ladder as it was submitted."""
     from .. import tracking
 
+    if pin:
+        path = pinned(path, pin, echo)
     spec = jobs.load_ladder(path)
     profile = config.load_profile(spec.profile, spec.overrides)
     return Ladder(Path(spec.path).resolve(), spec, profile, tracking.experiment_name(profile.name, spec.phase), jobs.ladder_jobs(spec))
 
 
-def run(path: str | Path, which: str | int, *, supersede: bool | None = None, progress: bool = False, echo=print) -> dict:
-    """Run one item to the end (every stage, reusing what MLflow says is finished); returns what it did."""
+def pinned(path: str | Path, pin: str, echo=None) -> Path:
+    """The file to read for a ladder submitted with digest `pin`: the file itself while it is unchanged, else the copy
+    kept at submission. An array waits in a queue for hours and people edit their ladders meanwhile; task i must run
+    item i of what was submitted, never whatever sits at position i of the file now."""
+    from . import records
+
+    if not re.fullmatch(r"[0-9a-f]{64}", pin):
+        raise LangdecError(f"--pin {pin!r}: expected the sha256 of the ladder file as submitted (64 hex digits)")
+    file = Path(path)
+    try:
+        now = records.digest(file.read_bytes())
+    except OSError:
+        now = None
+    if now == pin:
+        return file
+    copy = records.pinned_path(pin)
+    if copy.is_file() and records.digest(copy.read_bytes()) == pin:
+        if echo is not None:
+            echo(f"note: {file} {'changed' if now else 'is gone'} since this ladder was submitted; "
+                 f"running the submitted version (kept at {copy})", flush=True)
+        return copy
+    raise LangdecError(f"{file}: {'changed' if now else 'is gone'} since this ladder was submitted (sha256 {pin[:12]}"
+                       f"{f', now {now[:12]}' if now else ''}) and the submitted version is not at {copy}; "
+                       f"submit the ladder again (langdec ladder {file} --slurm or --ray) "
+                       "to run what the file says now")
+
+
+def run(path: str | Path, which: str | int, *, supersede: bool | None = None, progress: bool = False,
+        pin: str | None = None, echo=print) -> dict:
+    """Run one item to the end (every stage, reusing what MLflow says is finished); returns what it did. With `pin`,
+    the item of the ladder as it was submitted (`pinned`)."""
     from .. import preemption, tracking
     from ..ladder import run_job
 
     preemption.install()  # a scheduler's SIGTERM/SIGUSR2 ends it retryably, training with a checkpoint first
     _die_with_parent()
-    ladder = load(path)
+    ladder = load(path, pin, echo)
     index, job = ladder.item(which)
     tracking.configure()
     start = time.perf_counter()
@@ -115,7 +148,7 @@ def _die_with_parent() -> None:
 class ItemState:
     index: int
     name: str
-    state: str  # done | running | lost | failed | preempted | not started
+    state: str  # done | running | lost | failed | preempted | started | not started (| cancelled, from the scheduler)
     train: str = ""  # the training run's status (and where it ran)
     version: str = ""
     detail: str = ""
@@ -131,7 +164,7 @@ def states(ladder: Ladder) -> list[ItemState]:
     client = MlflowClient()
     exp = client.get_experiment_by_name(ladder.experiment)
     runs = []
-    for stage in ("train", "evaluate") if exp is not None else ():
+    for stage in STAGES if exp is not None else ():
         token = None
         while True:  # tags have no IN filter: one search per stage
             page = client.search_runs([exp.experiment_id], filter_string=f"tags.`langdec.stage` = '{stage}'",
@@ -143,27 +176,43 @@ def states(ladder: Ladder) -> list[ItemState]:
     out = []
     for index, job in enumerate(ladder.items):
         mine = [r for r in runs if _is_job(r, job)]
-        train = next((r for r in mine if r.data.tags.get("langdec.stage") == "train"), None)
-        evaluation = next((r for r in mine if r.data.tags.get("langdec.stage") == "evaluate"), None)
+        newest_of = {stage: next((r for r in mine if r.data.tags.get("langdec.stage") == stage), None)
+                     for stage in STAGES}
+        train, evaluation = newest_of["train"], newest_of["evaluate"]
         version = registry.live_version(ladder.profile.registered_model, ladder.spec.phase, job) if job.trains else None
         state = ItemState(index, job.run_name, "not started", version=str(version.version) if version else "")
         if train is not None:
             state.train = f"{train.info.status.lower()} on {train.data.tags.get('langdec.scheduler') or train.data.tags.get('langdec.host', '?')}"
             if train.data.tags.get("langdec.resumed_from"):
                 state.train += f", resumed from {train.data.tags['langdec.resumed_from']}"
-        newest = [r for r in (train, evaluation) if r is not None]
+        newest = [r for r in newest_of.values() if r is not None]
+        running = [stage for stage, r in newest_of.items() if r is not None and r.info.status == "RUNNING"]
+        failed = [stage for stage, r in newest_of.items() if r is not None and r.info.status == "FAILED"]
+        finished = [stage for stage, r in newest_of.items() if r is not None and r.info.status == "FINISHED"]
         if evaluation is not None and evaluation.info.status == "FINISHED" and (not job.trains or (train and train.info.status == "FINISHED")):
             state.state = "done"
-        elif any(r.info.status == "RUNNING" and tracking.alive(r) for r in newest):
-            state.state = "running"
-        elif any(r.info.status == "RUNNING" for r in newest):
+        elif any(newest_of[s].info.status == "RUNNING" and tracking.alive(newest_of[s]) for s in running):
+            state.state, state.detail = "running", _progress(finished, f"{_WORD[running[-1]]} running")
+        elif running:
             state.state, state.detail = "lost", "its process stopped beating; the next attempt resumes it"
         elif train is not None and train.data.tags.get("langdec.preempted") and train.info.status != "FINISHED":
             state.state, state.detail = "preempted", f"at {train.data.tags['langdec.preempted']}"
-        elif newest:
-            state.state = "failed" if any(r.info.status == "FAILED" for r in newest) else "running"
+        elif failed:
+            state.state, state.detail = "failed", _progress(finished, f"{_WORD[failed[-1]]} failed")
+        elif newest:  # some stages finished (data, checks) and the next has not begun: between stages, or stopped there
+            state.state, state.detail = "started", _progress(finished, "")
         out.append(state)
     return out
+
+
+STAGES = ("transpile", "check", "train", "evaluate")  # in the order an item runs them
+_WORD = {"transpile": "data", "check": "checks", "train": "training", "evaluate": "evaluation"}
+
+
+def _progress(finished: list[str], now: str) -> str:
+    """`data, checks finished; training running`: how far the item got, in the order it runs its stages."""
+    done = ", ".join(_WORD[s] for s in STAGES if s in finished)
+    return "; ".join(part for part in (f"{done} finished" if done else "", now) if part)
 
 
 def _is_job(run, job: config.Job) -> bool:

@@ -44,8 +44,10 @@ class Options:
     supersede: bool = False
 
 
-def _run_item(ladder: str, label: str, index: int, name: str, gpus: int, supersede: bool) -> dict:
-    """The Ray task: one item in a child process, its outcome mapped to retry or not."""
+def _run_item(ladder: str, label: str, index: int, name: str, gpus: int, supersede: bool,
+              pin: records.Pin | None = None) -> dict:
+    """The Ray task: one item in a child process, its outcome mapped to retry or not. `pin`: the ladder file as the
+    driver read it, so the item is the one submitted at `index` even if the file changed since."""
     import ray
 
     context = ray.get_runtime_context()
@@ -53,9 +55,13 @@ def _run_item(ladder: str, label: str, index: int, name: str, gpus: int, superse
     from ..paths import work_dir
 
     start = time.time()
+    if pin is not None:
+        records.keep(pin)  # this node's copy, for `run-item --pin`
     log = work_dir() / "ray" / label / f"{index}-{name}.log"  # on the node that ran it; every attempt appended
-    child = launch.Child(launch.command(ladder, index, gpus=max(1, int(gpus)), supersede=supersede),
-                         env={**os.environ, "LANGDEC_RAY_PLACEMENT": where}, log=log)
+    procs = max(1, int(gpus))
+    cmd = launch.command(ladder, index, gpus=procs, supersede=supersede, pin=pin.digest if pin else None)
+    child = launch.Child(cmd,
+                         env={**os.environ, "LANGDEC_RAY_PLACEMENT": where}, log=log, processes=procs)
     ended = child.wait()
     if ended.code == 0:
         return {**ended.result, "item": name, "index": index, "where": where, "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
@@ -81,8 +87,10 @@ def environment() -> dict[str, str]:
     return sent
 
 
-def run(ladder: Ladder, address: str | None, options: Options, echo=print) -> list[dict]:
-    """Run every item as a Ray task and wait for all of them; returns one outcome per item, in ladder order."""
+def run(ladder: Ladder, address: str | None, options: Options, echo=print,
+        pin: records.Pin | None = None) -> list[dict]:
+    """Run every item as a Ray task and wait for all of them; returns one outcome per item, in ladder order. `pin`:
+    the ladder file as read for this submission (`records.pin`)."""
     try:
         import ray
         from ray.exceptions import RayError, RayTaskError
@@ -101,9 +109,14 @@ def run(ladder: Ladder, address: str | None, options: Options, echo=print) -> li
                            "check the address (`ray status` on the head node prints it)") from None
     task = ray.remote(num_gpus=options.gpus_per_item, num_cpus=options.cpus_per_item, max_retries=options.max_retries,
                       retry_exceptions=[RetryableItem])(_run_item)
-    pending = {task.remote(str(ladder.path), ladder.label, i, job.run_name, int(options.gpus_per_item), options.supersede): i
-               for i, job in enumerate(ladder.items)}
-    record = {"backend": "ray", "address": address or "local", "items": ladder.names, "ladder": str(ladder.path),
+    pending = {task.remote(str(ladder.path), ladder.label, i, job.run_name, int(options.gpus_per_item),
+                           options.supersede, pin): i for i, job in enumerate(ladder.items)}
+    from ..tracking import machine
+
+    # the driver is the only one that hears the outcomes: `--status` tells a live driver from one that stopped
+    record = {"backend": "ray", "id": f"ray-{machine()}-{os.getpid()}-{time.time_ns()}", "address": address or "local",
+              "items": ladder.names, "ladder": str(ladder.path), "pin": pin.digest if pin else None,
+              "driver": {"host": machine(), "pid": os.getpid(), "started": _process_start(os.getpid())},
               "submitted": time.strftime("%Y-%m-%d %H:%M:%S"), "outcomes": {}}
     records.save(ladder.label, record)
     echo(f"{len(pending)} items of {ladder.label} on Ray ({address or 'a local instance'}), "
@@ -129,8 +142,45 @@ def run(ladder: Ladder, address: str | None, options: Options, echo=print) -> li
     return [outcomes[i] for i in range(len(ladder.items))]
 
 
-def scheduler_states(record: dict) -> dict[int, str]:
-    """index -> how the last driver saw the item end (Ray keeps no state once the driver is gone)."""
+def describe(record: dict, index: int) -> str:
+    """How `--status` names this submission's task of item `index`."""
+    return f"ray {record.get('address', '')}".strip()
+
+
+def scheduler_states(record: dict) -> dict[int, records.Seen]:
+    """index -> how the driver saw the item end; an item it has not reported is running under it while the driver
+    lives (Ray keeps no state once the driver is gone)."""
     outcomes = record.get("outcomes", {})
-    return {i: (f"ended: {outcomes[n]['status']}" if n in outcomes else "not reported by the driver")
-            for i, n in enumerate(record["items"])}
+    alive = _driver_alive(record.get("driver") or {})
+    states = {}
+    for i, name in enumerate(record.get("items", [])):
+        outcome = outcomes.get(name)
+        if outcome is not None:
+            status = outcome.get("status", "?")
+            states[i] = records.Seen(f"ended: {status}", outcome.get("detail", "") if status == "failed" else "")
+        elif alive is None:
+            states[i] = records.Seen("not reported by the driver")
+        else:
+            driver = record["driver"]
+            states[i] = (records.Seen(f"under driver pid {driver['pid']}", live=True) if alive else
+                         records.Seen("driver stopped before it ended",
+                                      "run the ladder with --ray again: finished stages are reused"))
+    return states
+
+
+def _process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc), which tells a live pid from a reused one."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _driver_alive(driver: dict) -> bool | None:
+    """Whether the driver that made the record still runs; None when this machine cannot tell (another host)."""
+    from ..tracking import machine
+
+    if not driver or driver.get("host") != machine():
+        return None
+    pid = int(driver.get("pid") or 0)
+    return pid > 0 and _process_start(pid) != "" and _process_start(pid) == driver.get("started")

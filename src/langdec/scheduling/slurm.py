@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -52,57 +53,151 @@ class Options:
     supersede: bool = False
 
 
-class ItemTask(Checkpointable):
-    """What each array task runs (pickled by submitit; it carries no secret: the job's environment does)."""
+EXIT_CANCELLED = 143  # 128 + SIGTERM: a task ended by `scancel` (SLURM records the job CANCELLED anyway)
+REQUEUED_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "PREEMPTED", "NODE_FAIL")
+RUNNING_STATES = ("RUNNING", "SUSPENDED", "CONFIGURING", "RESIZING", "SIGNALING")
 
-    def __init__(self, ladder: str, names: list[str], gpus: int, supersede: bool, max_retries: int, signal_delay_s: int) -> None:
+
+class ItemTask(Checkpointable):
+    """What each array task runs (pickled by submitit; it carries no secret: the job's environment does). It carries
+    the ladder file as submitted (`pin`), so the item it runs is the one submitted at its index."""
+
+    def __init__(self, ladder: str, names: list[str], gpus: int, supersede: bool, max_retries: int, signal_delay_s: int,
+                 pin: records.Pin | None = None) -> None:
         self.ladder, self.names, self.gpus, self.supersede = ladder, names, gpus, supersede
-        self.max_retries, self.signal_delay_s = max_retries, signal_delay_s
+        self.max_retries, self.signal_delay_s, self.pin = max_retries, signal_delay_s, pin
         self._child: launch.Child | None = None
-        self._stopping = False
+        self._stop: tuple[str, str] | None = None  # why the task was told to stop (`stop_reason`), once it was
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_child", "_stopping")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_child", "_stop")}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _child=None, _stopping=False)
+        self.__dict__.update({"pin": None, **state}, _child=None, _stop=None)
 
     def __call__(self, index: int) -> dict:
         name = self.names[index]
         signal.signal(signal.SIGTERM, self._on_sigterm)  # submitit only logs it; the item must hear it
+        if self.pin is not None:
+            records.keep(self.pin)  # this node's copy of the ladder as submitted, for `run-item --pin`
         start = time.time()
+        ended = launch.Ended(EXIT_CANCELLED, "stopped before it started")
         for attempt in range(self.max_retries + 1):
-            self._child = launch.Child(launch.command(self.ladder, index, gpus=self.gpus, supersede=self.supersede))
+            if self._stop is not None:  # told to stop while it waited to try again
+                break
+            self._child = launch.Child(launch.command(self.ladder, index, gpus=self.gpus, supersede=self.supersede,
+                                                      pin=self.pin.digest if self.pin else None),
+                                       processes=max(1, self.gpus))
             ended = self._child.wait()
             self._child = None
             if ended.code == 0:
                 return {**ended.result, "item": name, "index": index, "attempts": attempt + 1, "seconds": round(time.time() - start, 1)}
-            if self._stopping and ended.retryable:
-                _requeue_self()  # preempted without USR2's warning: the item checkpointed; run again later
-            if not ended.retryable or attempt == self.max_retries:
+            if self._stop is not None or not ended.retryable or attempt == self.max_retries:
                 break
             print(f"langdec: item {name}: {ended.detail} (retryable); attempt {attempt + 2} of {self.max_retries + 1}",
                   file=sys.stderr, flush=True)
             time.sleep(launch.retry_pause(attempt))
-        raise RuntimeError(f"item {name}: {ended.detail} (exit status {ended.code}"
-                           + (", retryable: retries used up)" if ended.retryable else ", not retryable)"))
+        if self._stop is not None and (self._stop[0] == "cancelled" or ended.retryable or ended.code == EXIT_CANCELLED):
+            self._stopped(name)
+        message = (f"failed (exit {ended.code}): item {name}: {ended.detail}"
+                   + (" (retryable: retries used up)" if ended.retryable else " (not retryable)"))
+        _record_outcome(message)
+        print(f"langdec: {message}", file=sys.stderr, flush=True)
+        sys.exit(ended.code if 0 < ended.code < 256 else 1)  # sacct shows the item's own status: 2, 75 or 1
 
     def _on_sigterm(self, signum, frame) -> None:
-        self._stopping = True
         if self._child is not None:
-            self._child.signal(signum)
+            self._child.signal(signum)  # the item stops first (training: at the step's end, with a checkpoint)
+        if self._stop is None:
+            self._stop = stop_reason()
+            print(f"langdec: SIGTERM: {self._stop[1]}", file=sys.stderr, flush=True)
+            if self._stop[0] == "cancelled":  # said now: SLURM kills the task KillWait seconds after this signal
+                _record_outcome(f"cancelled: {self._stop[1]}; the item stopped and is not requeued")
+
+    def _stopped(self, name: str) -> None:
+        """End the task as the reason for the SIGTERM asks: a user's cancel ends the item; a preemption, a time limit
+        or a bare signal requeues it (it resumes from the checkpoint it just saved); a requeue SLURM does itself
+        (a node taken down, `scontrol requeue`) needs nothing more."""
+        kind, detail = self._stop
+        if kind == "cancelled":
+            print(f"langdec: item {name} cancelled; not requeued", file=sys.stderr, flush=True)
+            sys.exit(EXIT_CANCELLED)
+        if kind == "requeued":
+            sys.exit(-1)
+        _requeue_self()
 
     def checkpoint(self, index: int):
         """submitit's USR2 handler calls this: the time limit or a preemption is near. The item saves a checkpoint and
         stops; the returned submission is what the requeued task runs, and the item resumes from that checkpoint."""
-        self._stopping = True
+        self._stop = ("preempted", "SIGUSR2: a preemption or the time limit is near")
         child = self._child
         if child is not None:
             child.signal(signal.SIGUSR2)
             if not child.exited_within(max(10, self.signal_delay_s - 15)):
                 child.signal(signal.SIGKILL)  # the last complete checkpoint is still there
         return submitit.helpers.DelayedSubmission(ItemTask(self.ladder, self.names, self.gpus, self.supersede,
-                                                           self.max_retries, self.signal_delay_s), index)
+                                                           self.max_retries, self.signal_delay_s, self.pin), index)
+
+
+def stop_reason(env: dict[str, str] | None = None) -> tuple[str, str]:
+    """Why SLURM sent this job SIGTERM, asked of the controller at once: (kind, what it said). Kinds: `cancelled`
+    (scancel by a user or an admin), `preempted`, `time limit`, `requeued` (SLURM requeues it itself: a node taken
+    down, `scontrol requeue`) and `signal` (the job keeps running: `scancel --signal=TERM`, a preemption's grace
+    warning). When the controller cannot say, a preemption is assumed: the item checkpoints and comes back."""
+    env = os.environ if env is None else env
+    job = env.get("SLURM_JOB_ID")
+    if not job:
+        return "signal", "SIGTERM outside a SLURM job"
+    try:
+        out = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "preempted", f"scontrol show job {job} failed ({type(exc).__name__}); treated as a preemption"
+    if out.returncode != 0:
+        return "preempted", f"scontrol show job {job}: {out.stderr.strip()[:200]}; treated as a preemption"
+    return classify_stop(job_fields(out.stdout), int(env.get("SLURM_RESTART_COUNT") or 0))
+
+
+def job_fields(text: str) -> dict[str, str]:
+    """`scontrol show job -o`'s Key=Value pairs (the first of each key)."""
+    fields: dict[str, str] = {}
+    for key, value in re.findall(r"(?:^|\s)([A-Za-z][\w/:]*)=(\S*)", text):
+        fields.setdefault(key, value)
+    return fields
+
+
+def classify_stop(fields: dict[str, str], restarts_at_start: int) -> tuple[str, str]:
+    """The kind of stop `scontrol show job` describes at the moment of the SIGTERM. A cancel and a preemption both show
+    JobState=COMPLETING: a preemption has a PreemptTime, a requeue (preemption in REQUEUE mode, a node taken down,
+    `scontrol requeue`) counts one more restart than the task started with, a time limit has Reason=TimeLimit."""
+    state, reason = fields.get("JobState", ""), fields.get("Reason", "")
+    said = f"JobState={state} Reason={reason}"
+    restarts = fields.get("Restarts", "0")
+    if not state:
+        return "preempted", "the controller did not say the job's state; treated as a preemption"
+    if fields.get("PreemptTime", "None") not in ("None", "Unknown", ""):
+        return "preempted", f"preempted at {fields['PreemptTime']} ({said}); checkpoint and requeue"
+    if (restarts.isdigit() and int(restarts) > restarts_at_start) or state in REQUEUED_STATES:
+        return "requeued", f"requeued by SLURM ({said}, restart {restarts}); checkpoint, and SLURM runs it again"
+    if state == "TIMEOUT" or reason == "TimeLimit":
+        return "time limit", f"the time limit ({said}); checkpoint and requeue"
+    if state in RUNNING_STATES:
+        return "signal", f"a SIGTERM while the job keeps running ({said}), as a preemption sends; checkpoint, requeue"
+    return "cancelled", f"scancel by a user or an admin ({said}, no preemption, no requeue)"
+
+
+def _record_outcome(message: str) -> None:
+    """What `--status` shows for this task: submitit's result file, as submitit writes a failure's traceback."""
+    try:
+        target = Path(submitit.JobEnvironment().paths.result_pickle)
+    except Exception:  # not under submitit (a task run by hand): the log has it
+        return
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            pickle.dump(("error", message), handle)
+        os.replace(tmp, target)
+    except OSError:
+        pass
 
 
 def _requeue_self() -> None:
@@ -110,7 +205,7 @@ def _requeue_self() -> None:
     job = f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}" if env.get("SLURM_ARRAY_JOB_ID") else env.get("SLURM_JOB_ID")
     if job:
         subprocess.run(["scontrol", "requeue", job], timeout=60, check=False)
-        sys.exit(-1)  # as submitit does after its own requeue
+    sys.exit(-1)  # as submitit does after its own requeue
 
 
 def _needs_submitit():
@@ -119,8 +214,9 @@ def _needs_submitit():
     return submitit
 
 
-def submit(ladder: Ladder, options: Options, echo=print) -> dict:
-    """Submit every item of the ladder as one job array; returns the record saved for `--status`."""
+def submit(ladder: Ladder, options: Options, echo=print, pin: records.Pin | None = None) -> dict:
+    """Submit every item of the ladder as one job array; returns the record saved for `--status`. `pin`: the ladder
+    file as read for this submission (`records.pin`), which every task runs whatever happens to the file meanwhile."""
     sub = _needs_submitit()
     from ..paths import work_dir
 
@@ -137,7 +233,7 @@ def submit(ladder: Ladder, options: Options, echo=print) -> dict:
     try:
         executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
         task = ItemTask(str(ladder.path), ladder.names, options.gpus_per_item, options.supersede, options.max_retries,
-                        options.signal_delay_s)
+                        options.signal_delay_s, pin)
         jobs = executor.map_array(task, list(range(len(ladder.items))))
     except (subprocess.CalledProcessError, OSError, ValueError) as exc:
         detail = getattr(exc, "stderr", None) or getattr(exc, "output", None) or str(exc)
@@ -146,9 +242,10 @@ def submit(ladder: Ladder, options: Options, echo=print) -> dict:
                            "check --partition, --gpus-per-item and --slurm-arg against `sinfo`") from None
     array = jobs[0].job_id.split("_")[0]
     # one item is submitted as a plain job (no "_index"): the record keeps each task's id and files as submitit names them
-    record = {"backend": "slurm", "job_id": array, "job_name": params["job_name"], "tasks": [j.job_id for j in jobs],
-              "logs": [str(j.paths.stdout) for j in jobs], "results": [str(j.paths.result_pickle) for j in jobs],
-              "items": ladder.names, "ladder": str(ladder.path), "submitted": time.strftime("%Y-%m-%d %H:%M:%S")}
+    record = {"backend": "slurm", "id": f"slurm-{array}", "job_id": array, "job_name": params["job_name"],
+              "tasks": [j.job_id for j in jobs], "logs": [str(j.paths.stdout) for j in jobs],
+              "results": [str(j.paths.result_pickle) for j in jobs], "items": ladder.names, "ladder": str(ladder.path),
+              "pin": pin.digest if pin else None, "submitted": time.strftime("%Y-%m-%d %H:%M:%S")}
     records.save(ladder.label, record)
     echo(f"submitted {len(jobs)} items of {ladder.label} as SLURM array {array} (job name {params['job_name']}, "
          f"{options.gpus_per_item} GPU(s) each, at most {options.array_parallelism} at once)")
@@ -156,47 +253,76 @@ def submit(ladder: Ladder, options: Options, echo=print) -> dict:
     return record
 
 
-def scheduler_states(record: dict) -> dict[int, str]:
-    """index -> what SLURM says now: its state in squeue, or how the task ended (submitit's result file)."""
+LIVE = ("pending", "running", "configuring", "completing", "requeued", "suspended", "resizing", "signaling")
+
+
+def describe(record: dict, index: int) -> str:
+    """How `--status` names the task of item `index` of this submission."""
+    tasks = record.get("tasks", [])
+    return f"slurm {tasks[index] if index < len(tasks) else record.get('job_id')}"
+
+
+def scheduler_states(record: dict) -> dict[int, records.Seen]:
+    """index -> what SLURM says now: its state in squeue, or how the task ended (the task's result file: done,
+    cancelled, or failed with its exit status and reason)."""
     index_of = {task: i for i, task in enumerate(record.get("tasks", []))}
-    states: dict[int, str] = {}
+    states: dict[int, records.Seen] = {}
     try:
         out = subprocess.run(["squeue", "-h", "-r", "-j", record["job_id"], "-o", "%i|%T|%N|%r"], capture_output=True, text=True,
                              timeout=30)
         lines = out.stdout.splitlines() if out.returncode == 0 else []
     except (OSError, subprocess.TimeoutExpired):
         lines = []
+    queued: dict[int, records.Seen] = {}
     for line in lines:
         jid, state, node, reason = (line.split("|") + ["", "", "", ""])[:4]
         if jid in index_of:
             where = f" on {node}" if node else (f" ({reason})" if reason and reason != "None" else "")
-            states[index_of[jid]] = f"{state.lower()}{where}"
+            queued[index_of[jid]] = records.Seen(f"{state.lower()}{where}", live=state.lower() in LIVE)
     for index, result in enumerate(record.get("results", [])):
-        if index in states:
+        seen = queued.get(index)
+        if seen is not None and seen.live:
+            states[index] = seen
             continue
-        try:
-            with open(result, "rb") as handle:  # written by submitit in this user's own log folder
-                outcome, value = pickle.load(handle)
-            states[index] = (f"ended: {value.get('status', 'success')}" if outcome == "success" and isinstance(value, dict)
-                             else "ended: error (see its log)")
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError):
-            states[index] = "not in the queue"
+        ended = _ended(result)  # the task's own word on how it ended is better than squeue's state word
+        if seen is not None and ended.state == "not in the queue":
+            ended = records.Seen(f"ended: {seen.state}")
+        states[index] = ended
     return states
 
 
-def wait(record: dict, *, poll: float = 10.0, echo=print) -> dict[int, str]:
+def _ended(result: str) -> records.Seen:
+    try:
+        with open(result, "rb") as handle:  # written by submitit, or by the task itself, in this user's own log folder
+            outcome, value = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+        return records.Seen("not in the queue")
+    if outcome == "success":
+        return records.Seen(f"ended: {value.get('status', 'success')}" if isinstance(value, dict) else "ended: done")
+    text = str(value).strip()
+    if text.startswith("cancelled: "):
+        return records.Seen("ended: cancelled", text[len("cancelled: "):])
+    failed = re.match(r"failed \(exit (\d+)\): (.*)", text, re.DOTALL)
+    if failed:
+        return records.Seen(f"ended: failed, exit {failed.group(1)}", failed.group(2).strip())
+    last = text.splitlines()[-1] if text else ""  # a traceback: its last line names the error
+    status = re.search(r"exit status (\d+)", last)
+    return records.Seen(f"ended: failed, exit {status.group(1)}" if status else "ended: error", last[:400])
+
+
+def wait(record: dict, *, poll: float = 10.0, echo=print) -> dict[int, records.Seen]:
     """Until no task of the array is pending or running; says how many are in each state whenever that changes."""
     said = ""
     while True:
         states = scheduler_states(record)
         counts: dict[str, int] = {}
-        for state in states.values():
-            word = state.split()[0].rstrip(":") if not state.startswith("ended") else state
+        for seen in states.values():
+            word = seen.state if seen.state.startswith("ended") else seen.state.split()[0].rstrip(":")
             counts[word] = counts.get(word, 0) + 1
         line = ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
         if line != said:
             echo(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
             said = line
-        if not any(s.startswith(("pending", "running", "configuring", "completing", "requeued", "suspended")) for s in states.values()):
+        if not any(seen.live for seen in states.values()):
             return states
         time.sleep(poll)

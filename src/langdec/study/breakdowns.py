@@ -5,6 +5,11 @@ build_xnli_label_bias.py and build_sib200_category_breakdown.py write them.
 They read the refined extractor's labels and rules stored per item (`langdec.items`); only the text test the
 study makes on the answer itself (its first line, whitespace collapsed; a CJK character in a glued answer) is
 taken from the stored output. The XNLI and SIB-200 files cover the study's default condition sets.
+
+The three scripts take every `_results_template*.json` under a condition's folder, and the seed from the folder
+it lies in, so a stray file (another seed's file in a seed folder, which import-results keeps flagged) is counted
+under its folder's seed, its cells beside that seed's own; sorted by the same keys, the two cells' rows come in
+the order of the files' paths (`file`). `without_strays` gives langdec's versions (README: named improvements).
 """
 
 from __future__ import annotations
@@ -32,12 +37,19 @@ def _value(v: object) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def without_strays(rows: "pd.DataFrame") -> "pd.DataFrame":
+    """The rows of the study's sessions alone: a stray file's are not another run of its folder's seed."""
+    return rows[~rows["stray"].astype(bool)]
+
+
 def _cells(rows: "pd.DataFrame", conditions: Iterable[str] | None = None):
-    """((condition, seed, template, data, instr), rows in the file's order) per cell, cells in the walk's order."""
+    """((condition, seed, template, data, instr), rows in the file's order) per cell, cells in the walk's order: the
+    study's sorted paths (condition, seed folder, file name), then a file's cells in its order."""
     if conditions is not None:
         rows = rows[rows["condition"].isin(list(conditions))]
-    rows = rows.sort_values(["condition", "seed", "t", "cell_order", "position"], key=_seed_folder, kind="stable")
-    for (cond, seed, t, _order, data, instr), cell in rows.groupby(["condition", "seed", "t", "cell_order", "data", "instr"], sort=False):
+    rows = rows.sort_values(["condition", "seed", "file", "t", "cell_order", "position"], key=_seed_folder, kind="stable")
+    keys = ["condition", "seed", "file", "t", "cell_order", "data", "instr"]
+    for (cond, seed, _file, t, _order, data, instr), cell in rows.groupby(keys, sort=False):
         yield (cond, seed, int(t), data, instr), cell
 
 

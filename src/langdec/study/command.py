@@ -52,6 +52,11 @@ def build(study: data.StudyData, top: int = 15) -> tuple[dict[str, str], dict[st
     text["correct-via-constant-rates.tsv"] = breakdowns.correct_via_constant(study.sib200)
     text["xnli-label-distributions.tsv"] = breakdowns.xnli_label_distributions(study.xnli)
     text["sib200-category-accuracy.tsv"] = breakdowns.sib200_category_accuracy(study.sib200)
+    # langdec's: the same breakdowns of the study's sessions alone, no stray file counted as one more run of a seed
+    sib, xnli = breakdowns.without_strays(study.sib200), breakdowns.without_strays(study.xnli)
+    text["correct-via-constant-rates_without_strays.tsv"] = breakdowns.correct_via_constant(sib)
+    text["xnli-label-distributions_without_strays.tsv"] = breakdowns.xnli_label_distributions(xnli)
+    text["sib200-category-accuracy_without_strays.tsv"] = breakdowns.sib200_category_accuracy(sib)
     text["langdec_recoverable.tsv"], text["langdec_recoverable_by_benchmark.tsv"] = improvements.recoverable(study.cells)
     text["framework_parse_failure_recovery_per_cell.tsv"] = improvements.recovery_per_cell(cells)
     flips, text["fig04_signflip_appendix.tsv"] = figures.signflip_appendix(text["conclusion_flips.tsv"])
@@ -67,9 +72,9 @@ def build(study: data.StudyData, top: int = 15) -> tuple[dict[str, str], dict[st
 def run(experiment: str, out: Path, *, origin: str | None = None, replace: bool = False, top: int = 15, progress: bool = True) -> Written:
     from tqdm import tqdm
 
-    from ..atomic import check_destination
+    from ..atomic import check_output
 
-    check_destination(out, replace=replace)  # before any record is read
+    check_output(out, replace=replace)  # before any record is read, never the store's artifacts, the home or the checkout
     study = data.load(experiment, origin)
     text, draws = build(study, top)
     written: list[str] = []
@@ -94,7 +99,7 @@ def run(experiment: str, out: Path, *, origin: str | None = None, replace: bool 
 
 def _manifest(experiment: str, study: data.StudyData, written: list[str]) -> dict:
     versions = {}
-    for source in study.sources:
+    for source in [*study.sources, *study.strays]:
         schema = items.schema(source.run_id, source.artifact_uri)
         for name, version in (items.versions_of(schema) if schema is not None else {}).items():
             versions.setdefault(name, set()).add(version)
@@ -106,6 +111,8 @@ def _manifest(experiment: str, study: data.StudyData, written: list[str]) -> dic
     return {"experiment": experiment, "extractor_versions": {k: sorted(v) for k, v in sorted(versions.items())},
             "sessions": [{"condition": s.condition, "seed": s.seed, "template": s.part or "template1+template2", "origin": s.origin,
                           "run_id": s.run_id} for s in study.sources],
+            # counted by the study's per-item breakdowns alone, as its scripts count them (import-results keeps them flagged)
+            "stray_files": [{"condition": s.condition, "seed": s.seed, "file": s.stray, "run_id": s.run_id} for s in study.strays],
             "skipped_runs": study.skipped, "files": files}
 
 
@@ -113,10 +120,11 @@ def _log(experiment: str, out: Path, study: data.StudyData, manifest: dict, flip
     """One MLflow run per invocation: the files as artifacts, the extractor versions and source runs as tags."""
     import mlflow
 
-    runs = ",".join(sorted(s.run_id for s in study.sources))
+    runs = ",".join(sorted(s.run_id for s in [*study.sources, *study.strays]))
     tags = {f"langdec.extractor.{k}": ",".join(v) for k, v in manifest["extractor_versions"].items()}
     tags.update({"langdec.source_runs": runs if len(runs) <= 5000 else f"{len(study.sources)} runs, listed in MANIFEST.json",
-                 "langdec.source_runs_sha256": hashlib.sha256(runs.encode()).hexdigest()[:16], "langdec.sessions": str(len(study.sources))})
+                 "langdec.source_runs_sha256": hashlib.sha256(runs.encode()).hexdigest()[:16], "langdec.sessions": str(len(study.sources)),
+                 "langdec.stray_files": str(len(study.strays))})
     params = {"origin": ",".join(sorted({s.origin for s in study.sources})), "sessions": len(study.sources)}
     with tracking.stage_run(experiment, STAGE, "study-tables", params=params, tags=tags, reuse=False) as srun:
         mlflow.log_metrics({"study.cells": float(len(study.cells)), "study.sessions": float(len(study.sources)),

@@ -40,14 +40,18 @@ class Source:
     seed: str  # the seed folder without its prefix: 42, none
     origin: str  # imported | published | trained
     part: str  # the template an imported run holds ("" for a run holding both)
+    run: Any = field(default=None, compare=False, hash=False, repr=False)  # the MLflow run (its name and tags)
+    stray: str = ""  # an imported stray file's name (published.STRAY_TAG): read by the per-item breakdowns alone
 
 
 @dataclass
 class StudyData:
     cells: "pd.DataFrame"  # one row per session cell: condition, seed, template, t, benchmark, data, instr, order, counts
-    sib200: "pd.DataFrame"  # SIB-200 rows: condition, seed, t, data, instr, order, position, gold, output, pred
-    xnli: "pd.DataFrame"  # XNLI rows: condition, seed, t, data, instr, order, position, gold, pred, rule, cjk
+    # per-item rows, stray files' included (`stray`), each with the results file it is in as the study names it (`file`)
+    sib200: "pd.DataFrame"  # SIB-200 rows: condition, seed, file, stray, t, data, instr, order, position, gold, output, pred
+    xnli: "pd.DataFrame"  # XNLI rows: condition, seed, file, stray, t, data, instr, order, position, gold, pred, rule, cjk
     sources: list[Source] = field(default_factory=list)
+    strays: list[Source] = field(default_factory=list)  # stray files kept by import-results
     skipped: list[str] = field(default_factory=list)  # runs that are not one of the study's sessions, and why
 
 
@@ -66,10 +70,10 @@ def origin_of(tags: dict[str, str]) -> str:
     return {"imported": "imported", "published": "published"}.get(tags.get("origin", ""), "trained")
 
 
-def sources(experiment: str, origin: str | None = None) -> tuple[list[Source], list[str]]:
+def sources(experiment: str, origin: str | None = None) -> tuple[list[Source], list[str], list[Source]]:
     """The newest finished evaluation run of every session in the experiment; runs that are no session (an arm,
     a condition outside the study's matrix) are listed as skipped. Two origins for one session are refused
-    unless `origin` picks one."""
+    unless `origin` picks one. Imported stray files (each a results file in its folder) come apart, third."""
     from mlflow.tracking import MlflowClient
 
     from ..evaluation.stage import EVAL_STAGE
@@ -83,18 +87,23 @@ def sources(experiment: str, origin: str | None = None) -> tuple[list[Source], l
     runs = MlflowClient().search_runs([found.experiment_id], f"tags.`langdec.stage` = '{EVAL_STAGE}' and attributes.status = 'FINISHED'",
                                       order_by=["attributes.start_time DESC"], max_results=50000)
     chosen: dict[tuple[str, str, str, str], Source] = {}
+    strays: dict[tuple[str, str, str], Source] = {}
     skipped = []
     for run in runs:
         tags = run.data.tags
         name = study_name(tags)
         run_origin = origin_of(tags)
-        if tags.get("arm"):
+        if tags.get("langdec.stray") == "true":
+            if name is not None and origin in (None, run_origin):
+                file = tags.get("source_file", "")
+                strays.setdefault((*name, file), Source(run.info.run_id, run.info.artifact_uri, *name, run_origin, "", run, file))
+        elif tags.get("arm"):
             skipped.append(f"{run.info.run_id}: a variant ({tags['arm']}), not one of the study's sessions")
         elif name is None:
             skipped.append(f"{run.info.run_id}: condition {tags.get('condition')!r} is not in the study's matrix")
         elif origin is None or run_origin == origin:
             part = tags.get("langdec.part", "")
-            chosen.setdefault((*name, part, run_origin), Source(run.info.run_id, run.info.artifact_uri, *name, run_origin, part))
+            chosen.setdefault((*name, part, run_origin), Source(run.info.run_id, run.info.artifact_uri, *name, run_origin, part, run))
     by_session: dict[tuple[str, str], set[str]] = {}
     for (condition, seed, _part, run_origin) in chosen:
         by_session.setdefault((condition, seed), set()).add(run_origin)
@@ -107,7 +116,7 @@ def sources(experiment: str, origin: str | None = None) -> tuple[list[Source], l
         raise LangdecError(f"experiment {experiment} has no finished evaluation run of the study's sessions"
                            + (f" of origin {origin}" if origin else ""))
     ordered = sorted(chosen.values(), key=lambda s: (s.condition, f"seed{s.seed}", s.part))
-    return ordered, skipped
+    return ordered, skipped, sorted(strays.values(), key=lambda s: (s.condition, f"seed{s.seed}", s.stray))
 
 
 COLUMNS = ["template", "benchmark", "data", "instr", "cell_order", "position", "gold",
@@ -119,19 +128,19 @@ def load(experiment: str, origin: str | None = None) -> StudyData:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    found, skipped = sources(experiment, origin)
+    found, skipped, strays = sources(experiment, origin)
     cells, sib, xnli = [], [], []
-    for source in list(found):
-        if not items.has_records(source.run_id, source.artifact_uri):
-            skipped.append(f"{source.run_id}: stored no per-item generations ({source.condition} seed {source.seed})")
-            found.remove(source)
+    # the reader `report` uses: types, extractor versions (one per extractor across runs) and lost records checked
+    # for every run before any row is read
+    checked = items.check([items.RunRef.of(source.run, experiment) for source in [*found, *strays]], EXTRACTORS, experiment=experiment)
+    readable = {ref.run_id: ref for ref in checked.runs}
+    for source in [*found, *strays]:
+        if source.run_id not in readable:
+            skipped.append(f"{source.run_id}: stored no per-item generations ({source.condition} seed {source.seed}"
+                           + (f", stray {source.stray})" if source.stray else ")"))
+            (strays if source.stray else found).remove(source)
             continue
-        schema = items.schema(source.run_id, source.artifact_uri)
-        missing = [c for c in COLUMNS if schema is not None and c not in schema.names]
-        if missing:
-            raise LangdecError(f"run {source.run_id}: its items have no {', '.join(missing)}; label them with `langdec reparse "
-                               f"--experiment {experiment} --extractor {missing[0].split('.', 1)[1]}`")
-        data = items.read(source.run_id, [*COLUMNS, "output"], artifact_uri=source.artifact_uri)
+        data = items.read_checked(readable[source.run_id], [*COLUMNS, "output"])
         data = data.filter(pc.is_in(data.column("benchmark"), value_set=pa.array(list(STUDY_BENCH))))
         frame = data.drop(["output"]).to_pandas()
         for column in ("template", "benchmark", "data", "instr", "gold"):
@@ -142,22 +151,26 @@ def load(experiment: str, origin: str | None = None) -> StudyData:
         if source.origin != "imported":  # langdec's own matrix order is not the study's: re-number as the study ran
             frame["cell_order"] = _study_order(frame)
         frame = frame.assign(condition=source.condition, seed=source.seed, t=frame["template"].str.removeprefix("template"))
-        cells.append(_count(frame))
+        # the results file as the study's scripts walk them (sorted paths): a stray by its name, a session's by the study's
+        frame["file"] = source.stray or (source.condition + "_seed" + source.seed + "_results_" + frame["template"] + ".json")
+        frame["stray"] = bool(source.stray)
+        if not source.stray:  # a stray is no cell of any table: the per-item breakdowns alone read it
+            cells.append(_count(frame))
         is_sib = (frame["benchmark"] == "sib200").to_numpy()
         if is_sib.any():
             outputs = data.filter(pc.equal(data.column("benchmark"), "sib200")).column("output").to_pylist()
-            sib.append(frame[is_sib].assign(output=outputs)[["condition", "seed", "t", "data", "instr", "cell_order", "position",
-                                                             "gold", "output", items.pred("refined")]])
+            sib.append(frame[is_sib].assign(output=outputs)[["condition", "seed", "file", "stray", "t", "data", "instr", "cell_order",
+                                                             "position", "gold", "output", items.pred("refined")]])
         is_xnli = (frame["benchmark"] == "xnli").to_numpy()
         if is_xnli.any():
             rows = frame[is_xnli]
             outputs = data.filter(pc.equal(data.column("benchmark"), "xnli")).column("output").to_pylist()
             glued = rows[items.rule("refined")].to_numpy(dtype=object) == "tier2_glued"
             cjk = [bool(g) and bool(CJK_FRAME.search(o.strip().split("\n")[0].strip())) for g, o in zip(glued, outputs)]
-            xnli.append(rows.assign(cjk=cjk)[["condition", "seed", "t", "data", "instr", "cell_order", "position", "gold",
-                                              items.pred("refined"), items.rule("refined"), "cjk"]])
-    columns = {"sib200": ["condition", "seed", "t", "data", "instr", "cell_order", "position", "gold", "output", "pred"],
-               "xnli": ["condition", "seed", "t", "data", "instr", "cell_order", "position", "gold", "pred", "rule", "cjk"]}
+            xnli.append(rows.assign(cjk=cjk)[["condition", "seed", "file", "stray", "t", "data", "instr", "cell_order", "position",
+                                              "gold", items.pred("refined"), items.rule("refined"), "cjk"]])
+    columns = {"sib200": ["condition", "seed", "file", "stray", "t", "data", "instr", "cell_order", "position", "gold", "output", "pred"],
+               "xnli": ["condition", "seed", "file", "stray", "t", "data", "instr", "cell_order", "position", "gold", "pred", "rule", "cjk"]}
 
     def stacked(parts: list, kind: str) -> "pd.DataFrame":
         frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns[kind])
@@ -167,7 +180,7 @@ def load(experiment: str, origin: str | None = None) -> StudyData:
         raise LangdecError(f"no session of the study in {experiment} stored per-item generations; re-run its evaluations")
     table = pd.concat(cells, ignore_index=True)
     table = table.sort_values(["condition", "seed_folder", "template", "cell_order"], kind="stable").reset_index(drop=True)
-    return StudyData(table, stacked(sib, "sib200"), stacked(xnli, "xnli"), found, skipped)
+    return StudyData(table, stacked(sib, "sib200"), stacked(xnli, "xnli"), sources=found, skipped=skipped, strays=strays)
 
 
 def _study_order(frame: "pd.DataFrame") -> "pd.Series":

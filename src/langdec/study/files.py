@@ -49,6 +49,8 @@ FILES: tuple[StudyFile, ...] = (
     StudyFile("framework_parse_failure_recovery_per_cell.tsv", LANGDEC, "langdec"),
     StudyFile("significance_true_n.tsv", LANGDEC, "langdec"),
     StudyFile("cross-seed-variance_exact.tsv", LANGDEC, "langdec"),
+    *(StudyFile(f"{n}_without_strays.tsv", LANGDEC, "langdec") for n in (
+        "correct-via-constant-rates", "xnli-label-distributions", "sib200-category-accuracy")),
 )
 # fig04 slopegraphs are named by their row counts (fig04_signflip_<benchmark>_top<N>/_all<n>), so not listed above
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from ..errors import LangdecError, did_you_mean
-from ..urls import redact_url
+from ..urls import redact_url, scrub
 
 KEY_VARIABLES = {"cohere": ("CO_API_KEY", "COHERE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
 
@@ -134,7 +134,8 @@ class OpenAIBackend:
             transient = _classify_status(exc.status_code, exc.response.headers)
             if transient:
                 raise transient from None
-            raise _refusal("openai", exc.status_code, redact_url(self.base_url) or "api.openai.com", str(exc.message)) from None
+            raise _refusal("openai", exc.status_code, redact_url(self.base_url) or "api.openai.com",
+                           scrub(str(exc.message), self.base_url)) from None  # a server may echo the URL's token
         usage = response.usage
         return Completion(response.choices[0].message.content or "", getattr(usage, "prompt_tokens", 0) or 0,
                           getattr(usage, "completion_tokens", 0) or 0)
@@ -168,7 +169,8 @@ class CohereBackend:
             transient = _classify_status(exc.status_code, getattr(exc, "headers", None))
             if transient:
                 raise transient from None
-            raise _refusal("cohere", exc.status_code or 0, redact_url(self.base_url) or "api.cohere.com", str(exc.body)) from None
+            raise _refusal("cohere", exc.status_code or 0, redact_url(self.base_url) or "api.cohere.com",
+                           scrub(str(exc.body), self.base_url)) from None
         text = "".join(getattr(part, "text", "") for part in (response.message.content or []))
         tokens = response.usage.tokens if response.usage and response.usage.tokens else None
         return Completion(text, int(tokens.input_tokens or 0) if tokens else 0, int(tokens.output_tokens or 0) if tokens else 0)

@@ -144,13 +144,13 @@ def translate_source(profile: Profile, src: str, lang: str, out: Path | None, ex
     import mlflow
 
     from .. import tracking
-    from ..atomic import check_destination
+    from ..atomic import check_output
     from ..sources import iter_rows
 
     cfg = profile.translation
     rows = list(iter_rows(src, code_column=code_column, limit=limit))
     if out is not None:
-        check_destination(out, replace=replace)  # before the work, not after it
+        check_output(out, replace=replace)  # before the work, not after it
     with open_backend(cfg, profile) as backend:
         t = translator(backend, lang, cfg)
         params = {**describe(cfg), "lang": t.lang, "source": str(src), "files": len(rows), "concurrency": cfg.concurrency,

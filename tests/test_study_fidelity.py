@@ -52,7 +52,8 @@ def test_the_study_set_is_the_default_and_langdec_wording_is_a_named_set():
 def test_prompts_command_prints_what_the_evaluation_sends(tmp_path):
     rows = [r for r in STUDY_PROMPTS if (r["benchmark"], r["data"], r["instr"], r["template"]) == ("belebele", "ur", "zh", "template2")]
     result = subprocess.run([sys.executable, "-m", "langdec.cli", "benchmarks", "prompts", "belebele", "--data-lang", "ur",
-                             "--instr", "zh", "--template", "template2", "--limit", "2"], capture_output=True, text=True, cwd=tmp_path)
+                             "--instr", "zh", "--template", "template2", "--limit", "2", "--slice", "head"],
+                            capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     printed = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(p["id"], p["prompt"], p["prompt_set"]) for p in printed] == [(r["item_id"], r["prompt"], "study") for r in rows]

@@ -150,7 +150,8 @@ def plain_generate(model, tokenizer, prompts: list[str], ev) -> list[str]:
         enc = tokenizer(prompts[start:start + ev.batch_size], return_tensors="pt", padding=True, truncation=True,
                         max_length=ev.max_prompt_tokens)
         with torch.no_grad():
-            ids = model.generate(**enc, max_new_tokens=ev.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            ids = model.generate(**enc, max_new_tokens=ev.max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
         out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     return out
 
@@ -181,10 +182,16 @@ def plain_choices(model, tokenizer, closed: list[tuple[str, list[str]]], ev) -> 
     return [max(range(len(s)), key=s.__getitem__) for s in scores]
 
 
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
+def best_of(repeats: int, plain, ours) -> tuple[object, float, object, float]:
+    """Each side's result and its fastest time over `repeats` runs, the order alternating (plain first, then ours)."""
+    times = {"plain": float("inf"), "langdec": float("inf")}
+    results: dict[str, object] = {}
+    for r in range(repeats):
+        for side in (("plain", "langdec") if r % 2 == 0 else ("langdec", "plain")):
+            start = time.perf_counter()
+            results[side] = (plain if side == "plain" else ours)()
+            times[side] = min(times[side], time.perf_counter() - start)
+    return results["plain"], times["plain"], results["langdec"], times["langdec"]
 
 
 # --------------------------------------------------------------------------- the run
@@ -194,7 +201,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--items", type=int, default=64, help="generative prompts, and as many log-likelihood items")
-    parser.add_argument("--repeats", type=int, default=1, help="each measurement this many times, alternating; the best")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="each measurement this many times, alternating; the best")
     parser.add_argument("--skip", nargs="*", default=[], choices=["train", "generate", "loglikelihood"])
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -253,28 +261,22 @@ def main() -> None:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         longest = max(len(ids) for ids in tokenizer([*gen_prompts, *(p for p, _ in closed)])["input_ids"])
-        settings = dict(batch_size=ev.batch_size, max_prompt_tokens=ev.max_prompt_tokens, truncation_side=ev.truncation_side)
+        settings = dict(batch_size=ev.batch_size, max_prompt_tokens=ev.max_prompt_tokens,
+                        truncation_side=ev.truncation_side)
         if "generate" not in args.skip:
-            best = {"plain": float("inf"), "langdec": float("inf")}
-            for r in range(args.repeats):
-                a, sa = timed(lambda: plain_generate(model, tokenizer, gen_prompts, ev))
-                b, sb = timed(lambda: ours.generate(gen_prompts, max_new_tokens=ev.max_new_tokens, **settings))
-                best["plain"], best["langdec"] = min(best["plain"], sa), min(best["langdec"], sb)
+            a, sa, b, sb = best_of(args.repeats, lambda: plain_generate(model, tokenizer, gen_prompts, ev),
+                                   lambda: ours.generate(gen_prompts, max_new_tokens=ev.max_new_tokens, **settings))
             same = sum(x.strip() == y.strip() for x, y in zip(a, b))
             rows.append((f"greedy generation, {ev.max_new_tokens} new tokens, batch {ev.batch_size}", "items/s",
-                         len(gen_prompts) / best["plain"], len(gen_prompts) / best["langdec"],
-                         f"same text on {same}/{len(gen_prompts)}"))
+                         len(gen_prompts) / sa, len(gen_prompts) / sb, f"same text on {same}/{len(gen_prompts)}"))
         if "loglikelihood" not in args.skip:
-            best = {"plain": float("inf"), "langdec": float("inf")}
             prompts, options = [p for p, _ in closed], [o for _, o in closed]
-            for r in range(args.repeats):
-                a, sa = timed(lambda: plain_choices(model, tokenizer, closed, ev))
-                b, sb = timed(lambda: backends.choose_options(ours, prompts, options, **settings))
-                best["plain"], best["langdec"] = min(best["plain"], sa), min(best["langdec"], sb)
+            a, sa, b, sb = best_of(args.repeats, lambda: plain_choices(model, tokenizer, closed, ev),
+                                   lambda: backends.choose_options(ours, prompts, options, **settings))
             same = sum(x == y for x, y in zip(a, b))
             per = sum(len(o) for o in options) / len(options)
             rows.append((f"log-likelihood choice, {per:.1f} options/item, batch {ev.batch_size}", "items/s",
-                         len(closed) / best["plain"], len(closed) / best["langdec"], f"same choice on {same}/{len(closed)}"))
+                         len(closed) / sa, len(closed) / sb, f"same choice on {same}/{len(closed)}"))
         print(f"{len(gen_prompts)} generative prompts and {len(closed)} log-likelihood items, longest {longest} tokens")
 
     after = _uptime()

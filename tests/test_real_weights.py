@@ -7,7 +7,7 @@ One adapter is trained once per module (condition 2, zh: Python with Chinese key
 - it changes the model's greedy answers on benchmark prompts (the `hf` evaluation backend, base vs base+adapter);
 - on the base model, langdec's log-likelihood scores of XNLI, Belebele and SIB-200 options equal lm-eval's HFLM
   scores of the same (prompt, " " + option) pairs: the same argmax on every item, values within 1e-4.
-Cost on 2 quiet cores: about 2 minutes with the conversion of the GGUF file (the `real_profile` fixture).
+Cost: about 3 minutes on 2 shared cores (load ~3), the GGUF file's conversion (`real_profile`) included.
 """
 
 from __future__ import annotations
@@ -30,27 +30,26 @@ JOB = ("2", "zh", "5k", 42)
 LL_TOLERANCE = 1e-4  # fp32 on both sides; the same inputs in different batches and kernels differ by ~1e-5
 
 
-class HeldOutLoss:
-    """Records the trainer's validation loss at each evaluation, and asks for one before the first step."""
+def held_out_loss():
+    """A trainer callback that records the validation loss at each evaluation and asks for one before the first step
+    (transformers is imported here, not at collection, so a skipped module costs nothing)."""
+    from transformers import TrainerCallback
 
-    def __new__(cls):
-        from transformers import TrainerCallback
+    class HeldOutLoss(TrainerCallback):
+        def __init__(self) -> None:
+            self.losses: dict[int, float] = {}
+            self.lora_b_zero: bool | None = None
 
-        class _Callback(TrainerCallback):
-            def __init__(self) -> None:
-                self.losses: dict[int, float] = {}
-                self.lora_b_zero: bool | None = None
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            # LoRA's B starts at zero, so before the first step the adapted model computes the base model's function
+            lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
+            self.lora_b_zero = bool(lora_b) and all(bool((p == 0).all()) for p in lora_b)
+            args.eval_on_start = True  # the trainer's own evaluation, before any step, on the same eval rows
 
-            def on_train_begin(self, args, state, control, model=None, **kwargs):
-                # LoRA's B starts at zero, so before the first step the adapted model computes the base model's function
-                lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
-                self.lora_b_zero = bool(lora_b) and all(bool((p == 0).all()) for p in lora_b)
-                args.eval_on_start = True  # the trainer's own evaluation, before any step, on the same eval rows
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            self.losses.setdefault(state.global_step, float(metrics["eval_loss"]))
 
-            def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-                self.losses.setdefault(state.global_step, float(metrics["eval_loss"]))
-
-        return _Callback()
+    return HeldOutLoss()
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +68,9 @@ def trained(profile, module_store):
     from langdec import config, pipeline, train
 
     job = config.Job(*JOB)
-    losses = HeldOutLoss()
+    losses = held_out_loss()
     where = pipeline.Where(profile, config.condition(job.condition), job, "phase-3", "real-weights")
-    # eval_steps past the end: validation runs at the start (callback) and once after training (the stage's own)
+    # eval_steps past the end: validation runs before the first step (the callback) and after the last (the stage's)
     outcome = pipeline.run(where, stages=("check", "train"), progress=False,
                            training=train.Options(eval_steps=10 * STEPS, callbacks=[losses]))
     return outcome.train, losses
@@ -139,7 +138,8 @@ def test_the_adapter_changes_the_models_answers(profile, trained, base_scorer):
     ll_prompts = [render("template1", bench, "en", item, ev.prompts) for bench, item in closed]
     options = [item.options for _, item in closed]
     ll = dict(batch_size=ev.batch_size, max_prompt_tokens=ev.max_prompt_tokens, truncation_side=ev.truncation_side)
-    base_scores, adapted_scores = base_scorer.option_logprobs(ll_prompts, options, **ll), adapted.option_logprobs(ll_prompts, options, **ll)
+    base_scores = base_scorer.option_logprobs(ll_prompts, options, **ll)
+    adapted_scores = adapted.option_logprobs(ll_prompts, options, **ll)
     moved = max(abs(a - b) for bs, ads in zip(base_scores, adapted_scores) for b, a in zip(bs, ads))
     print(f"option log-likelihoods moved by up to {moved:.4f} nats on {len(closed)} items")
     assert moved > 1e-3
@@ -154,16 +154,16 @@ def test_loglikelihood_choices_equal_lm_evaluation_harness(profile, base_scorer)
     from langdec.model import model_source
 
     ev = profile.evaluation
-    picked = [(bench, item) for bench, lang, n in (("xnli", "en", 6), ("xnli", "zh", 2), ("xnli", "es", 2), ("xnli", "ur", 2),
-                                                    ("belebele", "en", 4), ("belebele", "zh", 2), ("sib200", "en", 4))
-              for item in _items(bench, lang, n)]
+    wanted = (("xnli", "en", 6), ("xnli", "zh", 2), ("xnli", "es", 2), ("xnli", "ur", 2), ("belebele", "en", 4),
+              ("belebele", "zh", 2), ("sib200", "en", 4))
+    picked = [(bench, item) for bench, lang, n in wanted for item in _items(bench, lang, n)]
     # as the evaluate stage scores log-likelihood: template1, English instructions, every option after " "
     prompts = [render("template1", bench, "en", item, ev.prompts) for bench, item in picked]
     options = [item.options for _, item in picked]
     longest = max(len(ids) for ids in base_scorer.tokenizer(prompts)["input_ids"])
     assert longest < ev.max_prompt_tokens, "no prompt is cut, so both sides score the same tokens"
-    ours = base_scorer.option_logprobs(prompts, options, batch_size=ev.batch_size, max_prompt_tokens=ev.max_prompt_tokens,
-                                       truncation_side=ev.truncation_side)
+    ours = base_scorer.option_logprobs(prompts, options, batch_size=ev.batch_size,
+                                       max_prompt_tokens=ev.max_prompt_tokens, truncation_side=ev.truncation_side)
     chosen = [max(range(len(s)), key=s.__getitem__) for s in ours]  # backends.choose_options, without scoring twice
 
     harness = HFLM(pretrained=model_source(profile.model), device="cpu", dtype=torch.float32, batch_size=16)

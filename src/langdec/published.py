@@ -50,6 +50,11 @@ BENCHMARK_NAMES = {"csqa": "xcsqa"}  # the study's name -> langdec's
 STRAY_TAG = "langdec.stray"  # "true" on a stray file's run: read only by the study's per-item breakdowns (study-tables)
 
 
+def is_stray(tags: dict[str, str]) -> bool:
+    """Whether a run is an imported stray file (STRAY_TAG): never one of a session's parts."""
+    return tags.get(STRAY_TAG) == "true"
+
+
 @dataclass(frozen=True)
 class StudyCondition:
     condition: str  # baseline | 1 | 2 | 3 | 5

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import items, mlflow_views, study_tables, tracking
+from . import items, mlflow_views, published, study_tables, tracking
 from .atomic import write_text
 from .errors import LangdecError
 from .evaluation import extractors
@@ -225,7 +225,7 @@ def latest_runs(experiment: str, tier: str | None = None) -> dict[tuple[str, str
         tags = run.data.tags
         if tier and tags.get("condition") != "baseline" and tags.get("tier") != tier:
             continue
-        if tags.get("langdec.stray") == "true":  # an imported stray file (published.STRAY_TAG): never one of a session's parts
+        if published.is_stray(tags):  # the study's per-item breakdowns read it; no report does
             continue
         # an imported result file holds one template: its runs are parts of one evaluation, not rivals
         latest.setdefault((group_of(tags), tags.get("tier", ""), tags.get("seed", ""), tags.get("langdec.part", "")), run)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .. import items
+from .. import items, published
 from ..errors import LangdecError
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def sources(experiment: str, origin: str | None = None) -> tuple[list[Source], l
         tags = run.data.tags
         name = study_name(tags)
         run_origin = origin_of(tags)
-        if tags.get("langdec.stray") == "true":
+        if published.is_stray(tags):
             if name is not None and origin in (None, run_origin):
                 file = tags.get("source_file", "")
                 strays.setdefault((*name, file), Source(run.info.run_id, run.info.artifact_uri, *name, run_origin, "", run, file))

@@ -267,15 +267,23 @@ def test_a_node_lost_during_training_resumes_elsewhere_from_its_checkpoint(sched
 
 
 # --------------------------------------------------------------------------- (c)
-def test_slurm_preemption_checkpoints_requeues_and_resumes(stack, slurm_cluster, tmp_path_factory, tmp_path):
+def _slurm_item_past_its_first_checkpoint(stack, slurm_cluster, tmp_path_factory, tmp_path, name: str):
+    """A one-item SLURM ladder (condition 1, long training) submitted and running: its scheduler, ladder file,
+    driver command and process, and the item's task id, once the training has saved a checkpoint."""
     from langdec.scheduling import records
 
     scheduler = Slurm(slurm_cluster, stack, tmp_path_factory.mktemp("shared-checkpoints"))
-    ladder = localcluster.write_ladder(tmp_path, "preempt", "  - condition: 1\n", LONG, "[en]")
+    ladder = localcluster.write_ladder(tmp_path, name, "  - condition: 1\n", LONG, "[en]")
     cmd = scheduler.command(ladder)
     driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=scheduler.env())
-    wait_for_checkpoint(scheduler.checkpoints, "phase-preempt")
-    (task,) = records.load("preempt-phase-preempt")["tasks"]
+    wait_for_checkpoint(scheduler.checkpoints, f"phase-{name}")
+    (task,) = records.load(f"{name}-phase-{name}")["tasks"]
+    return scheduler, ladder, cmd, driver, task
+
+
+def test_slurm_preemption_checkpoints_requeues_and_resumes(stack, slurm_cluster, tmp_path_factory, tmp_path):
+    scheduler, _, cmd, driver, task = _slurm_item_past_its_first_checkpoint(stack, slurm_cluster, tmp_path_factory,
+                                                                            tmp_path, "preempt")
     slurm_cluster.run("scancel", "--signal=USR2", task)  # what --signal=USR2@S sends before a preemption or time limit
     print(f"$ scancel --signal=USR2 {task}")
     scheduler.release_when_requeued(task)
@@ -389,14 +397,10 @@ def _status(ladder: Path, env: dict[str, str]) -> str:
 
 
 def test_slurm_a_plain_scancel_ends_the_item_and_status_says_so(stack, slurm_cluster, tmp_path_factory, tmp_path):
-    from langdec.scheduling import records, slurm
+    from langdec.scheduling import slurm
 
-    scheduler = Slurm(slurm_cluster, stack, tmp_path_factory.mktemp("shared-checkpoints"))
-    ladder = localcluster.write_ladder(tmp_path, "cancel", "  - condition: 1\n", LONG, "[en]")
-    cmd = scheduler.command(ladder)
-    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=scheduler.env())
-    wait_for_checkpoint(scheduler.checkpoints, "phase-cancel")
-    (task,) = records.load("cancel-phase-cancel")["tasks"]
+    scheduler, ladder, cmd, driver, task = _slurm_item_past_its_first_checkpoint(stack, slurm_cluster, tmp_path_factory,
+                                                                                 tmp_path, "cancel")
     slurm_cluster.run("scancel", task)  # a user's cancel: no --signal
     print(f"$ scancel {task}")
     stdout, stderr = finish(driver, cmd)

@@ -1,16 +1,20 @@
-"""Throwaway clusters on one machine, for the tests, the benchmarks and for trying the many-machine paths:
+"""Throwaway clusters on one machine, behind `langdec cluster up` (and used directly by the tests and benchmarks):
 
 - `local_cluster`: PostgreSQL (the pgserver wheel) for Optuna sweeps and the MLflow backend store, and a real
   `mlflow server` on loopback with served artifacts;
 - `slurm_cluster`: SLURM from Debian's packages (munge, slurmctld and N slurmd "nodes" on loopback ports), with
   fake GPUs declared through gres.conf (device files that are /dev/null), so jobs get CUDA_VISIBLE_DEVICES;
-- `ray_cluster`: Ray's own `ray.cluster_utils.Cluster`, a head and N nodes with GPUs declared.
+- `ray_cluster`: Ray's own `ray.cluster_utils.Cluster`, a head and N nodes with GPUs declared;
+- `hold`: the process `langdec cluster up` leaves running (`python -m langdec.localcluster hold DIR`): it enters
+  the context managers above, writes DIR/env.sh and DIR/cluster.json, and on SIGTERM (`langdec cluster down`)
+  leaves them again, so each stops only what it started.
 
-On real machines run PostgreSQL, `langdec tracking-server` and your site's scheduler instead (README, "Many machines")."""
+On real machines run PostgreSQL, `langdec tracking-server` and your site's scheduler instead (docs/scale.md)."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -18,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -396,3 +401,187 @@ def ray_cluster(*, nodes: int = 2, gpus_per_node: int = 2, cpus_per_node: int = 
         yield made
     finally:
         cluster.shutdown()
+
+
+# --------------------------------------------------------------------------- one cluster held open: `langdec cluster up`
+STATE, EXPORTS, HOLDER, LOG = "cluster.json", "env.sh", "holder.lock", "cluster.log"
+
+
+def process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc): a live pid with another start time is a process
+    that reused the pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def alive(pid: int, started: str) -> bool:
+    return pid > 0 and bool(started) and process_start(pid) == started
+
+
+def holder(root: Path) -> dict | None:
+    """{"pid", "started"} of the process holding the cluster in `root` (starting, up or stopping), or None when none
+    does. Its flock on holder.lock says that it runs: the kernel drops the lock however the process ends, so it is
+    never stale. "pid" is 0 while the holder has not yet written who it is."""
+    try:
+        fd = os.open(root / HOLDER, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # held
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        for _ in range(20):  # a holder writes who it is right after taking the lock
+            with contextlib.suppress(ValueError):
+                found = json.loads(os.pread(fd, 4096, 0) or b"null")
+                if isinstance(found, dict) and isinstance(found.get("pid"), int):
+                    return {"pid": found["pid"], "started": str(found.get("started", ""))}
+            time.sleep(0.1)
+        return {"pid": 0, "started": ""}
+    finally:
+        os.close(fd)
+
+
+def _take(root: Path) -> int:
+    """Hold `root`'s holder.lock for the life of this process (the descriptor is not inherited by the servers it
+    starts, so the lock goes with this process) and write who holds it."""
+    fd = os.open(root / HOLDER, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LangdecError(f"{root}: another cluster holds this folder; see `langdec cluster status --dir {root}`") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "started": process_start(os.getpid())}).encode(), 0)
+    return fd
+
+
+def _pid(pid: int) -> list:
+    return [pid, process_start(pid)]
+
+
+def _start(stack: contextlib.ExitStack, root: Path, *, slurm: bool, ray: bool, nodes: int, gpus_per_node: int,
+           timeout: float) -> dict:
+    """Enter the clusters asked for; what they are and the exports that reach them. The log says when each stopped
+    (a callback pushed before its context runs after that context has ended)."""
+    stack.callback(_said, "stopped PostgreSQL and the mlflow server")
+    local = stack.enter_context(local_cluster(root / "stack", startup_timeout=timeout))
+    postmaster = int((root / "stack" / "pgdata" / "postmaster.pid").read_text().split()[0])
+    exports = {"LANGDEC_HOME": os.environ["LANGDEC_HOME"]} if os.environ.get("LANGDEC_HOME") else {}
+    exports["MLFLOW_TRACKING_URI"] = local.tracking
+    components: dict[str, dict] = {
+        "postgresql": {"pids": [_pid(postmaster)], "data": str(root / "stack" / "pgdata"), "databases": ["tracking", "optuna"]},
+        "mlflow server": {"url": local.tracking, "pids": [_pid(local.server.process.pid)], "log": str(local.server.log)}}
+    if slurm:
+        stack.callback(_said, "stopped SLURM")
+        made = stack.enter_context(slurm_cluster(root / "slurm", nodes=nodes, gpus_per_node=gpus_per_node, startup_timeout=timeout))
+        exports["SLURM_CONF"] = str(made.conf)
+        components["slurm"] = {"conf": str(made.conf), "nodes": made.nodes, "gpus_per_node": gpus_per_node, "partition": "main",
+                               "pids": [_pid(p.pid) for p in (made.controller, *made.processes.values()) if p is not None]}
+    if ray:
+        stack.callback(_said, "stopped Ray")
+        held = stack.enter_context(ray_cluster(nodes=nodes, gpus_per_node=gpus_per_node))
+        exports["RAY_ADDRESS"] = held.address
+        members = [held.cluster.head_node, *held.nodes]
+        pids = {info.process.pid for node in members for infos in node.all_processes.values() for info in infos
+                if getattr(info, "process", None) is not None}
+        components["ray"] = {"address": held.address, "nodes": nodes, "gpus_per_node": gpus_per_node,
+                             "pids": [_pid(pid) for pid in sorted(pids)]}
+    # the local database trusts local connections: the URL has no password to hide
+    exports["LANGDEC_SWEEP_STORAGE"] = local.optuna
+    return {"holder": {"pid": os.getpid(), "started": process_start(os.getpid())}, "dir": str(root),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"), "components": components, "exports": exports}
+
+
+def _said(what: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {what}", flush=True)
+
+
+def exports_text(state: dict, *, header: bool = True) -> str:
+    import shlex
+
+    root = state["dir"]
+    lines = [f"# the local cluster in {root}: `source` this file in each shell; `langdec cluster down --dir {root}` stops it"][:header]
+    for name, value in state["exports"].items():
+        if name == "LANGDEC_SWEEP_STORAGE":
+            lines.append('# for sweeps: langdec sweep FILE --storage "$LANGDEC_SWEEP_STORAGE"')
+        lines.append(f"export {name}={shlex.quote(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def forget(root: Path) -> None:
+    for name in (STATE, EXPORTS):
+        with contextlib.suppress(FileNotFoundError):
+            (root / name).unlink()
+
+
+def hold(root: Path, *, slurm: bool, ray: bool, nodes: int = 2, gpus_per_node: int = 2, timeout: float = 90.0) -> int:
+    """Start the clusters, write env.sh and cluster.json, and hold them until SIGTERM or SIGINT; then stop each (its
+    context manager ends only what it started). A signal during the start is kept until the start is over, so the
+    context managers never unwind halfway through starting a daemon; only while Ray's nodes start does their own
+    handler take a SIGTERM, and the start then unwinds from there."""
+    from .atomic import write_text
+
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    _take(root)
+    stop = threading.Event()
+
+    def on_stop() -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda number, _frame: stop.set())
+
+    on_stop()
+    with contextlib.ExitStack() as stack:
+        try:
+            state = _start(stack, root, slurm=slurm, ray=ray, nodes=nodes, gpus_per_node=gpus_per_node, timeout=timeout)
+            # Ray's nodes take SIGTERM for themselves (they kill their processes and exit at once); the holder stops
+            # everything in the reverse order it started it instead
+            on_stop()
+            write_text(root / EXPORTS, exports_text(state))
+            write_text(root / STATE, json.dumps(state, indent=2))
+            _said(f"up: {', '.join(state['components'])}")
+            while not stop.wait(1.0):
+                pass
+        finally:
+            forget(root)  # from now on nothing says it is up
+            _said("stopping")
+    _said("stopped")
+    return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m langdec.localcluster", description="what `langdec cluster up` runs")
+    sub = p.add_subparsers(dest="what", required=True)
+    h = sub.add_parser("hold", help="start the local clusters in DIR and hold them until SIGTERM")
+    h.add_argument("dir")
+    h.add_argument("--slurm", action="store_true")
+    h.add_argument("--ray", action="store_true")
+    h.add_argument("--nodes", type=int, default=2)
+    h.add_argument("--gpus-per-node", type=int, default=2)
+    h.add_argument("--timeout", type=float, default=90.0, help="seconds each server may take to start")
+    args = p.parse_args(argv)
+    try:
+        return hold(Path(args.dir), slurm=args.slurm, ray=args.ray, nodes=args.nodes, gpus_per_node=args.gpus_per_node,
+                    timeout=args.timeout)
+    except Exception as exc:  # the log's last line is what `langdec cluster up` shows first
+        import traceback
+
+        from .urls import without_secrets
+
+        if not isinstance(exc, LangdecError):
+            traceback.print_exc()
+        text = str(exc) if isinstance(exc, LangdecError) else f"{type(exc).__name__}: {exc}"
+        print(f"error: {without_secrets(text)}", file=sys.stderr, flush=True)
+        return 2 if isinstance(exc, LangdecError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import data, evaluate, registry, runs, train
+from . import cluster, data, evaluate, registry, runs, train
 
-MODULES = (data, train, evaluate, registry, runs)
+MODULES = (data, train, evaluate, registry, runs, cluster)

@@ -1,9 +1,9 @@
-# The two commands a newcomer needs:  make demo   and   make test
+# The two commands a newcomer needs:  make demo   and   make test   (CI runs make test-all)
 VENV ?= .venv
 BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: install system-deps demo demo-real test test-clusters bench clean
+.PHONY: install system-deps demo demo-real lint test test-slow test-clusters test-all bench clean
 
 # Executing generated code (code benchmarks) needs bubblewrap for the sandbox and a JDK for
 # Java; the study's tables.tex is compiled by pdflatex with booktabs (the tests check it); the
@@ -44,13 +44,24 @@ demo-real: install
 	$(BIN)/python -m pip install --quiet 'gguf>=0.17'
 	$(BIN)/langdec ladder experiments/ladders/real.yaml
 
-# The suite, then the scheduler tests (real SLURM and Ray clusters, ~15 min on 2 cores) as their own step.
-test: install system-deps
-	$(BIN)/python -m pytest -q -m "not cluster"
-	$(MAKE) test-clusters
+lint: install
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
 
+# The default suite: every unit and command test, no model trained or evaluated (under 10 minutes on 2 cores).
+test: install system-deps
+	$(BIN)/python -m pytest -q -m "not slow and not cluster"
+
+# The tests that train or evaluate a model (tiny Cohere2, SmolLM2-135M, DDP, NF4 on CPU), as their own step.
+test-slow: install system-deps
+	$(BIN)/python -m pytest -q -m "slow and not cluster"
+
+# The scheduler tests: real SLURM and Ray clusters on this machine (~17 min on 2 cores).
 test-clusters: install system-deps
 	$(BIN)/python -m pytest -q -m cluster
+
+# What CI runs: lint, then the three steps.
+test-all: lint test test-slow test-clusters
 
 bench: install
 	$(BIN)/python benchmarks/transpile_throughput.py --limit 300

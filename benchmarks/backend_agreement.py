@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from langdec import config
+from langdec.core import config
 from langdec.evaluation import backends, benchmarks
 from langdec.evaluation.prompts import render
 
@@ -35,13 +35,22 @@ def main() -> int:
         parser.error("--adapter and --adapter-model go together")
     base = [f"model.id={args.model_dir}"]
     local = config.load_profile("smoke", base)
-    remote = config.load_profile("smoke", [*base, "evaluation.backend=openai", f"evaluation.base_url={args.base_url}",
-                                           f"evaluation.served_model={args.served_model}",
-                                           *([f"evaluation.adapter_model={args.adapter_model}"] if args.adapter_model else [])])
+    remote = config.load_profile(
+        "smoke",
+        [
+            *base,
+            "evaluation.backend=openai",
+            f"evaluation.base_url={args.base_url}",
+            f"evaluation.served_model={args.served_model}",
+            *([f"evaluation.adapter_model={args.adapter_model}"] if args.adapter_model else []),
+        ],
+    )
     hf = backends.load(local.model, local.evaluation, args.adapter, "baseline")
     served = backends.load(remote.model, remote.evaluation, args.adapter, "baseline")
-    print(f"{'benchmark':<10} {'items':>5} {'same output':>11} {'same, cut char':>14} {'max |dLL|':>10} {'same choice':>11} "
-          f"{'hf s':>6} {'openai s':>8}")
+    print(
+        f"{'benchmark':<10} {'items':>5} {'same output':>11} {'same, cut char':>14} {'max |dLL|':>10} {'same choice':>11} "
+        f"{'hf s':>6} {'openai s':>8}"
+    )
     for name in ("sib200", "xnli", "belebele", "xcsqa", "mgsm"):
         bench = benchmarks.get(name)
         items = [(lang, it) for lang in bench.languages for it in benchmarks.load(name, lang, source="fixtures")]
@@ -65,8 +74,10 @@ def main() -> int:
             diff = f"{max(abs(x - y) for ra, rb in zip(la, lb) for x, y in zip(ra, rb)):.2e}"
             choice = f"{sum(ra.index(max(ra)) == rb.index(max(rb)) for ra, rb in zip(la, lb))}/{len(la)}"
             t1, t2 = t1 + (t3 - t2), t2 + (t4 - t3)  # add each side's log-likelihood time
-        print(f"{name:<10} {len(items):>5} {f'{same}/{len(items)}':>11} {f'{same_cut}/{len(items)}':>14} {diff:>10} {choice:>11} "
-              f"{t1 - t0:>6.1f} {t2 - t1:>8.1f}")
+        print(
+            f"{name:<10} {len(items):>5} {f'{same}/{len(items)}':>11} {f'{same_cut}/{len(items)}':>14} {diff:>10} {choice:>11} "
+            f"{t1 - t0:>6.1f} {t2 - t1:>8.1f}"
+        )
     return 0
 
 

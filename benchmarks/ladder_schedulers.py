@@ -18,10 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from langdec import config, corpus, localcluster, model
+from langdec.core import config
+from langdec.data import corpus
+from langdec.models import loading as model
+from langdec.orchestration import localcluster
+
 
 def ladder(folder: Path, name: str) -> Path:
-    return localcluster.write_ladder(folder, name, localcluster.SIX_ITEMS, ["evaluation.benchmarks=[xnli]", "evaluation.max_items=4"])
+    return localcluster.write_ladder(
+        folder, name, localcluster.SIX_ITEMS, ["evaluation.benchmarks=[xnli]", "evaluation.max_items=4"]
+    )
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:

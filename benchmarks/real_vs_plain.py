@@ -16,7 +16,7 @@ norm clipped at 1.0, the plain loss, batch 4 x 256 tokens, one warm-up step and 
            (run_clm's group_texts), `model(input_ids, labels=input_ids).loss`
 tokens/s counts the tokens in the trained rows (no padding), the median over the timed steps (a shared CPU's bursts
 of other work land in a few steps; the mean is in the note). langdec's rows are files packed whole and padded at the
-end; the plain rows let files run into each other, which langdec's packing prevents (tests/test_train.py).
+end; the plain rows let files run into each other, which langdec's packing prevents (tests/training/test_train.py).
 
 Evaluation, the same for both: `--items` prompts drawn like condition 2's Phase 3 matrix (benchmarks/eval_throughput.py)
 from the shipped fixtures, the profile's evaluation settings (greedy, max_new_tokens, batch size, prompts cut at
@@ -47,7 +47,7 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 
 
 def _load(name: str, overrides: list[str]):
-    from langdec import config
+    from langdec.core import config
 
     return config.load_profile(name, overrides)
 
@@ -62,7 +62,8 @@ def _uptime() -> str:
 # --------------------------------------------------------------------------- training
 def training_files(profile) -> list[str]:
     """The condition's training files, built (or reused) by langdec's data stage."""
-    from langdec import config, data
+    from langdec.core import config
+    from langdec.data import stage as data
 
     job = config.Job(*JOB)
     cdata, _ = data.run_stage(profile, config.condition(job.condition), job, "bench-real-vs-plain", progress=False)
@@ -79,20 +80,28 @@ def plain_training(folder: str, codes: list[str], profile, batch: int, seq: int,
     torch.manual_seed(JOB[3])
     tokenizer = AutoTokenizer.from_pretrained(folder)
     stream = [i for ids in tokenizer(codes)["input_ids"] for i in [*ids, tokenizer.eos_token_id]]
-    rows = [stream[i:i + seq] for i in range(0, len(stream) - seq + 1, seq)]
+    rows = [stream[i : i + seq] for i in range(0, len(stream) - seq + 1, seq)]
     if len(rows) < batch * (steps + 1):
         raise SystemExit(f"the condition's training files fill {len(rows)} rows of {seq}; {batch * (steps + 1)} needed")
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     model.config.use_cache = False
-    model = get_peft_model(model, LoraConfig(r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
-                                             target_modules=TARGETS, task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=t.lora_r,
+            lora_alpha=t.lora_alpha,
+            lora_dropout=t.lora_dropout,
+            target_modules=TARGETS,
+            task_type="CAUSAL_LM",
+        ),
+    )
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
     timings = []
     for step in range(steps + 1):  # step 0 warms up (allocator, kernels) and is not timed
         start = time.perf_counter()
-        ids = torch.tensor(rows[step * batch:(step + 1) * batch])
+        ids = torch.tensor(rows[step * batch : (step + 1) * batch])
         loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
@@ -107,15 +116,22 @@ def _rates(timings: list[tuple[float, float]]) -> dict:
     import statistics
 
     tokens, seconds = sum(n for n, _ in timings), sum(s for _, s in timings)
-    return {"tokens": tokens, "seconds": seconds, "mean": tokens / seconds,
-            "rate": statistics.median(n / s for n, s in timings)}
+    return {
+        "tokens": tokens,
+        "seconds": seconds,
+        "mean": tokens / seconds,
+        "rate": statistics.median(n / s for n, s in timings),
+    }
 
 
 def langdec_training(profile, steps: int) -> dict:
     """The pipeline's train stage (`langdec train`) for steps + 1 steps, timed between its step ends."""
     from transformers import TrainerCallback
 
-    from langdec import config, pipeline, tracking, train
+    from langdec.core import config
+    from langdec.orchestration import pipeline
+    from langdec.tracking import runs as tracking
+    from langdec.training import stage as train
 
     class StepClock(TrainerCallback):
         def __init__(self) -> None:
@@ -128,8 +144,12 @@ def langdec_training(profile, steps: int) -> dict:
     job = config.Job(*JOB)
     where = pipeline.Where(profile, config.condition(job.condition), job, "phase-3", "bench-real-vs-plain")
     start = time.perf_counter()
-    out = pipeline.run(where, stages=("check", "train"), progress=False,
-                       training=train.Options(callbacks=[clock], extra_loggers=[seen], register=False))
+    out = pipeline.run(
+        where,
+        stages=("check", "train"),
+        progress=False,
+        training=train.Options(callbacks=[clock], extra_loggers=[seen], register=False),
+    )
     wall = time.perf_counter() - start
     if out.train.reused:
         raise SystemExit("langdec reused an earlier training run of this key; run with a fresh MLflow store")
@@ -147,12 +167,18 @@ def plain_generate(model, tokenizer, prompts: list[str], ev) -> list[str]:
     tokenizer.padding_side = "left"
     out: list[str] = []
     for start in range(0, len(prompts), ev.batch_size):
-        enc = tokenizer(prompts[start:start + ev.batch_size], return_tensors="pt", padding=True, truncation=True,
-                        max_length=ev.max_prompt_tokens)
+        enc = tokenizer(
+            prompts[start : start + ev.batch_size],
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=ev.max_prompt_tokens,
+        )
         with torch.no_grad():
-            ids = model.generate(**enc, max_new_tokens=ev.max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-        out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            ids = model.generate(
+                **enc, max_new_tokens=ev.max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     return out
 
 
@@ -167,13 +193,13 @@ def plain_choices(model, tokenizer, closed: list[tuple[str, list[str]]], ev) -> 
             pairs.append((p, j, context, tokenizer(" " + option, add_special_tokens=False)["input_ids"]))
     scores = [[float("-inf")] * len(o) for _, o in closed]
     for start in range(0, len(pairs), ev.batch_size):
-        batch = pairs[start:start + ev.batch_size]
+        batch = pairs[start : start + ev.batch_size]
         width = max(len(c) + len(o) for *_, c, o in batch)
         ids = torch.full((len(batch), width), tokenizer.pad_token_id)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, (*_, c, o) in enumerate(batch):
-            ids[row, :len(c) + len(o)] = torch.tensor(c + o)
-            mask[row, :len(c) + len(o)] = 1
+            ids[row, : len(c) + len(o)] = torch.tensor(c + o)
+            mask[row, : len(c) + len(o)] = 1
         with torch.no_grad():
             logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
         for row, (p, j, c, o) in enumerate(batch):
@@ -187,7 +213,7 @@ def best_of(repeats: int, plain, ours) -> tuple[object, float, object, float]:
     times = {"plain": float("inf"), "langdec": float("inf")}
     results: dict[str, object] = {}
     for r in range(repeats):
-        for side in (("plain", "langdec") if r % 2 == 0 else ("langdec", "plain")):
+        for side in ("plain", "langdec") if r % 2 == 0 else ("langdec", "plain"):
             start = time.perf_counter()
             results[side] = (plain if side == "plain" else ours)()
             times[side] = min(times[side], time.perf_counter() - start)
@@ -201,8 +227,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--items", type=int, default=64, help="generative prompts, and as many log-likelihood items")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="each measurement this many times, alternating; the best")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="each measurement this many times, alternating; the best"
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=["train", "generate", "loglikelihood"])
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -215,13 +242,20 @@ def main() -> None:
 
     import torch
 
-    from langdec import tracking
-    from langdec.model import model_source
+    from langdec.models.loading import model_source
+    from langdec.tracking import runs as tracking
 
     tracking.configure()
-    profile = _load(PROFILE, [f"training.max_steps={args.steps + 1}", f"training.batch_size={args.batch}",
-                              f"training.max_length={args.seq}", "training.save_steps=100000",
-                              "training.gradient_checkpointing=false"])
+    profile = _load(
+        PROFILE,
+        [
+            f"training.max_steps={args.steps + 1}",
+            f"training.batch_size={args.batch}",
+            f"training.max_length={args.seq}",
+            "training.save_steps=100000",
+            "training.gradient_checkpointing=false",
+        ],
+    )
     folder = model_source(profile.model)  # converts the GGUF file once, outside every timing
     before = _uptime()
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
@@ -244,10 +278,17 @@ def main() -> None:
                         tracking.configure()
                     got = langdec_training(profile, args.steps)
                     lang = got if lang is None or got["rate"] > lang["rate"] else lang
-        rows.append((f"training, LoRA r{profile.training.lora_r} x 7 projections, {args.batch} x {args.seq}, "
-                     f"{args.steps} timed steps", "tokens/s", plain["rate"], lang["rate"],
-                     f"mean over steps {plain['mean']:,.1f} vs {lang['mean']:,.1f}; langdec's whole `train` stage "
-                     f"(data check, model load, MLflow, adapter) {lang['wall']:.0f} s"))
+        rows.append(
+            (
+                f"training, LoRA r{profile.training.lora_r} x 7 projections, {args.batch} x {args.seq}, "
+                f"{args.steps} timed steps",
+                "tokens/s",
+                plain["rate"],
+                lang["rate"],
+                f"mean over steps {plain['mean']:,.1f} vs {lang['mean']:,.1f}; langdec's whole `train` stage "
+                f"(data check, model load, MLflow, adapter) {lang['wall']:.0f} s",
+            )
+        )
 
     if {"generate", "loglikelihood"} - set(args.skip):
         from eval_throughput import prompt_mix
@@ -261,26 +302,47 @@ def main() -> None:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         longest = max(len(ids) for ids in tokenizer([*gen_prompts, *(p for p, _ in closed)])["input_ids"])
-        settings = dict(batch_size=ev.batch_size, max_prompt_tokens=ev.max_prompt_tokens,
-                        truncation_side=ev.truncation_side)
+        settings = dict(
+            batch_size=ev.batch_size, max_prompt_tokens=ev.max_prompt_tokens, truncation_side=ev.truncation_side
+        )
         if "generate" not in args.skip:
-            a, sa, b, sb = best_of(args.repeats, lambda: plain_generate(model, tokenizer, gen_prompts, ev),
-                                   lambda: ours.generate(gen_prompts, max_new_tokens=ev.max_new_tokens, **settings))
+            a, sa, b, sb = best_of(
+                args.repeats,
+                lambda: plain_generate(model, tokenizer, gen_prompts, ev),
+                lambda: ours.generate(gen_prompts, max_new_tokens=ev.max_new_tokens, **settings),
+            )
             same = sum(x.strip() == y.strip() for x, y in zip(a, b))
-            rows.append((f"greedy generation, {ev.max_new_tokens} new tokens, batch {ev.batch_size}", "items/s",
-                         len(gen_prompts) / sa, len(gen_prompts) / sb, f"same text on {same}/{len(gen_prompts)}"))
+            rows.append(
+                (
+                    f"greedy generation, {ev.max_new_tokens} new tokens, batch {ev.batch_size}",
+                    "items/s",
+                    len(gen_prompts) / sa,
+                    len(gen_prompts) / sb,
+                    f"same text on {same}/{len(gen_prompts)}",
+                )
+            )
         if "loglikelihood" not in args.skip:
             prompts, options = [p for p, _ in closed], [o for _, o in closed]
-            a, sa, b, sb = best_of(args.repeats, lambda: plain_choices(model, tokenizer, closed, ev),
-                                   lambda: backends.choose_options(ours, prompts, options, **settings))
+            a, sa, b, sb = best_of(
+                args.repeats,
+                lambda: plain_choices(model, tokenizer, closed, ev),
+                lambda: backends.choose_options(ours, prompts, options, **settings),
+            )
             same = sum(x == y for x, y in zip(a, b))
             per = sum(len(o) for o in options) / len(options)
-            rows.append((f"log-likelihood choice, {per:.1f} options/item, batch {ev.batch_size}", "items/s",
-                         len(closed) / sa, len(closed) / sb, f"same choice on {same}/{len(closed)}"))
+            rows.append(
+                (
+                    f"log-likelihood choice, {per:.1f} options/item, batch {ev.batch_size}",
+                    "items/s",
+                    len(closed) / sa,
+                    len(closed) / sb,
+                    f"same choice on {same}/{len(closed)}",
+                )
+            )
         print(f"{len(gen_prompts)} generative prompts and {len(closed)} log-likelihood items, longest {longest} tokens")
 
     after = _uptime()
-    print(f"\n| work | unit | plain transformers+peft | langdec | langdec / plain | note |")
+    print("\n| work | unit | plain transformers+peft | langdec | langdec / plain | note |")
     print("|---|---|---|---|---|---|")
     for work, unit, plain_rate, lang_rate, note in rows:
         print(f"| {work} | {unit} | {plain_rate:,.1f} | {lang_rate:,.1f} | {lang_rate / plain_rate:.2f}x | {note} |")

@@ -12,11 +12,13 @@ import argparse
 import os
 
 from langdec.evaluation import code
-from langdec.sandbox import Limits, Sandbox
+from langdec.evaluation.sandbox import Limits, Sandbox
 
-JAVA_GOOD = {"mbpp_11_sum_of_squares": "        long s = 0;\n        for (long n : nums) s += n * n;\n        return s;",
-             "mbpp_12_is_palindrome": "        String l = text.toLowerCase();\n        return new StringBuilder(l).reverse().toString().equals(l);",
-             "mbpp_13_count_vowels": "        long c = 0;\n        for (char ch : text.toLowerCase().toCharArray()) if (\"aeiou\".indexOf(ch) >= 0) c++;\n        return c;"}
+JAVA_GOOD = {
+    "mbpp_11_sum_of_squares": "        long s = 0;\n        for (long n : nums) s += n * n;\n        return s;",
+    "mbpp_12_is_palindrome": "        String l = text.toLowerCase();\n        return new StringBuilder(l).reverse().toString().equals(l);",
+    "mbpp_13_count_vowels": '        long c = 0;\n        for (char ch : text.toLowerCase().toCharArray()) if ("aeiou".indexOf(ch) >= 0) c++;\n        return c;',
+}
 
 
 def main() -> None:
@@ -38,8 +40,11 @@ def main() -> None:
             settings = code.CodeSettings(samples=2, ks=(1,), workers=workers, limits=Limits(memory_mb=1024))
             with Sandbox(settings.limits, slots=workers) as sandbox:
                 metrics, records = code.execute(bench, tasks, completions, settings, sandbox)
-            print(f"| {language} | {workers} | {len(records)} | {metrics[f'code.{name}.candidates_per_s']:.1f} | "
-                  f"{sum(r['passed'] for r in records)} |", flush=True)
+            print(
+                f"| {language} | {workers} | {len(records)} | {metrics[f'code.{name}.candidates_per_s']:.1f} | "
+                f"{sum(r['passed'] for r in records)} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -37,23 +37,48 @@ SESSIONS += [("condition-1-en-5k", s) for s in ("42", "123", "456")] + [("condit
 SESSIONS += [(f"condition-2-{lang}-5k", s) for lang in ("zh", "es", "ur") for s in ("42", "123", "456")]
 SESSIONS += [(f"condition-2-{lang}-20k", "42") for lang in ("zh", "es", "ur")]
 SESSIONS += [("condition-3-zh-5k", "42")] + [(f"condition-5-{lang}-5k", "42") for lang in ("zh", "es", "ur")]
-TARGETS = {"import": (60, 1.5), "report": (20, 1.5), "report-refusal": (None, 1.5), "reparse": (60, 1.5),
-           "study-tables": (None, 1.5)}
+TARGETS = {
+    "import": (60, 1.5),
+    "report": (20, 1.5),
+    "report-refusal": (None, 1.5),
+    "reparse": (60, 1.5),
+    "study-tables": (None, 1.5),
+}
 
-WORDS = ("river city market light story water night people garden window school music letter house table morning "
-         "mountain friend train doctor").split()
-NATIVE = {"xnli": {"zh": ["蕴含", "矛盾", "中立"], "es": ["implicación", "contradicción", "neutral"], "ur": ["لازمی", "تردید", "غیرجانبدار"]},
-          "sib200": {"zh": ["科学", "旅行", "政治", "体育"], "es": ["ciencia", "viajes", "política", "deportes"],
-                     "ur": ["سائنس", "سفر", "سیاست", "کھیل"]}}
-LABELS = {"xnli": ["entailment", "neutral", "contradiction"],
-          "sib200": ["science/technology", "travel", "politics", "sports", "health", "entertainment", "geography"],
-          "csqa": list("ABCDE"), "belebele": list("ABCD")}
+WORDS = (
+    "river city market light story water night people garden window school music letter house table morning "
+    "mountain friend train doctor"
+).split()
+NATIVE = {
+    "xnli": {
+        "zh": ["蕴含", "矛盾", "中立"],
+        "es": ["implicación", "contradicción", "neutral"],
+        "ur": ["لازمی", "تردید", "غیرجانبدار"],
+    },
+    "sib200": {
+        "zh": ["科学", "旅行", "政治", "体育"],
+        "es": ["ciencia", "viajes", "política", "deportes"],
+        "ur": ["سائنس", "سفر", "سیاست", "کھیل"],
+    },
+}
+LABELS = {
+    "xnli": ["entailment", "neutral", "contradiction"],
+    "sib200": ["science/technology", "travel", "politics", "sports", "health", "entertainment", "geography"],
+    "csqa": list("ABCDE"),
+    "belebele": list("ABCD"),
+}
 
 
 def item_counts() -> dict[str, int]:
     names = {"csqa": "xcsqa"}
-    return {b: int(yaml.safe_load((ROOT / "experiments" / "benchmarks" / f"{names.get(b, b)}.yaml").read_text())["hub"]["items"])
-            for b in BENCHES}
+    return {
+        b: int(
+            yaml.safe_load((ROOT / "experiments" / "benchmarks" / f"{names.get(b, b)}.yaml").read_text())["hub"][
+                "items"
+            ]
+        )
+        for b in BENCHES
+    }
 
 
 def instruction_langs(condition: str) -> list[str]:
@@ -100,13 +125,20 @@ def answer(rng: random.Random, bench: str, gold: str, instr: str, skill: float) 
 def _fields(rng: random.Random, bench: str) -> dict[str, str]:
     def text(n: int) -> str:
         return " ".join(rng.choice(WORDS) for _ in range(n))
-    return {"xnli": lambda: {"premise": text(9), "hypothesis": text(5)}, "csqa": lambda: {"stem": text(7)},
-            "sib200": lambda: {"text": text(10)}, "belebele": lambda: {"passage": text(14), "question": text(5)}}[bench]()
+
+    return {
+        "xnli": lambda: {"premise": text(9), "hypothesis": text(5)},
+        "csqa": lambda: {"stem": text(7)},
+        "sib200": lambda: {"text": text(10)},
+        "belebele": lambda: {"passage": text(14), "question": text(5)},
+    }[bench]()
 
 
 def write_set(out: Path, scale: float, seed: int = 0) -> dict:
     """The synthetic results set; kept when its manifest matches (scale, seed, sessions)."""
-    manifest = json.loads(json.dumps({"scale": scale, "seed": seed, "sessions": SESSIONS, "items": item_counts(), "format": 2}))
+    manifest = json.loads(
+        json.dumps({"scale": scale, "seed": seed, "sessions": SESSIONS, "items": item_counts(), "format": 2})
+    )
     mark = out / "manifest.json"
     if mark.is_file() and json.loads(mark.read_text()) == manifest:
         return json.loads((out / "stats.json").read_text())
@@ -119,8 +151,14 @@ def write_set(out: Path, scale: float, seed: int = 0) -> dict:
         shutil.rmtree(out)
     base = out / "phase3" / "conditions"
     counts = {b: max(4, int(n * scale)) for b, n in item_counts().items()}
-    golds = {(b, d): [random.Random(f"{b}{d}{i}").choice(LABELS[b]) for i in range(n)] for b, n in counts.items() for d in LANGS}
-    fields = {(b, d): [_fields(random.Random(f"f{b}{d}{i}"), b) for i in range(n)] for b, n in counts.items() for d in LANGS}
+    golds = {
+        (b, d): [random.Random(f"{b}{d}{i}").choice(LABELS[b]) for i in range(n)]
+        for b, n in counts.items()
+        for d in LANGS
+    }
+    fields = {
+        (b, d): [_fields(random.Random(f"f{b}{d}{i}"), b) for i in range(n)] for b, n in counts.items() for d in LANGS
+    }
     rows_total, outputs = 0, set()
     started = time.perf_counter()
     for condition, s in SESSIONS:
@@ -145,8 +183,17 @@ def write_set(out: Path, scale: float, seed: int = 0) -> dict:
                             f_strict += pred is None
                             n_ref += again == gold
                             f_ref += again is None
-                            rows.append({**extra, "template": template, "instruction_lang": instr, "raw_output": raw,
-                                         "pred": pred, "gold": gold, "correct": pred == gold})
+                            rows.append(
+                                {
+                                    **extra,
+                                    "template": template,
+                                    "instruction_lang": instr,
+                                    "raw_output": raw,
+                                    "pred": pred,
+                                    "gold": gold,
+                                    "correct": pred == gold,
+                                }
+                            )
                         n = len(rows)
                         body[key] = rows
                         rows_total += n
@@ -158,10 +205,20 @@ def write_set(out: Path, scale: float, seed: int = 0) -> dict:
             stem = f"{condition}_seed{s}"
             rep["reparse_metadata"] = {"original_results_filename": f"{stem}_results_{template}.json"}
             for kind, content in (("results", body), ("summary", orig), ("summary_reparsed", rep)):
-                (folder / f"{stem}_{kind}_{template}.json").write_text(json.dumps(content, ensure_ascii=False, indent=2), encoding="utf-8")
-        print(f"  wrote {condition}/seed{s} ({rows_total:,} rows so far, {time.perf_counter() - started:.0f}s)", flush=True)
+                (folder / f"{stem}_{kind}_{template}.json").write_text(
+                    json.dumps(content, ensure_ascii=False, indent=2), encoding="utf-8"
+                )
+        print(
+            f"  wrote {condition}/seed{s} ({rows_total:,} rows so far, {time.perf_counter() - started:.0f}s)",
+            flush=True,
+        )
     size = sum(p.stat().st_size for p in out.rglob("*_results_*.json"))
-    stats = {"rows": rows_total, "distinct_outputs": len(outputs), "result_mb": round(size / 2**20), "files": len(SESSIONS) * 2}
+    stats = {
+        "rows": rows_total,
+        "distinct_outputs": len(outputs),
+        "result_mb": round(size / 2**20),
+        "files": len(SESSIONS) * 2,
+    }
     (out / "stats.json").write_text(json.dumps(stats))
     mark.write_text(json.dumps(manifest))
     return stats
@@ -170,13 +227,17 @@ def write_set(out: Path, scale: float, seed: int = 0) -> dict:
 def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[int, float, float]:
     """(exit status, seconds, peak GB of the process tree): each step runs under its own small Python parent,
     whose RUSAGE_CHILDREN maximum is the step's alone."""
-    probe = ("import resource, subprocess, sys\n"
-             "code = subprocess.call(sys.argv[1:])\n"
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
-             "sys.exit(code)")
+    probe = (
+        "import resource, subprocess, sys\n"
+        "code = subprocess.call(sys.argv[1:])\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(code)"
+    )
     start = time.perf_counter()
     with log.open("w") as out:
-        done = subprocess.run([sys.executable, "-c", probe, *command], cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *command], cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE, text=True
+        )
     seconds = time.perf_counter() - start
     lines = done.stderr.strip().splitlines()
     with log.open("a") as out:
@@ -187,10 +248,14 @@ def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of each benchmark's items (1.0: the study's size)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="fraction of each benchmark's items (1.0: the study's size)"
+    )
     parser.add_argument("--out", default=os.environ.get("LANGDEC_BENCH_DIR", "/tmp/langdec-study-scale"))
     parser.add_argument("--steps", nargs="+", default=["import", "report-refusal", "report", "reparse", "study-tables"])
-    parser.add_argument("--keep-store", action="store_true", help="reuse the store of an earlier run instead of a fresh one")
+    parser.add_argument(
+        "--keep-store", action="store_true", help="reuse the store of an earlier run instead of a fresh one"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     print(f"synthetic results set (scale {args.scale}) in {out / 'set'} ...", flush=True)
@@ -199,8 +264,13 @@ def main() -> None:
     if work.exists() and not args.keep_store:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "LANGDEC_HOME": str(work / "home"),
-           "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+        "LANGDEC_HOME": str(work / "home"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "HF_HUB_OFFLINE": "1",
+    }
     langdec = [sys.executable, "-m", "langdec.cli", "--quiet"]
     help_text = subprocess.run([*langdec, "--help"], capture_output=True, text=True, env=env).stdout
     experiment = "imported-phase-3"
@@ -214,20 +284,31 @@ def main() -> None:
     rows = []
     for step in args.steps:
         command = commands[step]
-        available = command[len(langdec)] in help_text and (step != "reparse" or "--experiment" in subprocess.run(
-            [*langdec, "reparse", "--help"], capture_output=True, text=True, env=env).stdout)
+        available = command[len(langdec)] in help_text and (
+            step != "reparse"
+            or "--experiment"
+            in subprocess.run([*langdec, "reparse", "--help"], capture_output=True, text=True, env=env).stdout
+        )
         if not available:
             rows.append((step, "not available", "", "", ""))
             continue
         code, seconds, peak = timed(command, work, env, work / f"{step}.log")
         seconds_target, memory_target = TARGETS[step]
-        verdict = "refused (exit 2)" if step == "report-refusal" and code == 2 else ("ok" if code == 0 else f"exit {code}, see {step}.log")
-        target = " / ".join(x for x in (f"<= {seconds_target} s" if seconds_target else "", f"<= {memory_target} GB") if x)
+        verdict = (
+            "refused (exit 2)"
+            if step == "report-refusal" and code == 2
+            else ("ok" if code == 0 else f"exit {code}, see {step}.log")
+        )
+        target = " / ".join(
+            x for x in (f"<= {seconds_target} s" if seconds_target else "", f"<= {memory_target} GB") if x
+        )
         rows.append((step, verdict, f"{seconds:.1f}", f"{peak:.2f}", target))
         print(f"  {step}: {verdict} in {seconds:.1f}s, peak {peak:.2f} GB", flush=True)
     print()
-    print(f"rows {stats['rows']:,} ({stats['distinct_outputs']:,} distinct answers), {stats['files']} result files, "
-          f"{stats['result_mb']} MB of result JSON; {os.cpu_count()} CPUs")
+    print(
+        f"rows {stats['rows']:,} ({stats['distinct_outputs']:,} distinct answers), {stats['files']} result files, "
+        f"{stats['result_mb']} MB of result JSON; {os.cpu_count()} CPUs"
+    )
     print()
     print("| step | outcome | seconds | peak GB | target |")
     print("|---|---|---|---|---|")

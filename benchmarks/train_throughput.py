@@ -37,17 +37,47 @@ from pathlib import Path
 
 SHAPES = {
     # tiny-aya-base: hidden 2048, 36 layers, 16 heads x 128, 4 KV heads, MLP 11008, vocab 262,144 tied, 3 sliding : 1 full
-    "tiny-aya": dict(hidden_size=2048, num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=4, head_dim=128,
-                     intermediate_size=11008, vocab_size=262144, sliding_window=4096, logit_scale=0.0625,
-                     layer_types=(["sliding_attention"] * 3 + ["full_attention"]) * 9, max_position_embeddings=8192),
+    "tiny-aya": dict(
+        hidden_size=2048,
+        num_hidden_layers=36,
+        num_attention_heads=16,
+        num_key_value_heads=4,
+        head_dim=128,
+        intermediate_size=11008,
+        vocab_size=262144,
+        sliding_window=4096,
+        logit_scale=0.0625,
+        layer_types=(["sliding_attention"] * 3 + ["full_attention"]) * 9,
+        max_position_embeddings=8192,
+    ),
     # the CPU stand-in: the same vocabulary-to-hidden pressure at a size two cores can train
     # the offline smoke model's shape (experiments/profiles/smoke.yaml)
-    "smoke": dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                  intermediate_size=128, vocab_size=4096, sliding_window=128, logit_scale=1.0,
-                  layer_types=["sliding_attention"] * 3 + ["full_attention"], max_position_embeddings=1024),
-    "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
-                  intermediate_size=768, vocab_size=32768, sliding_window=512, logit_scale=0.0625,
-                  layer_types=["sliding_attention"] * 3 + ["full_attention"], max_position_embeddings=4096),
+    "smoke": dict(
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        intermediate_size=128,
+        vocab_size=4096,
+        sliding_window=128,
+        logit_scale=1.0,
+        layer_types=["sliding_attention"] * 3 + ["full_attention"],
+        max_position_embeddings=1024,
+    ),
+    "small": dict(
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=64,
+        intermediate_size=768,
+        vocab_size=32768,
+        sliding_window=512,
+        logit_scale=0.0625,
+        layer_types=["sliding_attention"] * 3 + ["full_attention"],
+        max_position_embeddings=4096,
+    ),
 }
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -73,7 +103,7 @@ def _load(shape: str, quant: str, backend: str):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from langdec.train import packed_attention
+    from langdec.training.backend import packed_attention
 
     cuda = torch.cuda.is_available()
     folder = _model_dir(shape)
@@ -81,23 +111,30 @@ def _load(shape: str, quant: str, backend: str):
         from unsloth import FastLanguageModel
 
         model, _ = FastLanguageModel.from_pretrained(str(folder), load_in_4bit=quant == "nf4", max_seq_length=8192)
-        return FastLanguageModel.get_peft_model(model, r=16, lora_alpha=32, target_modules=TARGETS,
-                                                use_gradient_checkpointing="unsloth")
+        return FastLanguageModel.get_peft_model(
+            model, r=16, lora_alpha=32, target_modules=TARGETS, use_gradient_checkpointing="unsloth"
+        )
     kwargs = {"dtype": torch.bfloat16 if cuda else torch.float32}
     if backend == "langdec" and packed_attention(True, _precision()):
         kwargs["attn_implementation"] = packed_attention(True, _precision())
     if quant == "nf4":
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_compute_dtype=torch.bfloat16 if cuda else torch.float32,
-                                                           bnb_4bit_use_double_quant=True)
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16 if cuda else torch.float32,
+            bnb_4bit_use_double_quant=True,
+        )
     model = AutoModelForCausalLM.from_pretrained(folder, device_map={"": 0} if cuda else None, **kwargs)
     model.config.use_cache = False
     if quant == "nf4":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cuda,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cuda, gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
     elif cuda:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM")
+    )
     if _loss_name(backend) == "fused":
         from trl.trainer.utils import add_fused_lm_head
 
@@ -114,7 +151,7 @@ def _precision() -> str:
 
 def _loss_name(backend: str) -> str:
     if backend == "langdec":
-        from langdec.train import effective_loss
+        from langdec.models.effective import effective_loss
 
         return effective_loss("auto")
     return backend
@@ -133,8 +170,9 @@ def _loss(model, backend: str, batch: dict):
         hidden = base.model(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=False).last_hidden_state
         # Cohere2 scales its logits; scaling the hidden states instead is the same product
         hidden = hidden[:, :-1] * base.config.logit_scale
-        return LigerFusedLinearCrossEntropyLoss()(base.lm_head.weight, hidden.reshape(-1, hidden.shape[-1]),
-                                                  labels[:, 1:].reshape(-1))
+        return LigerFusedLinearCrossEntropyLoss()(
+            base.lm_head.weight, hidden.reshape(-1, hidden.shape[-1]), labels[:, 1:].reshape(-1)
+        )
     return model(**batch).loss
 
 
@@ -159,7 +197,7 @@ def window_lengths(spec: str, seq: int, tokens: int, seed: int = 0) -> list[int]
             raise SystemExit(f"{path}: no token_count column (columns: {', '.join(frame.columns)})")
         counts = [int(c) for c in frame["token_count"] if int(c) > 1]
         draw = lambda: rng.choice(counts)
-    from langdec.train import windows
+    from langdec.training.tokenize import windows
 
     out: list[int] = []
     total = 0
@@ -175,7 +213,7 @@ def steps_of(lengths: list[int], batch: int, seq: int, packed: bool, vocab: int,
     without packing), or the project's packed rows (langdec.packing, best-fit decreasing)."""
     import random
 
-    from langdec.packing import packed_rows
+    from langdec.training.packing import packed_rows
 
     rng = random.Random(seed)
     windows = [[rng.randrange(3, vocab) for _ in range(n)] for n in lengths]
@@ -184,15 +222,15 @@ def steps_of(lengths: list[int], batch: int, seq: int, packed: bool, vocab: int,
         rows = [{"input_ids": ids, "seq_lengths": ls} for ids, ls in zip(cols["input_ids"], cols["seq_lengths"])]
     else:
         rows = [{"input_ids": w} for w in windows]
-    return [rows[i:i + batch] for i in range(0, len(rows), batch)]
+    return [rows[i : i + batch] for i in range(0, len(rows), batch)]
 
 
 def collator(packed: bool):
     """The collator `langdec train` uses for that layout."""
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    from langdec.packing import PackedCollator
-    from langdec.train import packed_attention
+    from langdec.training.backend import packed_attention
+    from langdec.training.packing import PackedCollator
 
     if packed:
         return PackedCollator(0, flatten=packed_attention(True, _precision()) == "flash_attention_2")
@@ -235,8 +273,18 @@ def one(shape: str, quant: str, backend: str, batch: int, seq: int, steps: int, 
         seconds = time.perf_counter() - start
     except torch.OutOfMemoryError:
         return {"status": "out of memory"}
-    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return {"status": "ok", "tokens_per_s": targets / seconds, "peak_gib": peak, "loss": float(loss), "steps": len(plan) - 1}
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**30
+        if cuda
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
+    return {
+        "status": "ok",
+        "tokens_per_s": targets / seconds,
+        "peak_gib": peak,
+        "loss": float(loss),
+        "steps": len(plan) - 1,
+    }
 
 
 def _available(backend: str, cuda: bool) -> str | None:
@@ -272,16 +320,23 @@ def main() -> None:
         return
     _model_dir(args.shape)  # build once, outside the timed children
     device = torch.cuda.get_device_name(0) if cuda else f"cpu ({os.cpu_count()} cores)"
-    from langdec.train import effective_loss, packed_attention
+    from langdec.models.effective import effective_loss
+    from langdec.training.backend import packed_attention
 
-    print(f"shape {args.shape}, {args.quant}, LoRA r16 on 7 projections, {args.steps} timed steps of the plain layout, "
-          f"lengths {args.lengths}, on {device}")
-    print(f"langdec path here: {effective_loss('auto')} loss on packed rows, attention {packed_attention(True, _precision()) or 'sdpa'}\n")
+    print(
+        f"shape {args.shape}, {args.quant}, LoRA r16 on 7 projections, {args.steps} timed steps of the plain layout, "
+        f"lengths {args.lengths}, on {device}"
+    )
+    print(
+        f"langdec path here: {effective_loss('auto')} loss on packed rows, attention {packed_attention(True, _precision()) or 'sdpa'}\n"
+    )
     for seq in args.seq:
         sample = window_lengths(args.lengths, seq, 64 * seq)
         for batch in args.batch:
-            pad = [1 - sum(sample) / sum(collator(p)(f)["input_ids"].numel() for f in steps_of(sample, batch, seq, p, 100))
-                   for p in (False, True)]
+            pad = [
+                1 - sum(sample) / sum(collator(p)(f)["input_ids"].numel() for f in steps_of(sample, batch, seq, p, 100))
+                for p in (False, True)
+            ]
             print(f"seq {seq}, batch {batch}: padding {pad[0]:.0%} of the unpacked rows, {pad[1]:.0%} packed")
     print(f"\n| path | batch x seq | tokens/s | peak {'GiB (CUDA)' if cuda else 'RSS GiB'} | vs plain |")
     print("|---|---|---|---|---|")
@@ -294,17 +349,38 @@ def main() -> None:
                 if why:
                     row = {"status": why}
                 else:
-                    cmd = [sys.executable, __file__, "--shape", args.shape, "--quant", args.quant, "--steps", str(args.steps),
-                           "--lengths", args.lengths, "--one", f"{backend},{batch},{seq}"]
+                    cmd = [
+                        sys.executable,
+                        __file__,
+                        "--shape",
+                        args.shape,
+                        "--quant",
+                        args.quant,
+                        "--steps",
+                        str(args.steps),
+                        "--lengths",
+                        args.lengths,
+                        "--one",
+                        f"{backend},{batch},{seq}",
+                    ]
                     done = subprocess.run(cmd, capture_output=True, text=True)
                     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-                    row = json.loads(last) if last.startswith("{") else {"status": f"error: {done.stderr.strip().splitlines()[-1][:80] if done.stderr.strip() else done.returncode}"}
+                    row = (
+                        json.loads(last)
+                        if last.startswith("{")
+                        else {
+                            "status": f"error: {done.stderr.strip().splitlines()[-1][:80] if done.stderr.strip() else done.returncode}"
+                        }
+                    )
                 row.update(backend=backend, batch=batch, seq=seq, lengths=args.lengths)
                 rows.append(row)
                 if row["status"] == "ok":
                     base = row["tokens_per_s"] if backend == "plain" else base
                     ratio = f"{row['tokens_per_s'] / base:.2f}x" if base else "-"
-                    print(f"| {backend} | {batch} x {seq} | {row['tokens_per_s']:,.0f} | {row['peak_gib']:.2f} | {ratio} |", flush=True)
+                    print(
+                        f"| {backend} | {batch} x {seq} | {row['tokens_per_s']:,.0f} | {row['peak_gib']:.2f} | {ratio} |",
+                        flush=True,
+                    )
                 else:
                     print(f"| {backend} | {batch} x {seq} | {row['status']} | | |", flush=True)
     if args.json:

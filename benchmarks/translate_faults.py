@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from langdec.corpus import iter_source
-from langdec.translation.backends import OpenAIBackend, RetryPolicy
-from langdec.translation.cache import AnswerCache
-from langdec.translation.engine import Translator
-from langdec.translation.localserver import Faults, LocalChatServer
+from langdec.data.corpus import iter_source
+from langdec.data.translation.backends import OpenAIBackend, RetryPolicy
+from langdec.data.translation.cache import AnswerCache
+from langdec.data.translation.engine import Translator
+from langdec.data.translation.localserver import Faults, LocalChatServer
 
 
 def main() -> None:
@@ -37,9 +37,13 @@ def main() -> None:
             rows.append(row)
     faults = Faults(rate_limit=0.2, server_error=0.1, slow=0.1, slow_seconds=2.0, malformed=0.1, malformed_always=0.05)
     cache = AnswerCache(Path(tempfile.mkdtemp(prefix="langdec-cache-")))
-    print(f"{len(rows)} stdlib files -> {args.lang}; faults: 20% 429, 10% 500, 10% slow (2 s > 1 s timeout), "
-          f"10% malformed once, 5% malformed always; concurrency {args.concurrency}\n")
-    print("| run | files ok | excluded | recovered by retry | requests | retries | 429 | 500 | timeouts | cache hit rate | seconds |")
+    print(
+        f"{len(rows)} stdlib files -> {args.lang}; faults: 20% 429, 10% 500, 10% slow (2 s > 1 s timeout), "
+        f"10% malformed once, 5% malformed always; concurrency {args.concurrency}\n"
+    )
+    print(
+        "| run | files ok | excluded | recovered by retry | requests | retries | 429 | 500 | timeouts | cache hit rate | seconds |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     with LocalChatServer(api_key="local", faults=faults) as server:
         backend = OpenAIBackend("stand-in", server.url + "/v1", timeout=1.0, api_key="local")
@@ -51,9 +55,12 @@ def main() -> None:
             r = t.report()
             errors = r["api"]["errors"]
             excluded = ", ".join(f"{k} {v}" for k, v in r["excluded"].items()) or "0"
-            print(f"| {label} | {sum(o.ok for o in outcomes)} | {excluded} | {r['recovered_by_retry']} | {r['api']['requests']} | "
-                  f"{r['api']['retries']} | {errors.get('rate_limited', 0)} | {errors.get('server_error_500', 0)} | "
-                  f"{errors.get('timeout', 0)} | {r['cache_hit_rate']:.0%} | {seconds:.1f} |", flush=True)
+            print(
+                f"| {label} | {sum(o.ok for o in outcomes)} | {excluded} | {r['recovered_by_retry']} | {r['api']['requests']} | "
+                f"{r['api']['retries']} | {errors.get('rate_limited', 0)} | {errors.get('server_error_500', 0)} | "
+                f"{errors.get('timeout', 0)} | {r['cache_hit_rate']:.0%} | {seconds:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import os
 import sys
 import time
 
-from langdec.corpus import iter_source
-from langdec.transpiler import batch, packs
+from langdec.data.corpus import iter_source
+from langdec.data.transpiler import batch, packs
 
 
 def main() -> int:
@@ -27,7 +27,9 @@ def main() -> int:
     args = parser.parse_args()
     rows = list(iter_source("stdlib"))[: args.limit]
     total_mb = sum(len(r.data) for r in rows) / 1e6
-    print(f"standard library: {len(rows)} files, {total_mb:.1f} MB, {args.workers} workers, Python {sys.version.split()[0]}")
+    print(
+        f"standard library: {len(rows)} files, {total_mb:.1f} MB, {args.workers} workers, Python {sys.version.split()[0]}"
+    )
     header = f"{'lang':<5}{'files':>7}{'exact':>7}{'exact %':>9}{'refused':>30}{'kw left':>9}{'escaped':>9}{'seconds':>9}{'MB/s':>7}"
     print(header)
     print("-" * len(header))
@@ -40,8 +42,10 @@ def main() -> int:
         exact_pct = 100.0 * summary.exact / max(accepted, 1)
         worst = min(worst, exact_pct)
         refused = ", ".join(f"{k} {v}" for k, v in sorted(summary.failed.items())) or "-"
-        print(f"{lang:<5}{summary.files:>7}{summary.exact:>7}{exact_pct:>8.2f}%{refused:>30}{summary.english_keywords_left:>9}"
-              f"{summary.words.get('escaped', 0):>9}{seconds:>9.1f}{total_mb / seconds:>7.2f}")
+        print(
+            f"{lang:<5}{summary.files:>7}{summary.exact:>7}{exact_pct:>8.2f}%{refused:>30}{summary.english_keywords_left:>9}"
+            f"{summary.words.get('escaped', 0):>9}{seconds:>9.1f}{total_mb / seconds:>7.2f}"
+        )
     print("exact % is over the files the parser accepts (refusals other than 'roundtrip' excluded)")
     return 0 if worst == 100.0 else 1
 

@@ -32,11 +32,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from langdec.localcluster import free_port
+from langdec.orchestration.localcluster import free_port
 
 # what MLflow's front end keeps in localStorage (`<key>_v<version>`, JSON values)
-REMEMBERED = {"mlflow.workflowType_v1": "machine_learning", "mlflow.assistant.panelOpen_v1": False,
-              "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": True}
+REMEMBERED = {
+    "mlflow.workflowType_v1": "machine_learning",
+    "mlflow.assistant.panelOpen_v1": False,
+    "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": True,
+}
 
 
 def _wait(url: str, seconds: float = 60) -> None:
@@ -51,8 +54,9 @@ def _wait(url: str, seconds: float = 60) -> None:
 
 
 def _api(base: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
 
@@ -66,7 +70,10 @@ def _proxy(upstream: str) -> http.server.ThreadingHTTPServer:
         def _forward(self) -> None:
             if self.path.startswith("/__prep"):
                 target = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["next"][0]
-                script = "".join(f"localStorage.setItem({json.dumps(k)}, {json.dumps(json.dumps(v))});" for k, v in REMEMBERED.items())
+                script = "".join(
+                    f"localStorage.setItem({json.dumps(k)}, {json.dumps(json.dumps(v))});"
+                    for k, v in REMEMBERED.items()
+                )
                 body = f"<script>{script}location.replace({json.dumps(target)});</script>".encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html")
@@ -75,9 +82,12 @@ def _proxy(upstream: str) -> http.server.ThreadingHTTPServer:
                 self.wfile.write(body)
                 return
             length = int(self.headers.get("Content-Length") or 0)
-            request = urllib.request.Request(upstream + self.path, data=self.rfile.read(length) if length else None,
-                                             method=self.command,
-                                             headers={k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
+            request = urllib.request.Request(
+                upstream + self.path,
+                data=self.rfile.read(length) if length else None,
+                method=self.command,
+                headers={k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")},
+            )
             try:
                 response = urllib.request.urlopen(request, timeout=60)
             except urllib.error.HTTPError as exc:
@@ -99,8 +109,22 @@ def _proxy(upstream: str) -> http.server.ThreadingHTTPServer:
 
 
 def _shoot(chromium: str, url: str, out: Path, size: str) -> None:
-    subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={size}",
-                    "--virtual-time-budget=20000", f"--screenshot={out}", url], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            chromium,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--window-size={size}",
+            "--virtual-time-budget=20000",
+            f"--screenshot={out}",
+            url,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     print(out)
 
 
@@ -109,7 +133,9 @@ def main() -> int:
     parser.add_argument("--store", default="mlflow.db", help="the SQLite tracking store the ladder wrote")
     parser.add_argument("--experiment", default="phase-3-smoke")
     parser.add_argument("--out", default="docs/screenshots")
-    parser.add_argument("--report", default=".langdec/reports/phase-3-smoke/report.html", help="the report page the report stage wrote")
+    parser.add_argument(
+        "--report", default=".langdec/reports/phase-3-smoke/report.html", help="the report page the report stage wrote"
+    )
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if not chromium:
@@ -122,19 +148,39 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
-    subprocess.run([sys.executable, "-m", "langdec.cli", "--quiet", "ui", "--no-serve"], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "langdec.cli", "--quiet", "ui", "--no-serve"], check=True, env=env, capture_output=True
+    )
     port = free_port()
     upstream = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{store}",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{store}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     proxy = None
     try:
         _wait(f"{upstream}/health")
         proxy = _proxy(upstream)
         base = f"http://127.0.0.1:{proxy.server_address[1]}"
-        found = json.loads(urllib.request.urlopen(f"{upstream}/api/2.0/mlflow/experiments/get-by-name?experiment_name={args.experiment}",
-                                                  timeout=10).read())["experiment"]
+        found = json.loads(
+            urllib.request.urlopen(
+                f"{upstream}/api/2.0/mlflow/experiments/get-by-name?experiment_name={args.experiment}", timeout=10
+            ).read()
+        )["experiment"]
         exp_id = found["experiment_id"]
         runs = _api(upstream, "runs/search", {"experiment_ids": [exp_id], "max_results": 500})["runs"]
         tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} | {"id": r["info"]["run_id"]} for r in runs]
@@ -146,8 +192,12 @@ def main() -> int:
         views = f"/experiments/{exp_id}/runs?workflowType=machine_learning&viewStateShareKey="
         _shoot(chromium, prepared(views + "langdec-runs"), out / "runs.png", "1600,1000")
         _shoot(chromium, prepared(views + "langdec-conditions"), out / "conditions.png", "1600,1000")
-        _shoot(chromium, prepared(f"/compare-runs?runs={json.dumps(evals)}&experiments={json.dumps([exp_id])}"), out / "compare.png",
-               "1600,1400")
+        _shoot(
+            chromium,
+            prepared(f"/compare-runs?runs={json.dumps(evals)}&experiments={json.dumps([exp_id])}"),
+            out / "compare.png",
+            "1600,1400",
+        )
         # the report artifact as a page (the server sends artifacts as downloads, so the file the report stage wrote)
         page = Path(args.report).resolve()
         if page.is_file():

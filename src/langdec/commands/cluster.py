@@ -1,7 +1,7 @@
 """`langdec cluster up|status|down`: on one machine, what docs/scale.md's examples need (PostgreSQL with an
 `mlflow server`, a SLURM cluster, a Ray cluster), started by one command and stopped by another.
 
-`up` leaves a holder process running (`python -m langdec.localcluster hold DIR`, in its own session, its output
+`up` leaves a holder process running (`python -m langdec.orchestration.localcluster hold DIR`, in its own session, its output
 in DIR/cluster.log) that starts the clusters through `localcluster`'s context managers and writes DIR/env.sh and
 DIR/cluster.json. `down` sends that process SIGTERM, after checking by its start time that the pid is still it;
 the context managers then stop what each started and nothing else."""
@@ -18,35 +18,36 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import LangdecError
+from langdec.core.errors import LangdecError
 
 NOT_RUNNING = 3  # `status`: the LSB code for "not running", so a script can test for it
 NAMES = {"postgresql": "PostgreSQL", "mlflow server": "mlflow server", "slurm": "SLURM", "ray": "Ray"}
 
 
 def _root(args) -> Path:
-    from ..paths import home_path
+    from langdec.core.paths import home_path
 
     return (Path(args.dir) if args.dir else home_path() / "cluster").expanduser().resolve()
 
 
 def _state(root: Path) -> dict | None:
-    from .. import jsonfile
-    from ..localcluster import STATE
+    from langdec.core import jsonfile
+    from langdec.orchestration.localcluster import STATE
 
     try:
         raw = (root / STATE).read_bytes()
     except FileNotFoundError:
         return None
-    state = jsonfile.loads(raw, where=root / STATE, what="cluster record",
-                           fix=f"stop the cluster with `langdec cluster down --dir {root}`")
+    state = jsonfile.loads(
+        raw, where=root / STATE, what="cluster record", fix=f"stop the cluster with `langdec cluster down --dir {root}`"
+    )
     return state if isinstance(state, dict) and isinstance(state.get("holder"), dict) else None
 
 
 def _running(root: Path) -> tuple[dict | None, dict | None]:
     """(holder, state): the process holding `root` (None: none) and its record once it is up (None: starting,
     stopping, or none)."""
-    from ..localcluster import holder
+    from langdec.orchestration.localcluster import holder
 
     who = holder(root)
     state = _state(root) if who else None
@@ -65,16 +66,20 @@ def _describe(state: dict) -> list[str]:
         elif name == "mlflow server":
             lines.append(f"mlflow server: {part['url']} (pid {pids}; log {part['log']})")
         elif name == "slurm":
-            lines.append(f"SLURM: {len(part['nodes'])} nodes ({', '.join(part['nodes'])}), {part['gpus_per_node']} GPUs each, "
-                         f"partition {part['partition']} (slurmctld and slurmd pids {pids})")
+            lines.append(
+                f"SLURM: {len(part['nodes'])} nodes ({', '.join(part['nodes'])}), {part['gpus_per_node']} GPUs each, "
+                f"partition {part['partition']} (slurmctld and slurmd pids {pids})"
+            )
         elif name == "ray":
-            lines.append(f"Ray: a head and {part['nodes']} nodes, {part['gpus_per_node']} GPUs each, at {part['address']}")
+            lines.append(
+                f"Ray: a head and {part['nodes']} nodes, {part['gpus_per_node']} GPUs each, at {part['address']}"
+            )
     return lines
 
 
 def _print_up(state: dict, headline: str) -> None:
     """Shell-ready on stdout (`eval "$(langdec cluster up)"` works): comments, then the export lines."""
-    from ..localcluster import EXPORTS, exports_text
+    from langdec.orchestration.localcluster import EXPORTS, exports_text
 
     root = Path(state["dir"])
     print(f"# {headline} (holder pid {state['holder']['pid']}, since {state['since']})")
@@ -87,7 +92,7 @@ def _print_up(state: dict, headline: str) -> None:
 def _choose(args) -> tuple[bool, bool]:
     """Which schedulers to start: asked for and missing -> exit 2 with the reason; by default, those this machine
     has, saying why any other was left out."""
-    from ..localcluster import slurm_missing
+    from langdec.orchestration.localcluster import slurm_missing
 
     if importlib.util.find_spec("pgserver") is None:
         raise LangdecError("langdec cluster up runs PostgreSQL from the pgserver wheel: pip install pgserver")
@@ -107,26 +112,40 @@ def _choose(args) -> tuple[bool, bool]:
 
 
 def _spawn(root: Path, slurm: bool, ray: bool, args) -> subprocess.Popen:
-    from ..localcluster import LOG
-    from ..paths import home_path
+    from langdec.core.paths import home_path
+    from langdec.orchestration.localcluster import LOG
 
     root.mkdir(parents=True, exist_ok=True)
     # the holder reaches its clusters through its own settings, never through a cluster exported earlier
     env = {k: v for k, v in os.environ.items() if k not in ("SLURM_CONF", "RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     # one home for this shell, the SLURM tasks and the Ray workers (whose working folder is not the user's)
     env.update(LANGDEC_HOME=str(home_path().expanduser().resolve()), MLFLOW_DISABLE_TELEMETRY="true")
-    flags = [*(["--slurm"] if slurm else []), *(["--ray"] if ray else []), "--nodes", str(args.nodes),
-             "--gpus-per-node", str(args.gpus_per_node), "--timeout", str(args.timeout)]
+    flags = [
+        *(["--slurm"] if slurm else []),
+        *(["--ray"] if ray else []),
+        "--nodes",
+        str(args.nodes),
+        "--gpus-per-node",
+        str(args.gpus_per_node),
+        "--timeout",
+        str(args.timeout),
+    ]
     with (root / LOG).open("ab") as log:
         # its own session: it outlives this command, and no terminal's Ctrl-C or hangup reaches it
-        return subprocess.Popen([sys.executable, "-m", "langdec.localcluster", "hold", str(root), *flags],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "langdec.orchestration.localcluster", "hold", str(root), *flags],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=env,
+            start_new_session=True,
+        )
 
 
 def _tail(root: Path, lines: int = 15) -> str:
-    from ..localcluster import LOG
-    from ..urls import without_secrets
+    from langdec.core.urls import without_secrets
+    from langdec.orchestration.localcluster import LOG
 
     try:
         text = (root / LOG).read_text(errors="replace")
@@ -137,7 +156,7 @@ def _tail(root: Path, lines: int = 15) -> str:
 
 def _wait_up(root: Path, holder: subprocess.Popen, timeout: float) -> dict:
     """The holder's record once it is up; `timeout` bounds the whole start (each server's own is shorter)."""
-    from ..localcluster import LOG
+    from langdec.orchestration.localcluster import LOG
 
     deadline = time.time() + timeout
     while True:
@@ -145,7 +164,9 @@ def _wait_up(root: Path, holder: subprocess.Popen, timeout: float) -> dict:
         if state is not None and state["holder"].get("pid") == holder.pid:
             return state
         if holder.poll() is not None:
-            raise LangdecError(f"the local cluster did not start (exit {holder.returncode}); {root / LOG} ends:\n{_tail(root)}")
+            raise LangdecError(
+                f"the local cluster did not start (exit {holder.returncode}); {root / LOG} ends:\n{_tail(root)}"
+            )
         if time.time() > deadline:
             holder.terminate()  # our own child: it stops whatever it had started
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -155,7 +176,7 @@ def _wait_up(root: Path, holder: subprocess.Popen, timeout: float) -> dict:
 
 
 def cmd_up(args) -> int:
-    from ..localcluster import LOG, forget
+    from langdec.orchestration.localcluster import LOG, forget
 
     root = _root(args)
     who, state = _running(root)
@@ -163,8 +184,10 @@ def cmd_up(args) -> int:
         _print_up(state, f"already up in {root}")
         return 0
     if who is not None:
-        raise LangdecError(f"the local cluster in {root} is starting or stopping (holder pid {who['pid']}); "
-                           f"run `langdec cluster status --dir {root}` in a moment")
+        raise LangdecError(
+            f"the local cluster in {root} is starting or stopping (holder pid {who['pid']}); "
+            f"run `langdec cluster status --dir {root}` in a moment"
+        )
     slurm, ray = _choose(args)
     forget(root)  # a record of a holder that is gone
     what = ["PostgreSQL", "mlflow server", *(["SLURM"] if slurm else []), *(["Ray"] if ray else [])]
@@ -177,16 +200,20 @@ def cmd_up(args) -> int:
 
 def _leftovers(state: dict | None) -> list[str]:
     """The processes the record names that still run (the same pid with the same start time)."""
-    from ..localcluster import alive
+    from langdec.orchestration.localcluster import alive
 
     if not state:
         return []
-    return [f"{NAMES.get(name, name)} pid {pid}" for name, part in state.get("components", {}).items()
-            for pid, started in part.get("pids", []) if alive(pid, started)]
+    return [
+        f"{NAMES.get(name, name)} pid {pid}"
+        for name, part in state.get("components", {}).items()
+        for pid, started in part.get("pids", [])
+        if alive(pid, started)
+    ]
 
 
 def cmd_down(args) -> int:
-    from ..localcluster import alive, forget
+    from langdec.orchestration.localcluster import alive, forget
 
     root = _root(args)
     who, state = _running(root)
@@ -201,15 +228,19 @@ def cmd_down(args) -> int:
             print(f"note: still running, not started by a live holder and left alone: {', '.join(_leftovers(stale))}")
         return 0
     if not alive(who["pid"], who["started"]):
-        raise LangdecError(f"{root}: cannot tell which process holds the cluster (holder pid {who['pid']} is not the process "
-                           "that took the lock); nothing was stopped")
+        raise LangdecError(
+            f"{root}: cannot tell which process holds the cluster (holder pid {who['pid']} is not the process "
+            "that took the lock); nothing was stopped"
+        )
     os.kill(who["pid"], signal.SIGTERM)
     print(f"stopping the local cluster in {root} (holder pid {who['pid']}) ...", file=sys.stderr, flush=True)
     deadline = time.time() + args.timeout
     while alive(who["pid"], who["started"]):
         if time.time() > deadline:
-            raise LangdecError(f"the holder (pid {who['pid']}) did not stop in {args.timeout:.0f}s (--timeout); see "
-                               f"{root / 'cluster.log'}")
+            raise LangdecError(
+                f"the holder (pid {who['pid']}) did not stop in {args.timeout:.0f}s (--timeout); see "
+                f"{root / 'cluster.log'}"
+            )
         time.sleep(0.5)
     forget(root)
     left = _leftovers(state)
@@ -225,29 +256,48 @@ def cmd_status(args) -> int:
         print(f"no local cluster is running in {root} (start one: langdec cluster up --dir {root})")
         return NOT_RUNNING
     if state is None:
-        print(f"the local cluster in {root} is starting or stopping (holder pid {who['pid']}; log {root / 'cluster.log'})")
+        print(
+            f"the local cluster in {root} is starting or stopping (holder pid {who['pid']}; log {root / 'cluster.log'})"
+        )
         return NOT_RUNNING
     _print_up(state, f"up in {root}")
     return 0
 
 
 def register(command) -> None:
-    c = command("cluster", help="try the many-machine paths on this machine: PostgreSQL + mlflow server, SLURM, Ray "
-                                "(up, status, down)")
+    c = command(
+        "cluster",
+        help="try the many-machine paths on this machine: PostgreSQL + mlflow server, SLURM, Ray (up, status, down)",
+    )
     sub = c.add_subparsers(dest="action", required=True)
     where = {"default": None, "help": "the cluster's folder (default: $LANGDEC_HOME/cluster)"}
 
-    s = sub.add_parser("up", help="start PostgreSQL + mlflow server, SLURM and Ray here and print the exports (DIR/env.sh); "
-                                  "a running one is reported, not doubled")
+    s = sub.add_parser(
+        "up",
+        help="start PostgreSQL + mlflow server, SLURM and Ray here and print the exports (DIR/env.sh); "
+        "a running one is reported, not doubled",
+    )
     s.add_argument("--dir", **where)
-    s.add_argument("--slurm", action=argparse.BooleanOptionalAction, default=None,
-                   help="a SLURM cluster (default: when slurm-wlm is installed and this is root)")
-    s.add_argument("--ray", action=argparse.BooleanOptionalAction, default=None,
-                   help="a Ray cluster (default: when Ray is installed)")
+    s.add_argument(
+        "--slurm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a SLURM cluster (default: when slurm-wlm is installed and this is root)",
+    )
+    s.add_argument(
+        "--ray",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a Ray cluster (default: when Ray is installed)",
+    )
     s.add_argument("--nodes", type=int, default=2, help="nodes of each scheduler (default 2)")
     s.add_argument("--gpus-per-node", type=int, default=2, help="GPUs each node declares (fake ones; default 2)")
-    s.add_argument("--timeout", type=float, default=180, help="seconds each server may take to start (a loaded machine "
-                   "starts them slowly)")
+    s.add_argument(
+        "--timeout",
+        type=float,
+        default=180,
+        help="seconds each server may take to start (a loaded machine starts them slowly)",
+    )
     s.set_defaults(func=cmd_up)
 
     s = sub.add_parser("status", help="whether it is up, what runs, the exports (exit 3 when not running)")

@@ -7,22 +7,38 @@ from pathlib import Path
 
 
 def cmd_promote(args) -> int:
-    from .. import config, registry, tracking
+    from langdec.core import config
+    from langdec.tracking import registry
+    from langdec.tracking import runs as tracking
 
     tracking.configure()
     profile = config.load_profile(args.profile)
     result = registry.promote(profile.registered_model, args.alias, versions=args.version)
-    print(json.dumps({"registered_model": profile.registered_model, "alias": args.alias,
-                      "promoted": result.promoted, "refused": result.refused, "withdrawn": result.withdrawn,
-                      "load": f"mlflow.artifacts.download_artifacts('models:/{profile.registered_model}@<alias>') -> the adapter "
-                              "folder for PeftModel.from_pretrained(base, folder)"}, indent=2, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "registered_model": profile.registered_model,
+                "alias": args.alias,
+                "promoted": result.promoted,
+                "refused": result.refused,
+                "withdrawn": result.withdrawn,
+                "load": f"mlflow.artifacts.download_artifacts('models:/{profile.registered_model}@<alias>') -> the adapter "
+                "folder for PeftModel.from_pretrained(base, folder)",
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
     return 0
+
 
 def cmd_manifest(args) -> int:
     import tempfile
 
-    from .. import config, registry, tracking
-    from ..atomic import write_text
+    from langdec.core import config
+    from langdec.core.atomic import write_text
+    from langdec.tracking import registry
+    from langdec.tracking import runs as tracking
 
     tracking.configure()
     profile = config.load_profile(args.profile)
@@ -30,7 +46,7 @@ def cmd_manifest(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         # adapter digests need the files; the export path downloads them once
         manifest = registry.export(profile.registered_model, alias, Path(tmp) / "export")
-    from ..paths import work_dir
+    from langdec.core.paths import work_dir
 
     out = Path(args.out) if args.out else work_dir() / "manifest"  # never the repository root
     write_text(out / "manifest.json", json.dumps(manifest, indent=2))
@@ -38,15 +54,20 @@ def cmd_manifest(args) -> int:
     print(f"{len(manifest)} adapters -> {out / 'MANIFEST.md'}, {out / 'manifest.json'}")
     return 0
 
+
 def cmd_export(args) -> int:
-    from .. import config, registry, tracking
+    from langdec.core import config
+    from langdec.tracking import registry
+    from langdec.tracking import runs as tracking
 
     tracking.configure()
     profile = config.load_profile(args.profile)
     manifest = registry.export(profile.registered_model, args.alias or None, Path(args.dest), replace=args.force)
     for path in sorted(manifest):
         print(f"{args.dest}/{path}")
-    print(f"load one with: PeftModel.from_pretrained(base, {args.dest!r}, subfolder={sorted(manifest)[0].rstrip('/')!r})")
+    print(
+        f"load one with: PeftModel.from_pretrained(base, {args.dest!r}, subfolder={sorted(manifest)[0].rstrip('/')!r})"
+    )
     return 0
 
 
@@ -60,7 +81,9 @@ def register(command) -> None:
     s = command("manifest", help="write MANIFEST.md and manifest.json from the registry (never by hand)")
     s.add_argument("--alias", default="paper", help="only versions carrying this alias tag; '' for every live version")
     s.add_argument("--profile", default="smoke")
-    s.add_argument("--out", default=None, help="folder for MANIFEST.md and manifest.json (default: $LANGDEC_HOME/manifest)")
+    s.add_argument(
+        "--out", default=None, help="folder for MANIFEST.md and manifest.json (default: $LANGDEC_HOME/manifest)"
+    )
     s.set_defaults(func=cmd_manifest)
 
     s = command("export", help="write the promoted adapters in the published folder layout")

@@ -2,9 +2,11 @@
 
 A benchmark file names its task, label set, languages, hub source and local file format, and
 maps a record's fields onto an `Item` (`record:`): the prompt fields, the gold label and how to
-read it, the answer options. Reading is generic (TSV with or without header, JSONL, Parquet,
-hub), and one mapping accepts both the hub's and the original files' schema, so a new benchmark in a
-known format is one YAML file and its prompts.
+read it, the answer options. It also owns its wording per template set (`prompts:`) and its
+extractor chains (`extractors:`), and pulls shared parts (its task kind's chains, shared
+wording) in with `include:` (`core.includes`). Reading is generic (TSV with or without header,
+JSONL, Parquet, hub), and one mapping accepts both the hub's and the original files' schema, so a
+new benchmark in a known format is one YAML file (docs/architecture.md, "A new benchmark").
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ from __future__ import annotations
 import csv
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import yaml
-
-from .. import languages
-from ..paths import experiments_dir
-from ..schema import build
-from ..errors import LangdecError, did_you_mean
+from langdec.core import languages
+from langdec.core.errors import LangdecError, did_you_mean
+from langdec.core.includes import read_with_includes
+from langdec.core.paths import experiments_dir
+from langdec.core.schema import build
 
 TASKS = ("classification", "multiple_choice", "numeric")
 # how evaluation.max_items cuts a benchmark language: stratified = a seeded sample stratified by gold label, so a
@@ -44,13 +46,16 @@ class HubSource:
     id: str
     config: str
     split: str
-    items: int | None = None  # published rows per language in that split: a short download is flagged, and benchmarks/ sizes the matrix
+    items: int | None = (
+        None  # published rows per language in that split: a short download is flagged, and benchmarks/ sizes the matrix
+    )
 
 
 @dataclass
 class RecordMapping:
     """Where an item's parts are in a record. A path is a key, or dotted keys into nested records
     (`question.stem`); a list of paths takes the first that is present."""
+
     fields: dict[str, list[str]]  # prompt placeholder -> path(s)
     label: list[str]  # path(s) of the gold answer
     # label: a label word or its index in `labels`; letter: a 1-based number -> A, B, ...; text: as written; number: numeric text
@@ -64,6 +69,7 @@ class RecordMapping:
 class Pair:
     """A cross-lingual variant: `field` of each item comes from the parallel item (same row) in `language`
     (in `fallback` when the item's own language is `language`)."""
+
     field: str
     language: str = "en"
     fallback: str = "zh"
@@ -73,6 +79,7 @@ class Pair:
 class Translated:
     """A machine-translated variant: the items of `source_language`, their `fields` translated into each
     language by the profile's condition-5 translation backend (evaluation.machine_translation)."""
+
     source_language: str = "en"
     fields: list[str] = field(default_factory=lambda: ["text"])
 
@@ -90,11 +97,18 @@ class Benchmark:
     like: str | None = None
     pair: Pair | None = None
     translate: Translated | None = None
+    # template set -> {source: where the wording comes from, template -> instruction language -> text}
+    prompts: dict[str, dict[str, dict[str, str] | str]] = field(default_factory=dict)
+    extractors: dict[str, list[str]] = field(default_factory=dict)  # extractor name -> its chain of steps
     path: Path | None = None
 
     @property
     def family(self) -> str:
         return self.like or self.name
+
+    def templates(self, set_name: str) -> dict[str, dict[str, str]]:
+        """template -> instruction language -> text of one template set's wording ({} if the set has none)."""
+        return {name: by_lang for name, by_lang in self.prompts.get(set_name, {}).items() if isinstance(by_lang, dict)}
 
     def placeholders(self, lang: str) -> dict[str, str]:
         return {"code": lang, "flores": languages.flores(lang)}
@@ -121,30 +135,69 @@ def _all() -> dict[str, Benchmark]:
     out = {}
     variants = []
     for path in sorted(benchmarks_dir().glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        bench = build(Benchmark, data, str(path))
+        bench = build(Benchmark, read_with_includes(path), str(path))
+        bench.path = path
         if bench.like:
-            bench.path = path
+            if bench.prompts or bench.extractors:
+                raise LangdecError(
+                    f"{path}: a variant (like: {bench.like}) uses its family's prompts and extractor chains; "
+                    "remove its `prompts:` and `extractors:`"
+                )
             variants.append(bench)
             continue
-        if bench.hub is None or bench.local is None or bench.record is None:
-            raise LangdecError(f"{path}: a benchmark needs hub, local and record (or `like:` another benchmark)")
-        if bench.task not in TASKS:
-            raise LangdecError(f"{path}: task {bench.task!r}; valid tasks: {', '.join(TASKS)}")
-        if bench.name != path.stem:
-            raise LangdecError(f"{path}: name {bench.name!r} must match the file name")
-        if bench.record.label_kind not in LABEL_KINDS:
-            raise did_you_mean("label_kind", bench.record.label_kind, LABEL_KINDS)
-        bench.languages = [languages.normalise(l) for l in bench.languages]
-        bench.path = path
+        _check(bench)
         out[bench.name] = bench
     for variant in variants:
         base = out.get(variant.like)
         if base is None:
             raise did_you_mean(f"{variant.path}: like: benchmark", str(variant.like), out)
         languages_ = [languages.normalise(l) for l in variant.languages] or base.languages
-        out[variant.name] = Benchmark(variant.name, base.task, list(base.labels), languages_, base.hub, base.local, base.record,
-                                      like=base.name, pair=variant.pair, translate=variant.translate, path=variant.path)
+        out[variant.name] = Benchmark(
+            variant.name,
+            base.task,
+            list(base.labels),
+            languages_,
+            base.hub,
+            base.local,
+            base.record,
+            like=base.name,
+            pair=variant.pair,
+            translate=variant.translate,
+            path=variant.path,
+        )
+    return out
+
+
+def _check(bench: Benchmark) -> None:
+    """A family's declaration is complete and its names are known; its languages and prompts normalised."""
+    path = bench.path
+    if bench.hub is None or bench.local is None or bench.record is None:
+        raise LangdecError(f"{path}: a benchmark needs hub, local and record (or `like:` another benchmark)")
+    if bench.task not in TASKS:
+        raise LangdecError(
+            f"{path}: task {bench.task!r}; valid tasks: {', '.join(TASKS)} (or include shared/<task>.yaml)"
+        )
+    if bench.name != path.stem:
+        raise LangdecError(f"{path}: name {bench.name!r} must match the file name")
+    if bench.record.label_kind not in LABEL_KINDS:
+        raise did_you_mean("label_kind", bench.record.label_kind, LABEL_KINDS)
+    bench.languages = [languages.normalise(l) for l in bench.languages]
+    bench.prompts = {set_name: _wording(path, set_name, wording) for set_name, wording in bench.prompts.items()}
+
+
+def _wording(path: Path, set_name: str, wording: dict[str, dict[str, str] | str]) -> dict[str, dict[str, str] | str]:
+    """One template set's wording of a benchmark: a `source:` line, then template -> instruction language -> text."""
+    if not isinstance(wording.get("source"), str):
+        raise LangdecError(f"{path}: prompts.{set_name} needs `source:`, a line naming where its wording comes from")
+    out: dict[str, dict[str, str] | str] = {"source": wording["source"]}
+    for template, by_lang in wording.items():
+        if template == "source":
+            continue
+        if not isinstance(by_lang, dict) or not by_lang:
+            raise LangdecError(f"{path}: prompts.{set_name}.{template} must map instruction languages to text")
+        out[template] = {languages.normalise(lang): text for lang, text in by_lang.items()}
+    if len(out) == 1:
+        raise LangdecError(f"{path}: prompts.{set_name} has no template (give e.g. `template1: {{en: ...}}`)")
     return out
 
 
@@ -177,7 +230,9 @@ def _read_tsv(path: Path, local: LocalSource) -> list[dict[str, Any]]:
     out = []
     for number, row in enumerate(rows, start=2 if local.header else 1):
         if len(row) < len(header):
-            raise LangdecError(f"{path}:{number}: expected {len(header)} tab-separated columns ({', '.join(header)}), got {len(row)}")
+            raise LangdecError(
+                f"{path}:{number}: expected {len(header)} tab-separated columns ({', '.join(header)}), got {len(row)}"
+            )
         out.append(dict(zip(header, row)))
     return out
 
@@ -223,22 +278,36 @@ def _read_hub(bench: Benchmark, lang: str) -> list[dict[str, Any]]:
     if bench.hub.items and len(rows) != bench.hub.items:
         import warnings
 
-        warnings.warn(f"{bench.name} ({lang}): {bench.hub.id} {config}/{bench.hub.split} has {len(rows)} rows, the published "
-                      f"split has {bench.hub.items}; scores are not comparable with the study's until that is explained "
-                      f"(another dataset revision?)", stacklevel=2)
+        warnings.warn(
+            f"{bench.name} ({lang}): {bench.hub.id} {config}/{bench.hub.split} has {len(rows)} rows, the published "
+            f"split has {bench.hub.items}; scores are not comparable with the study's until that is explained "
+            f"(another dataset revision?)",
+            stacklevel=2,
+        )
     return rows
 
 
-def load(name: str, lang: str, *, source: str = "fixtures", limit: int | None = None, slice: str = "stratified",
-         seed: int = SLICE_SEED) -> list[Item]:
+def load(
+    name: str,
+    lang: str,
+    *,
+    source: str = "fixtures",
+    limit: int | None = None,
+    slice: str = "stratified",
+    seed: int = SLICE_SEED,
+) -> list[Item]:
     """Items of one benchmark in one language from `fixtures`, `hub`, or a file/folder path; with `limit`, the
     slice of that many that `slice` and `seed` pick (`slice_items`)."""
     bench = get(name)
     if bench.translate:
-        raise LangdecError(f"{name} is machine-translated: its items come from evaluation.machine_translation.items, "
-                           "which needs the profile's translation backend")
+        raise LangdecError(
+            f"{name} is machine-translated: its items come from evaluation.machine_translation.items, "
+            "which needs the profile's translation backend"
+        )
     if bench.like:
-        items = _paired(bench, languages.normalise(lang), source) if bench.pair else load(bench.like, lang, source=source)
+        items = (
+            _paired(bench, languages.normalise(lang), source) if bench.pair else load(bench.like, lang, source=source)
+        )
         return slice_items(items, limit, slice=slice, seed=seed, stratify=bench.task != "numeric")
     lang = languages.normalise(lang)
     if lang not in bench.languages:
@@ -250,7 +319,9 @@ def load(name: str, lang: str, *, source: str = "fixtures", limit: int | None = 
         root = fixtures_dir() if source == "fixtures" else Path(source)
         path = root if root.is_file() else root / bench.local.path.format(**bench.placeholders(lang))
         if not path.exists():
-            raise LangdecError(f"{name}/{lang}: no file at {path} (expected {bench.local.format} laid out as {bench.local.path})")
+            raise LangdecError(
+                f"{name}/{lang}: no file at {path} (expected {bench.local.format} laid out as {bench.local.path})"
+            )
         fmt = {".parquet": "parquet", ".jsonl": "jsonl"}.get(path.suffix, bench.local.format)
         records = _READERS[fmt](path, bench.local)
         where = str(path)
@@ -259,13 +330,16 @@ def load(name: str, lang: str, *, source: str = "fixtures", limit: int | None = 
         try:
             items.append(to_item(bench, record, number))
         except (KeyError, ValueError, IndexError, TypeError) as exc:
-            raise LangdecError(f"{where}: record {number + 1}: cannot read {bench.name} fields ({type(exc).__name__}: {exc})") from None
+            raise LangdecError(
+                f"{where}: record {number + 1}: cannot read {bench.name} fields ({type(exc).__name__}: {exc})"
+            ) from None
     return slice_items(items, limit, slice=slice, seed=seed, stratify=bench.task != "numeric")
 
 
 # --------------------------------------------------------------------------- slices (evaluation.max_items)
-def slice_items(items: list[Item], limit: int | None, *, slice: str = "stratified", seed: int = SLICE_SEED,
-                stratify: bool = True) -> list[Item]:
+def slice_items(
+    items: list[Item], limit: int | None, *, slice: str = "stratified", seed: int = SLICE_SEED, stratify: bool = True
+) -> list[Item]:
     """At most `limit` of `items`, kept in file order. stratified: each gold label gets its share of `limit`
     (`allocate`), and within a label the items ranked first by a keyed hash of (seed, item id) are taken, so
     the same seed draws the same ids from every run and from every language whose rows share ids (the same
@@ -337,8 +411,10 @@ def slice_record(items: dict[tuple[str, str], list[Item]], described: str) -> di
     digest over them all (two runs with the same digest were scored on the same items)."""
     import hashlib
 
-    cells = {f"{bench}/{data}": {"ids": [item.id for item in its], "labels": label_distribution(its)}
-             for (bench, data), its in sorted(items.items())}
+    cells = {
+        f"{bench}/{data}": {"ids": [item.id for item in its], "labels": label_distribution(its)}
+        for (bench, data), its in sorted(items.items())
+    }
     text = "\n".join(f"{cell}\t{item_id}" for cell, body in cells.items() for item_id in body["ids"])
     return {"slice": described, "digest": hashlib.sha256(text.encode()).hexdigest()[:16], "cells": cells}
 
@@ -421,13 +497,17 @@ def _paired(bench: Benchmark, lang: str, source: str) -> list[Item]:
     other = pair.language if lang != pair.language else pair.fallback
     own, theirs = load(bench.like, lang, source=source), load(bench.like, other, source=source)
     if len(own) != len(theirs):
-        raise LangdecError(f"{bench.name}: {bench.like} has {len(own)} items in {lang} but {len(theirs)} in {other}; "
-                           "a mixed pair needs parallel rows")
+        raise LangdecError(
+            f"{bench.name}: {bench.like} has {len(own)} items in {lang} but {len(theirs)} in {other}; "
+            "a mixed pair needs parallel rows"
+        )
     out = []
     for number, (mine, parallel) in enumerate(zip(own, theirs)):
         if mine.label != parallel.label:
-            raise LangdecError(f"{bench.name}: row {number + 1} is {mine.label!r} in {lang} but {parallel.label!r} in {other}; "
-                               "the rows are not parallel")
+            raise LangdecError(
+                f"{bench.name}: row {number + 1} is {mine.label!r} in {lang} but {parallel.label!r} in {other}; "
+                "the rows are not parallel"
+            )
         out.append(Item(mine.id, {**mine.fields, pair.field: parallel.fields[pair.field]}, mine.label, mine.options))
     return out
 

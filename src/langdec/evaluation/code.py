@@ -22,14 +22,21 @@ from typing import Any
 
 import yaml
 
-from ..paths import experiments_dir
-from ..schema import build
-from ..errors import LangdecError, did_you_mean
-from ..sandbox import Limits, Program, Sandbox, python_command
+from langdec.core.errors import LangdecError, did_you_mean
+from langdec.core.paths import experiments_dir
+from langdec.core.schema import build
+from langdec.evaluation.sandbox import Limits, Program, Sandbox, python_command
 
 FORMATS = ("mbpp", "multipl_e")
-JAVA_FLAGS = ["-Xmx256m", "-Xss1m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=32m",
-              "-XX:MaxMetaspaceSize=128m", "-XX:CompressedClassSpaceSize=64m"]
+JAVA_FLAGS = [
+    "-Xmx256m",
+    "-Xss1m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:ReservedCodeCacheSize=32m",
+    "-XX:MaxMetaspaceSize=128m",
+    "-XX:CompressedClassSpaceSize=64m",
+]
 # MBPP task-id ranges of the original release (the hub's "full" config splits the same way)
 MBPP_SPLITS = {"prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train": (601, 974)}
 MBPP_PROMPT = "You are an expert Python programmer, and here is your task: {text} Your code should pass these tests:\n\n{tests}\n[BEGIN]\n"
@@ -83,7 +90,9 @@ def code_benchmarks() -> dict[str, CodeBenchmark]:
         if bench.format not in FORMATS:
             raise LangdecError(f"{path}: format {bench.format!r}; valid formats: {', '.join(FORMATS)}")
         if bench.programming_language not in ("python", "java"):
-            raise LangdecError(f"{path}: programming_language {bench.programming_language!r}; langdec executes python and java")
+            raise LangdecError(
+                f"{path}: programming_language {bench.programming_language!r}; langdec executes python and java"
+            )
         bench.path = path
         out[bench.name] = bench
     return out
@@ -101,18 +110,24 @@ def _records(bench: CodeBenchmark, source: str, split: str) -> list[dict[str, An
         import datasets
 
         try:
-            rows = datasets.load_dataset(bench.hub.id, bench.hub.config, split=split if split != "test" else bench.hub.split)
+            rows = datasets.load_dataset(
+                bench.hub.id, bench.hub.config, split=split if split != "test" else bench.hub.split
+            )
         except Exception as exc:
-            raise LangdecError(f"{bench.name}: cannot load hf:{bench.hub.id} ({type(exc).__name__}: {str(exc)[:160]}). Offline? "
-                               f"Download it first, or use the local fixtures (evaluation.source=fixtures)") from None
+            raise LangdecError(
+                f"{bench.name}: cannot load hf:{bench.hub.id} ({type(exc).__name__}: {str(exc)[:160]}). Offline? "
+                f"Download it first, or use the local fixtures (evaluation.source=fixtures)"
+            ) from None
         return [dict(r) for r in rows]
-    from .benchmarks import fixtures_dir
+    from langdec.evaluation.benchmarks import fixtures_dir
 
     root = fixtures_dir() if source == "fixtures" else Path(source)
     path = root / bench.local.path
     if not path.exists():
-        raise LangdecError(f"{bench.name}: no local file {path} (declared in {bench.path}); pass the folder that holds "
-                           f"{bench.local.path} or use evaluation.source=hub")
+        raise LangdecError(
+            f"{bench.name}: no local file {path} (declared in {bench.path}); pass the folder that holds "
+            f"{bench.local.path} or use evaluation.source=hub"
+        )
     records = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -135,7 +150,7 @@ def source_digest(name: str, source: str) -> str:
     h = hashlib.sha256(bench.path.read_bytes() if bench.path else name.encode())
     h.update(source.encode())
     if source != "hub":
-        from .benchmarks import fixtures_dir
+        from langdec.evaluation.benchmarks import fixtures_dir
 
         local = (fixtures_dir() if source == "fixtures" else Path(source)) / bench.local.path
         if local.exists():
@@ -146,9 +161,18 @@ def source_digest(name: str, source: str) -> str:
 def _task(bench: CodeBenchmark, record: dict[str, Any]) -> CodeTask:
     if bench.format == "mbpp":
         tests = list(record["test_list"])
-        return CodeTask(str(record["task_id"]), MBPP_PROMPT.format(text=record["text"], tests="\n".join(tests)),
-                        "\n".join(tests), bench.stop, record.get("test_setup_code") or "", record.get("code"), record["text"])
-    return CodeTask(str(record["name"]), record["prompt"], record["tests"], list(record.get("stop_tokens") or bench.stop))
+        return CodeTask(
+            str(record["task_id"]),
+            MBPP_PROMPT.format(text=record["text"], tests="\n".join(tests)),
+            "\n".join(tests),
+            bench.stop,
+            record.get("test_setup_code") or "",
+            record.get("code"),
+            record["text"],
+        )
+    return CodeTask(
+        str(record["name"]), record["prompt"], record["tests"], list(record.get("stop_tokens") or bench.stop)
+    )
 
 
 def load(name: str, *, source: str = "hub", split: str = "test", limit: int | None = None) -> list[CodeTask]:
@@ -172,19 +196,30 @@ def program(bench: CodeBenchmark, task: CodeTask, completion: str) -> Program:
     System.exit(0)) before its tests ran fails."""
     marker = f"langdec-tests-done-{secrets.token_hex(8)}"
     if bench.programming_language == "python":
-        return Program({"main.py": f"{completion}\n\n{task.setup}\n{task.tests}\nprint({marker!r})\n"}, [python_command("main.py")],
-                       done_marker=marker)
+        return Program(
+            {"main.py": f"{completion}\n\n{task.setup}\n{task.tests}\nprint({marker!r})\n"},
+            [python_command("main.py")],
+            done_marker=marker,
+        )
     classpath = [*bench.java_classpath, *filter(None, os.environ.get("LANGDEC_JAVA_CLASSPATH", "").split(":"))]
     binds: list[str] = []
     for jar in classpath:
         binds += ["--ro-bind", str(Path(jar).resolve()), f"/classpath/{Path(jar).name}"]
     cp = ":".join([".", *(f"/classpath/{Path(j).name}" for j in classpath)])
     # the tests' own main runs first; the marker is printed only when it returns
-    runner = ("public class LangdecTestsDone { public static void main(String[] args) throws Throwable { Problem.main(args); "
-              f"System.out.println(\"{marker}\"); }} }}")
-    return Program({"Problem.java": task.prompt + completion + "\n" + task.tests, "LangdecTestsDone.java": runner},
-                   [["javac", *(f"-J{f}" for f in JAVA_FLAGS), "-cp", cp, "Problem.java", "LangdecTestsDone.java"],
-                    ["java", "-ea", *JAVA_FLAGS, "-cp", cp, "LangdecTestsDone"]], binds, done_marker=marker)
+    runner = (
+        "public class LangdecTestsDone { public static void main(String[] args) throws Throwable { Problem.main(args); "
+        f'System.out.println("{marker}"); }} }}'
+    )
+    return Program(
+        {"Problem.java": task.prompt + completion + "\n" + task.tests, "LangdecTestsDone.java": runner},
+        [
+            ["javac", *(f"-J{f}" for f in JAVA_FLAGS), "-cp", cp, "Problem.java", "LangdecTestsDone.java"],
+            ["java", "-ea", *JAVA_FLAGS, "-cp", cp, "LangdecTestsDone"],
+        ],
+        binds,
+        done_marker=marker,
+    )
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -212,16 +247,27 @@ class CodeSettings:
 def complete(scorer, tasks: list[CodeTask], settings: CodeSettings, progress: bool = False) -> list[list[str]]:
     """`samples` completions per task (greedy when temperature is 0), cut at the task's stop sequences.
     `scorer` is an evaluation backend's model (`evaluation.backends`)."""
-    outs = scorer.generate([t.prompt for t in tasks], max_new_tokens=settings.max_new_tokens,
-                           batch_size=settings.batch_size, max_prompt_tokens=settings.max_prompt_tokens, progress=progress,
-                           samples=settings.samples, temperature=settings.temperature,
-                           stop=sorted({s for t in tasks for s in t.stop}),
-                           truncation_side="left")  # a completion continues the prompt's end
+    outs = scorer.generate(
+        [t.prompt for t in tasks],
+        max_new_tokens=settings.max_new_tokens,
+        batch_size=settings.batch_size,
+        max_prompt_tokens=settings.max_prompt_tokens,
+        progress=progress,
+        samples=settings.samples,
+        temperature=settings.temperature,
+        stop=sorted({s for t in tasks for s in t.stop}),
+        truncation_side="left",
+    )  # a completion continues the prompt's end
     return [[truncate(o, t.stop) for o in per_task] for t, per_task in zip(tasks, outs)]
 
 
-def execute(bench: CodeBenchmark, tasks: list[CodeTask], completions: list[list[str]], settings: CodeSettings,
-            sandbox: Sandbox | None = None) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def execute(
+    bench: CodeBenchmark,
+    tasks: list[CodeTask],
+    completions: list[list[str]],
+    settings: CodeSettings,
+    sandbox: Sandbox | None = None,
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Run every candidate in the sandbox; pass@k per benchmark and one record per candidate."""
     jobs = [(t, s, c) for t, cs in zip(tasks, completions) for s, c in enumerate(cs)]
     own = sandbox is None
@@ -234,8 +280,19 @@ def execute(bench: CodeBenchmark, tasks: list[CodeTask], completions: list[list[
         if own:
             sandbox.close()
     seconds = time.perf_counter() - start
-    records = [{"benchmark": bench.name, "task_id": t.id, "sample": s, "completion": c, "status": r.status, "passed": r.passed,
-                "seconds": round(r.seconds, 3), "stderr": r.stderr[-800:]} for (t, s, c), r in zip(jobs, results)]
+    records = [
+        {
+            "benchmark": bench.name,
+            "task_id": t.id,
+            "sample": s,
+            "completion": c,
+            "status": r.status,
+            "passed": r.passed,
+            "seconds": round(r.seconds, 3),
+            "stderr": r.stderr[-800:],
+        }
+        for (t, s, c), r in zip(jobs, results)
+    ]
     per_task: dict[str, list[bool]] = {}
     for rec in records:
         per_task.setdefault(rec["task_id"], []).append(rec["passed"])
@@ -243,7 +300,9 @@ def execute(bench: CodeBenchmark, tasks: list[CodeTask], completions: list[list[
     n = settings.samples
     for k in settings.ks:
         if k <= n:
-            metrics[f"code.{bench.name}.pass_at_{k}"] = sum(pass_at_k(n, sum(v), k) for v in per_task.values()) / max(len(per_task), 1)
+            metrics[f"code.{bench.name}.pass_at_{k}"] = sum(pass_at_k(n, sum(v), k) for v in per_task.values()) / max(
+                len(per_task), 1
+            )
     metrics[f"code.{bench.name}.tasks"] = float(len(per_task))
     metrics[f"code.{bench.name}.candidates_per_s"] = len(jobs) / max(seconds, 1e-9)
     return metrics, records

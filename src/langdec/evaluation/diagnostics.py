@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
-from ..errors import did_you_mean
-from .benchmarks import Item
-from .matrix import CellScore, score
+from langdec.core.registry import Registry
+from langdec.evaluation.benchmarks import Item
+from langdec.evaluation.matrix import CellScore, score
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,9 @@ def tokens(text: str, lang: str) -> set[str]:
     return set(_WORD.findall(lowered))
 
 
-@functools.lru_cache(maxsize=65536)  # every cell of a data language reads the same pairs (extractors x templates x instr)
+@functools.lru_cache(
+    maxsize=65536
+)  # every cell of a data language reads the same pairs (extractors x templates x instr)
 def overlap(premise: str, hypothesis: str, lang: str) -> float:
     """Lexical overlap of an NLI pair: the share of the hypothesis's distinct tokens that also occur in the
     premise (McCoy et al.'s overlap rate), 0 for an empty hypothesis."""
@@ -127,17 +129,18 @@ def xnli_overlap(view: CellView) -> dict[str, float]:
     return out
 
 
-DIAGNOSTICS: dict[str, Diagnostic] = {d.name: d for d in (
-    Diagnostic("unparsed", unparsed),
-    Diagnostic("top_label_share", top_label_share),
-    Diagnostic("xnli_overlap", xnli_overlap, benchmarks=("xnli",), needs_items=True),
-)}
-
-
-def get(name: str) -> Diagnostic:
-    if name not in DIAGNOSTICS:
-        raise did_you_mean("diagnostic", name, DIAGNOSTICS)
-    return DIAGNOSTICS[name]
+DIAGNOSTICS: Registry[Diagnostic] = Registry(
+    "diagnostic",
+    {
+        d.name: d
+        for d in (
+            Diagnostic("unparsed", unparsed),
+            Diagnostic("top_label_share", top_label_share),
+            Diagnostic("xnli_overlap", xnli_overlap, benchmarks=("xnli",), needs_items=True),
+        )
+    },
+)
+get = DIAGNOSTICS.get
 
 
 def for_benchmark(benchmark: str) -> list[Diagnostic]:

@@ -2,7 +2,7 @@
 
 A step takes the previous value (text) and returns new text, or the final label
 (None = no answer). This module holds langdec's own steps; the study's two
-extractors are steps in `study_steps`. Chains are declared in experiments/extractors.yaml.
+extractors are steps in `study_steps`. Chains are declared per benchmark (`extractors:` in its file).
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from .prompts import and_words, answer_words
+from langdec.core.registry import Registry
+from langdec.evaluation.prompts import and_words, answer_words
 
 Step = Callable[[str, "Context"], "str | None"]
-STEPS: dict[str, Step] = {}
+STEPS: Registry[Step] = Registry("extractor step")
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,7 @@ class Context:
     task: str = ""
 
 
-def step(fn: Step) -> Step:
-    STEPS[fn.__name__] = fn
-    return fn
+step = STEPS.register  # @step: a step under its function's name
 
 
 class Label(str):
@@ -142,7 +141,10 @@ def refined_letter(text: str, ctx: Context) -> str | None:
 
 
 def _numbers(text: str) -> list[str]:
-    digits = "".join(str(unicodedata.decimal(c)) if unicodedata.decimal(c, None) is not None else c for c in unicodedata.normalize("NFKC", text))
+    digits = "".join(
+        str(unicodedata.decimal(c)) if unicodedata.decimal(c, None) is not None else c
+        for c in unicodedata.normalize("NFKC", text)
+    )
     found = re.findall(r"-?\d[\d,]*(?:\.\d+)?", digits)
     out = []
     for number in found:

@@ -1,9 +1,9 @@
-"""Answer extractors: registered steps chained per benchmark or task, versioned by their code and tables.
+"""Answer extractors: registered steps chained per benchmark, versioned by their code and tables.
 
 A chain runs its steps left to right; a step takes the previous value (text) and
-returns new text, or the final label (None = no answer). Chains are declared in
-experiments/extractors.yaml, per benchmark (`xnli: [...]`) or per task kind
-(`classification: [...]`); a benchmark's own chain wins. The steps live in
+returns new text, or the final label (None = no answer). experiments/extractors.yaml
+names the extractors; each benchmark's file gives its chain for every one of them
+(`extractors:`, usually from the shared/<task>.yaml it includes). The steps live in
 `extract_steps` (langdec's) and `study_steps` (the study's two extractors).
 """
 
@@ -16,13 +16,13 @@ import json
 import sys
 from dataclasses import dataclass
 
-import yaml
+from langdec.core.errors import LangdecError, did_you_mean
+from langdec.core.paths import experiments_dir
+from langdec.core.schema import read_yaml
+from langdec.evaluation import benchmarks, study_steps
+from langdec.evaluation.extract_steps import STEPS, Context, Label
+from langdec.evaluation.prompts import and_words, answer_words
 
-from ..paths import experiments_dir
-from ..errors import LangdecError, did_you_mean
-from . import benchmarks, study_steps
-from .extract_steps import STEPS, Context, Label
-from .prompts import and_words, answer_words
 
 @dataclass(frozen=True)
 class Extractor:
@@ -57,39 +57,61 @@ def _context(benchmark: str) -> Context:
     return Context(bench.family, tuple(bench.labels), bench.task)
 
 
-def _chain(path, name: str, spec: dict, bench: benchmarks.Benchmark) -> tuple[str, ...]:
-    steps = spec.get(bench.name) or spec.get(bench.task)
+def _chain(name: str, bench: benchmarks.Benchmark) -> tuple[str, ...]:
+    steps = bench.extractors.get(name)
     if not steps:
-        raise LangdecError(f"{path}: extractor {name!r} has no chain for benchmark {bench.name!r} "
-                           f"(give `{bench.name}:` or `{bench.task}:` a list of steps)")
+        raise LangdecError(
+            f"{bench.path}: no chain for extractor {name!r}; give `extractors: {name}: [steps]` "
+            f"or include the shared file of its task kind (shared/{bench.task}.yaml)"
+        )
     for s in steps:
-        if s not in STEPS:
-            raise did_you_mean("extractor step", s, STEPS)
+        STEPS.get(s, f"{bench.path}: extractors.{name}")  # an unknown step fails here, naming the file
     return tuple(steps)
+
+
+def _declared() -> dict[str, str]:
+    """Extractor name -> description, as experiments/extractors.yaml declares them."""
+    path = experiments_dir() / "extractors.yaml"
+    out = {}
+    for name, spec in read_yaml(path).items():
+        if not isinstance(spec, dict) or set(spec) - {"description"}:
+            raise LangdecError(
+                f"{path}: extractor {name!r} takes only `description:`; its chains are in the benchmark "
+                "files (`extractors:` in experiments/benchmarks/<name>.yaml)"
+            )
+        out[str(name)] = str(spec.get("description", ""))
+    return out
 
 
 @functools.lru_cache(maxsize=1)
 def extractors() -> dict[str, Extractor]:
-    path = experiments_dir() / "extractors.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    out = {}
+    declared = _declared()
     # variants (`like:`) use their family's chains and tables, so they add nothing to a version
-    families = [b for b in benchmarks.benchmark_names() if not benchmarks.get(b).like]
-    tables = {"answers": {b: answer_words(b) for b in families}, "and": and_words(),
-              "study": study_steps.terms()}
-    for name, spec in data.items():
-        known = {"description", *benchmarks.TASKS, *benchmarks.benchmark_names()}
-        unknown = sorted(set(spec) - known)
+    families = [benchmarks.get(b) for b in benchmarks.benchmark_names() if not benchmarks.get(b).like]
+    for bench in families:
+        unknown = sorted(set(bench.extractors) - set(declared))
         if unknown:
-            raise LangdecError(f"{path}: extractor {name!r} has unknown key(s) {', '.join(unknown)}; "
-                               f"valid: {', '.join(sorted(known))}")
-        chains = {b: _chain(path, name, spec, benchmarks.get(b)) for b in families}
+            raise LangdecError(
+                f"{bench.path}: extractors.{unknown[0]} is not an extractor (experiments/extractors.yaml); "
+                f"valid: {', '.join(sorted(declared))}"
+            )
+    tables = {
+        "answers": {b.name: answer_words(b.name) for b in families},
+        "and": and_words(),
+        "study": study_steps.terms(),
+    }
+    out = {}
+    for name, description in declared.items():
+        chains = {b.name: _chain(name, b) for b in families}
         # A version hashes the chains, the whole source of every module a used step lives in
         # (so helpers are covered too) and every table a step can read.
         modules = sorted({STEPS[s].__module__ for chain in chains.values() for s in chain})
-        material = json.dumps({"chains": chains, "code": [inspect.getsource(sys.modules[m]) for m in modules], "tables": tables},
-                              sort_keys=True, ensure_ascii=False)
-        out[name] = Extractor(name, str(spec.get("description", "")), chains, hashlib.sha256(material.encode()).hexdigest()[:10])
+        material = json.dumps(
+            {"chains": chains, "code": [inspect.getsource(sys.modules[m]) for m in modules], "tables": tables},
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        out[name] = Extractor(name, description, chains, hashlib.sha256(material.encode()).hexdigest()[:10])
     return out
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tqdm import tqdm
-
 
 TRUNCATION_SIDES = ("right", "left")
 
 
-def encode_prompts(tokenizer, prompts: Sequence[str], *, max_prompt_tokens: int, truncation_side: str = "right") -> list[list[int]]:
+def encode_prompts(
+    tokenizer, prompts: Sequence[str], *, max_prompt_tokens: int, truncation_side: str = "right"
+) -> list[list[int]]:
     """Token ids of each prompt (special tokens included) cut to `max_prompt_tokens`.
 
     `right` keeps the prompt's start and drops its end, as the study's preprocessing did
@@ -23,14 +24,27 @@ def encode_prompts(tokenizer, prompts: Sequence[str], *, max_prompt_tokens: int,
     saved = tokenizer.truncation_side
     tokenizer.truncation_side = truncation_side
     try:
-        return tokenizer(list(prompts), add_special_tokens=True, truncation=True, max_length=max_prompt_tokens)["input_ids"]
+        return tokenizer(list(prompts), add_special_tokens=True, truncation=True, max_length=max_prompt_tokens)[
+            "input_ids"
+        ]
     finally:
         tokenizer.truncation_side = saved
 
 
-def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, batch_size: int,
-             max_prompt_tokens: int, progress: bool = False, samples: int | None = None, temperature: float = 0.0,
-             stop: Sequence[str] | None = None, truncation_side: str = "right"):
+def generate(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    max_prompt_tokens: int,
+    progress: bool = False,
+    samples: int | None = None,
+    temperature: float = 0.0,
+    stop: Sequence[str] | None = None,
+    truncation_side: str = "right",
+):
     """Greedy continuations, batched by prompt length with left padding (as the study did).
 
     With `samples`, returns that many continuations per prompt (a list each), sampled at
@@ -51,9 +65,15 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
         if stop:
             options.update(stop_strings=list(stop), tokenizer=tokenizer)
         with torch.no_grad():
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                                 num_beams=1, pad_token_id=tokenizer.pad_token_id,
-                                 num_return_sequences=per_prompt if sampling else 1, **options)
+            out = model.generate(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                max_new_tokens=max_new_tokens,
+                num_beams=1,
+                pad_token_id=tokenizer.pad_token_id,
+                num_return_sequences=per_prompt if sampling else 1,
+                **options,
+            )
         texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
         for row, text in enumerate(texts):
             i = batch[row // (per_prompt if sampling else 1)]
@@ -64,18 +84,45 @@ def generate(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, b
     return [o if sampling else o * per_prompt for o in outputs]
 
 
-def choose_options(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]], *, batch_size: int,
-                   max_prompt_tokens: int, progress: bool = False, reuse_prefix: bool = True,
-                   truncation_side: str = "right") -> list[int]:
+def choose_options(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    options: Sequence[Sequence[str]],
+    *,
+    batch_size: int,
+    max_prompt_tokens: int,
+    progress: bool = False,
+    reuse_prefix: bool = True,
+    truncation_side: str = "right",
+) -> list[int]:
     """Index of the most likely option per prompt (sum of option-token log-probs)."""
-    scores = option_logprobs(model, tokenizer, prompts, options, batch_size=batch_size, max_prompt_tokens=max_prompt_tokens,
-                             progress=progress, reuse_prefix=reuse_prefix, truncation_side=truncation_side)
+    scores = option_logprobs(
+        model,
+        tokenizer,
+        prompts,
+        options,
+        batch_size=batch_size,
+        max_prompt_tokens=max_prompt_tokens,
+        progress=progress,
+        reuse_prefix=reuse_prefix,
+        truncation_side=truncation_side,
+    )
     return [max(range(len(s)), key=s.__getitem__) for s in scores]
 
 
-def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]], *, batch_size: int,
-                    max_prompt_tokens: int, progress: bool = False, reuse_prefix: bool = True,
-                    truncation_side: str = "right") -> list[list[float]]:
+def option_logprobs(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    options: Sequence[Sequence[str]],
+    *,
+    batch_size: int,
+    max_prompt_tokens: int,
+    progress: bool = False,
+    reuse_prefix: bool = True,
+    truncation_side: str = "right",
+) -> list[list[float]]:
     """Log-probability of each option after its prompt.
 
     With `reuse_prefix` the prompt runs once (its KV cache is then copied to each of its
@@ -96,14 +143,15 @@ def _left_padded(seqs: list[list[int]], pad: int):
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for row, seq in enumerate(seqs):
-        ids[row, width - len(seq):] = torch.tensor(seq)
-        mask[row, width - len(seq):] = 1
+        ids[row, width - len(seq) :] = torch.tensor(seq)
+        mask[row, width - len(seq) :] = 1
     # left padding must not shift rotary positions: count them from the first real token
     return ids, mask, (mask.cumsum(dim=1) - 1).clamp(min=0)
 
 
-def _scores_with_prefix_cache(model, pad: int, prompts: list[list[int]], option_ids: list[list[list[int]]], batch_size: int,
-                              progress: bool) -> list[list[float]]:
+def _scores_with_prefix_cache(
+    model, pad: int, prompts: list[list[int]], option_ids: list[list[list[int]]], batch_size: int, progress: bool
+) -> list[list[float]]:
     import torch
 
     device = next(model.parameters()).device
@@ -114,11 +162,16 @@ def _scores_with_prefix_cache(model, pad: int, prompts: list[list[int]], option_
     per_batch = max(1, batch_size // max(widest, 1))
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     for start in tqdm(range(0, len(order), per_batch), desc="log-likelihood", disable=not progress, leave=False):
-        batch = order[start:start + per_batch]
+        batch = order[start : start + per_batch]
         ids, mask, positions = _left_padded([prompts[i] for i in batch], pad)
         with torch.no_grad():
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                        use_cache=True, logits_to_keep=1)
+            out = model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                use_cache=True,
+                logits_to_keep=1,
+            )
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts each option's first token
         for b, i in enumerate(batch):
             for j, o in enumerate(option_ids[i]):
@@ -133,14 +186,19 @@ def _scores_with_prefix_cache(model, pad: int, prompts: list[list[int]], option_
         opt = torch.full((len(rows), width), pad, dtype=torch.long)
         opt_mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, o in enumerate(opts):
-            opt[r, :len(o)] = torch.tensor(o)
-            opt_mask[r, :len(o)] = 1  # right padding: later positions cannot affect earlier ones
+            opt[r, : len(o)] = torch.tensor(o)
+            opt_mask[r, : len(o)] = 1  # right padding: later positions cannot affect earlier ones
         select = torch.tensor([b for b, _ in rows])
         full_mask = torch.cat([mask[select], opt_mask], dim=1)
         opt_positions = positions[select, -1:] + 1 + torch.arange(width)
         with torch.no_grad():
-            logits = model(input_ids=opt.to(device), attention_mask=full_mask.to(device), position_ids=opt_positions.to(device),
-                           past_key_values=cache, use_cache=True).logits.float()
+            logits = model(
+                input_ids=opt.to(device),
+                attention_mask=full_mask.to(device),
+                position_ids=opt_positions.to(device),
+                past_key_values=cache,
+                use_cache=True,
+            ).logits.float()
         logprobs = torch.log_softmax(logits, dim=-1)
         for r, (b, j) in enumerate(rows):
             o = opts[r]
@@ -149,8 +207,9 @@ def _scores_with_prefix_cache(model, pad: int, prompts: list[list[int]], option_
     return scores
 
 
-def _scores_whole(model, pad: int, prompts: list[list[int]], option_ids: list[list[list[int]]], batch_size: int,
-                  progress: bool) -> list[list[float]]:
+def _scores_whole(
+    model, pad: int, prompts: list[list[int]], option_ids: list[list[list[int]]], batch_size: int, progress: bool
+) -> list[list[float]]:
     import torch
 
     pairs = [(p, j, prompts[p], o) for p, opts in enumerate(option_ids) for j, o in enumerate(opts)]
@@ -158,12 +217,16 @@ def _scores_whole(model, pad: int, prompts: list[list[int]], option_ids: list[li
     device = next(model.parameters()).device
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][2]) + len(pairs[i][3]))
     for start in tqdm(range(0, len(order), batch_size), desc="log-likelihood", disable=not progress, leave=False):
-        batch = [pairs[i] for i in order[start:start + batch_size]]
+        batch = [pairs[i] for i in order[start : start + batch_size]]
         ids, mask, positions = _left_padded([prompt + opt for _, _, prompt, opt in batch], pad)
         keep = max(len(opt) for *_, opt in batch) + 1  # `logits_to_keep` skips the prompt's vocabulary projection
         with torch.no_grad():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                           logits_to_keep=keep).logits.float()
+            logits = model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                logits_to_keep=keep,
+            ).logits.float()
         logprobs = torch.log_softmax(logits, dim=-1)
         for row, (p, j, _, opt) in enumerate(batch):
             # logits at position t predict token t+1; the option occupies the last len(opt) tokens

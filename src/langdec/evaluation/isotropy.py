@@ -45,17 +45,21 @@ def isoscore(points: torch.Tensor) -> float:
         return 0.0
     scaled = math.sqrt(n) * variances / norm  # step 3
     delta = float(torch.linalg.vector_norm(scaled - 1)) / math.sqrt(2 * (n - math.sqrt(n)))  # step 4
-    phi = (n - delta ** 2 * (n - math.sqrt(n))) ** 2 / n ** 2  # step 5
+    phi = (n - delta**2 * (n - math.sqrt(n))) ** 2 / n**2  # step 5
     return (n * phi - 1) / (n - 1)  # step 6
 
 
-def hidden_states(model, tokenizer, texts: list[str], *, max_tokens: int, max_length: int = 256, batch_size: int = 8) -> list[torch.Tensor]:
+def hidden_states(
+    model, tokenizer, texts: list[str], *, max_tokens: int, max_length: int = 256, batch_size: int = 8
+) -> list[torch.Tensor]:
     """Per layer (embeddings first), the representations of up to `max_tokens` real tokens of `texts`."""
     device = next(model.parameters()).device
     per_layer: list[list[torch.Tensor]] = []
     seen = 0
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+        enc = tokenizer(
+            texts[start : start + batch_size], return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        )
         with torch.no_grad():
             out = model(**{k: v.to(device) for k, v in enc.items()}, output_hidden_states=True)
         mask = enc["attention_mask"].bool()
@@ -69,7 +73,9 @@ def hidden_states(model, tokenizer, texts: list[str], *, max_tokens: int, max_le
     return [torch.cat(chunks)[:max_tokens] for chunks in per_layer]
 
 
-def measure(model, tokenizer, texts_by_language: dict[str, list[str]], *, max_tokens: int = 2000, seed: int = 0) -> dict[str, float]:
+def measure(
+    model, tokenizer, texts_by_language: dict[str, list[str]], *, max_tokens: int = 2000, seed: int = 0
+) -> dict[str, float]:
     """`isotropy.<lang>.layer<k>.avg_cos` and `.isoscore` for every language and layer."""
     metrics: dict[str, float] = {}
     for lang, texts in texts_by_language.items():

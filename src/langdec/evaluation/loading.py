@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import LangdecError
-from ..model import load_base_model, load_tokenizer
+from langdec.core.errors import LangdecError
+from langdec.models.loading import load_base_model, load_tokenizer
 
 if TYPE_CHECKING:
-    from ..config import ModelConfig
+    from langdec.core.config import ModelConfig
 
 
 def adapter_folder(adapter_uri: str | None) -> str | None:
@@ -28,7 +28,7 @@ def load_local(spec: ModelConfig, adapter_dir: str | None, *, quantization: str 
     """The base model of the profile's model section with the adapter in `adapter_dir` on top; NF4 only on a
     GPU (the training's quantization, as the adapter was trained on it) or where `allow_cpu` (training.allow_cpu)
     asks for it on CPU, and in whatever precision this machine scores best (scoring needs no fp16 loss scaling)."""
-    from ..effective import scoring_quantization
+    from langdec.models.effective import scoring_quantization
 
     quantization = scoring_quantization(quantization, allow_cpu)
     model = load_base_model(spec, quantization=quantization, precision="auto")
@@ -38,8 +38,12 @@ def load_local(spec: ModelConfig, adapter_dir: str | None, *, quantization: str 
         try:
             model = PeftModel.from_pretrained(model, adapter_dir)
         except (RuntimeError, ValueError, KeyError) as exc:  # size mismatch, unknown target modules
-            base = json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("base_model_name_or_path", "?")
-            raise LangdecError(f"{adapter_dir}: this adapter does not fit the profile's model {spec.id!r} (it was "
-                               f"trained on {base!r}): {str(exc).splitlines()[0][:200]}; use the profile of its base model") from None
+            base = json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get(
+                "base_model_name_or_path", "?"
+            )
+            raise LangdecError(
+                f"{adapter_dir}: this adapter does not fit the profile's model {spec.id!r} (it was "
+                f"trained on {base!r}): {str(exc).splitlines()[0][:200]}; use the profile of its base model"
+            ) from None
     model.eval()
     return model, load_tokenizer(spec, padding_side="left")

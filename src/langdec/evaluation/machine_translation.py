@@ -10,18 +10,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import LangdecError
-from ..translation import stage as translation
-from ..translation.units import Unit
-from . import benchmarks
-from .benchmarks import Item
+from langdec.core.errors import LangdecError
+from langdec.data.translation import stage as translation
+from langdec.data.translation.units import Unit
+from langdec.evaluation import benchmarks
+from langdec.evaluation.benchmarks import Item
 
 if TYPE_CHECKING:
-    from ..config import Profile
+    from langdec.core.config import Profile
 
 
-def items(name: str, lang: str, profile: Profile, *, source: str, limit: int | None = None, slice: str = "stratified",
-          seed: int = benchmarks.SLICE_SEED) -> list[Item]:
+def items(
+    name: str,
+    lang: str,
+    profile: Profile,
+    *,
+    source: str,
+    limit: int | None = None,
+    slice: str = "stratified",
+    seed: int = benchmarks.SLICE_SEED,
+) -> list[Item]:
     """The `translate:` variant `name` in `lang`: its source language's items with their fields translated; with
     `limit`, the source language's slice (benchmarks.slice_items), so a copy is scored on the items its original is."""
     bench = benchmarks.get(name)
@@ -36,8 +44,10 @@ def items(name: str, lang: str, profile: Profile, *, source: str, limit: int | N
         answers = translation.translator(backend, lang, cfg).translate_units(units)
     missing = [u.key for u in units if u.key not in answers]
     if missing:
-        raise LangdecError(f"{name} ({lang}): the translation backend left {len(missing)} of {len(units)} texts "
-                           f"untranslated ({cfg.backend}, {cfg.model}); try again or use another model")
+        raise LangdecError(
+            f"{name} ({lang}): the translation backend left {len(missing)} of {len(units)} texts "
+            f"untranslated ({cfg.backend}, {cfg.model}); try again or use another model"
+        )
     out = [Item(item.id, dict(item.fields), item.label, item.options) for item in originals]
     for k, (i, f) in enumerate(wanted):
         out[i].fields[f] = answers[f"s{k}"]

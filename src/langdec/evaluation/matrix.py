@@ -4,12 +4,12 @@ cells a condition is scored on, the uniform metric keys, and per-cell scoring.""
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
-from ..config import Condition
-from . import benchmarks
-from .prompts import DEFAULT_SET, instruction_languages
+from langdec.core.config import Condition
+from langdec.evaluation import benchmarks
+from langdec.evaluation.prompts import DEFAULT_SET, instruction_languages
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,9 @@ def ll_key(benchmark: str, data: str, stat: str = "acc") -> str:
     return f"ll.{benchmark}.data:{data}.{stat}"
 
 
-def instruction_languages_for(cond: Condition, trained: str | None, data_languages: list[str],
-                              prompt_set: str = DEFAULT_SET) -> list[str]:
+def instruction_languages_for(
+    cond: Condition, trained: str | None, data_languages: list[str], prompt_set: str = DEFAULT_SET
+) -> list[str]:
     available = set(instruction_languages(prompt_set))
     if cond.instruction_languages == "all" or not trained:
         langs = [l for l in data_languages if l in available]
@@ -43,8 +44,14 @@ def instruction_languages_for(cond: Condition, trained: str | None, data_languag
     return langs
 
 
-def cells(cond: Condition, trained: str | None, data_languages: list[str], bench_names: Iterable[str], templates: list[str],
-          prompt_set: str = DEFAULT_SET) -> list[Cell]:
+def cells(
+    cond: Condition,
+    trained: str | None,
+    data_languages: list[str],
+    bench_names: Iterable[str],
+    templates: list[str],
+    prompt_set: str = DEFAULT_SET,
+) -> list[Cell]:
     instr = instruction_languages_for(cond, trained, data_languages, prompt_set)
     out = []
     for bench_name in bench_names:

@@ -15,9 +15,9 @@ import re
 
 import yaml
 
-from ..paths import experiments_dir
-from ..errors import LangdecError
-from .extract_steps import Context, Label, step
+from langdec.core.errors import LangdecError
+from langdec.core.paths import experiments_dir
+from langdec.evaluation.extract_steps import Context, Label, step
 
 TERMS_FILE = "extractor_terms/study.yaml"
 

@@ -439,3 +439,19 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_squeue_that_does_not_answer_keeps_an_unfinished_task_live(tmp_path, monkeypatch):
+    """A requeue or a busy controller can leave squeue without an answer for a moment: `--wait` must not take
+    that for the end of a task that has written no result (it ended the preemption test's wait early)."""
+    import pickle
+
+    from langdec.orchestration.scheduling import slurm
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no squeue to ask: the answer is missing, as when the controller is busy
+    done = tmp_path / "0_result.pkl"
+    done.write_bytes(pickle.dumps(("success", {"status": "done"})))
+    record = {"job_id": "999", "tasks": ["999_0", "999_1"], "results": [str(done), str(tmp_path / "1_result.pkl")]}
+    states = slurm.scheduler_states(record)
+    assert states[0].state == "ended: done" and not states[0].live
+    assert states[1].live and "squeue did not answer" in states[1].state

@@ -371,6 +371,7 @@ def _submission(ladder: Ladder, job_name: str, jobs: list, pin: records.Pin | No
 
 
 LIVE = ("pending", "running", "configuring", "completing", "requeued", "suspended", "resizing", "signaling")
+UNANSWERED = records.Seen("unknown (squeue did not answer)", live=True)
 
 
 def describe(record: dict, index: int | None = None) -> str:
@@ -393,9 +394,16 @@ def scheduler_states(record: dict) -> dict[int, records.Seen]:
             text=True,
             timeout=30,
         )
-        lines = out.stdout.splitlines() if out.returncode == 0 else []
+        # a job SLURM has forgotten (past MinJobAge) is an answer: nothing queued; any other failure is none
+        forgotten = "invalid job id" in out.stderr.lower()
+        lines = out.stdout.splitlines() if out.returncode == 0 or forgotten else None
     except (OSError, subprocess.TimeoutExpired):
-        lines = []
+        lines = None
+    if lines is None:  # squeue did not answer (a busy controller): a task without a result may still be queued
+        return {
+            i: _ended(result) if _ended(result).state != "not in the queue" else UNANSWERED
+            for i, result in enumerate(record.get("results", []))
+        }
     queued: dict[int, records.Seen] = {}
     for line in lines:
         jid, state, node, reason = (line.split("|") + ["", "", "", ""])[:4]
@@ -436,7 +444,7 @@ def _ended(result: str) -> records.Seen:
 def wait(record: dict, options: Options, *, echo=print) -> bool:
     """Until no task of the array is pending or running (looking every `options.poll` seconds); says how many are in
     each state whenever that changes. True: how each item ended is MLflow's to say (the status table)."""
-    said = ""
+    said, settled = "", False
     while True:
         states = scheduler_states(record)
         counts: dict[str, int] = {}
@@ -447,8 +455,13 @@ def wait(record: dict, options: Options, *, echo=print) -> bool:
         if line != said:
             echo(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
             said = line
+        # a task in the middle of a requeue can be missing from one listing: the array is over when two agree
         if not any(seen.live for seen in states.values()):
-            return True
+            if settled:
+                return True
+            settled = True
+        else:
+            settled = False
         time.sleep(options.poll)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from langdec import cli
+
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -81,3 +83,16 @@ def real_profile(langdec_home):
     profile = config.load_profile("smollm2")
     model.model_source(profile.model)
     return profile
+
+
+def cli_exit(capsys, *argv: str) -> tuple[int, str]:
+    """`langdec --quiet ARGV` in this process: its exit status and what it wrote to stderr."""
+    code = cli.main(["--quiet", *argv])
+    return code, capsys.readouterr().err
+
+
+def one_error_line(err: str) -> str:
+    """The one `error:` line a refused command printed, asserting it printed one and no traceback."""
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]

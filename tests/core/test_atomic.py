@@ -12,8 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from langdec import cli
+from conftest import cli_exit, one_error_line
 
 GOOD = "def add(a, b):\n    return a + b\n"
 
@@ -25,15 +24,10 @@ def store_elsewhere(module_store) -> str:
     return module_store
 
 
-def _main(capsys, *argv: str) -> tuple[int, str]:
-    code = cli.main(["--quiet", *argv])
-    return code, capsys.readouterr().err
+_main = cli_exit
 
 
-def _one_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+_one_error = one_error_line
 
 
 _one_error_line = _one_error  # the name the first hostile round's tests call it by

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import cli_exit, one_error_line
 
 from langdec import cli
 from langdec.core import config, languages
@@ -171,15 +172,10 @@ def test_config_owns_the_values_its_stages_read():
 GOOD = "def add(a, b):\n    return a + b\n"
 
 
-def _main(capsys, *argv: str) -> tuple[int, str]:
-    code = cli.main(["--quiet", *argv])
-    return code, capsys.readouterr().err
+_main = cli_exit
 
 
-def _one_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+_one_error = one_error_line
 
 
 _one_error_line = _one_error  # the name the first hostile round's tests call it by

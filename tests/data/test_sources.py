@@ -9,21 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from langdec import cli
+from conftest import cli_exit, one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = "def add(a, b):\n    return a + b\n"
 
 
-def _main(capsys, *argv: str) -> tuple[int, str]:
-    code = cli.main(["--quiet", *argv])
-    return code, capsys.readouterr().err
+_main = cli_exit
 
 
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+_one_error_line = one_error_line
 
 
 def test_bad_source_rows_are_named(tmp_path, capsys):

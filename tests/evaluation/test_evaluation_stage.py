@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from langdec import cli
+from conftest import cli_exit, one_error_line
+
+_main = cli_exit
 
 
-def _main(capsys, *argv: str) -> tuple[int, str]:
-    code = cli.main(["--quiet", *argv])
-    return code, capsys.readouterr().err
-
-
-def _one_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+_one_error = one_error_line
 
 
 def test_reparse_of_an_unknown_run_is_one_line(capsys, module_store):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import cli_exit, one_error_line
 
-from langdec import cli
 from langdec.core import config
 from langdec.core.errors import LangdecError
 from langdec.orchestration import jobs
@@ -82,15 +82,10 @@ def test_a_ladder_names_its_probes_from_the_registry(tmp_path):
 
 
 # ---------------------------------------------------------------------- hostile cases: bad ladder files
-def _main(capsys, *argv: str) -> tuple[int, str]:
-    code = cli.main(["--quiet", *argv])
-    return code, capsys.readouterr().err
+_main = cli_exit
 
 
-def _one_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+_one_error = one_error_line
 
 
 @pytest.mark.parametrize(

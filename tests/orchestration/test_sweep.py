@@ -6,11 +6,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import cli_exit, one_error_line
 from mlflow.tracking import MlflowClient
 
 pytest.importorskip("optuna")
 
-from langdec import cli  # noqa: E402
 from langdec.core.errors import LangdecError  # noqa: E402
 from langdec.orchestration import sweep
 from langdec.tracking import runs as tracking  # noqa: E402
@@ -69,15 +69,10 @@ def test_bad_sweep_files_fail_before_training(tmp_path):
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _main(capsys, *argv: str) -> tuple[int, str]:
-    code = cli.main(["--quiet", *argv])
-    return code, capsys.readouterr().err
+_main = cli_exit
 
 
-def _one_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+_one_error = one_error_line
 
 
 @pytest.mark.parametrize("password", ["pw1234", "p@ss4321"])

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import cli_exit, one_error_line
 from mlflow.tracking import MlflowClient
 
 from langdec import cli
@@ -218,15 +219,10 @@ def test_a_hub_snapshot_whose_files_are_links_into_its_blob_store_imports(store,
 
 
 # ---------------------------------------------------------------------- hostile cases: links, seed folder copies, malformed files
-def _main(capsys, *argv: str) -> tuple[int, str]:
-    code = cli.main(["--quiet", *argv])
-    return code, capsys.readouterr().err
+_main = cli_exit
 
 
-def _one_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+_one_error = one_error_line
 
 
 GOOD_RESULTS = json.loads(

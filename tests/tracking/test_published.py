@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import cli_exit, one_error_line
 from mlflow.tracking import MlflowClient
 
 from langdec import cli
@@ -374,15 +375,10 @@ def test_a_report_refuses_runs_labelled_by_two_versions_of_an_extractor(imported
 
 
 # ---------------------------------------------------------------------- hostile cases: adapter folders
-def _main(capsys, *argv: str) -> tuple[int, str]:
-    code = cli.main(["--quiet", *argv])
-    return code, capsys.readouterr().err
+_main = cli_exit
 
 
-def _one_error(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+_one_error = one_error_line
 
 
 def test_an_adapter_folder_with_a_link_is_refused(tmp_path, capsys, module_store):

@@ -10,8 +10,8 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import cli_exit, one_error_line
 
-from langdec import cli
 from langdec.core import config
 from langdec.core.errors import LangdecError
 from langdec.tracking import registry
@@ -67,15 +67,10 @@ def test_a_policy_with_an_unknown_rule_is_refused(tmp_path):
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _main(capsys, *argv: str) -> tuple[int, str]:
-    code = cli.main(["--quiet", *argv])
-    return code, capsys.readouterr().err
+_main = cli_exit
 
 
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+_one_error_line = one_error_line
 
 
 def _policy(tmp_path: Path, text: str) -> Path:

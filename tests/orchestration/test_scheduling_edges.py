@@ -455,3 +455,32 @@ def test_a_squeue_that_does_not_answer_keeps_an_unfinished_task_live(tmp_path, m
     states = slurm.scheduler_states(record)
     assert states[0].state == "ended: done" and not states[0].live
     assert states[1].live and "squeue did not answer" in states[1].state
+
+
+def _commands(folder: Path, **scripts: str) -> None:
+    for name, body in scripts.items():
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    "scontrol, state, live",
+    [
+        ('echo "JobId=999 JobName=x JobState=PENDING Reason=BeginTime Restarts=1"', "pending (BeginTime)", True),
+        ('echo "JobId=999 JobState=REQUEUE_HOLD Reason=None"', "requeue_hold", True),
+        ('echo "JobId=999 JobState=COMPLETED Reason=None"', "ended: completed", False),
+        ('echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1', "not in the queue", False),
+        ("exit 1", "unknown (squeue did not answer)", True),
+    ],
+)
+def test_a_task_squeue_does_not_list_is_asked_of_the_controller(tmp_path, monkeypatch, scontrol, state, live):
+    """Under load squeue left a task mid-requeue out of its listings while the controller still held it (the CI run
+    of the preemption test ended its wait there): a task without a result that squeue does not list is looked up
+    with `scontrol show job`, and only the controller's 'invalid job id' makes it gone."""
+    from langdec.orchestration.scheduling import slurm
+
+    _commands(tmp_path, squeue="exit 0", scontrol=scontrol)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    record = {"job_id": "999", "tasks": ["999"], "results": [str(tmp_path / "0_result.pkl")]}
+    (seen,) = slurm.scheduler_states(record).values()
+    assert (seen.state, seen.live) == (state, live)

@@ -372,6 +372,7 @@ def _submission(ladder: Ladder, job_name: str, jobs: list, pin: records.Pin | No
 
 LIVE = ("pending", "running", "configuring", "completing", "requeued", "suspended", "resizing", "signaling")
 UNANSWERED = records.Seen("unknown (squeue did not answer)", live=True)
+SETTLE_S = 30.0  # how long `--wait` watches a task that left the queue without writing how it ended
 
 
 def describe(record: dict, index: int | None = None) -> str:
@@ -410,6 +411,7 @@ def scheduler_states(record: dict) -> dict[int, records.Seen]:
         if jid in index_of:
             where = f" on {node}" if node else (f" ({reason})" if reason and reason != "None" else "")
             queued[index_of[jid]] = records.Seen(f"{state.lower()}{where}", live=state.lower() in LIVE)
+    tasks = record.get("tasks", [])
     for index, result in enumerate(record.get("results", [])):
         seen = queued.get(index)
         if seen is not None and seen.live:
@@ -418,8 +420,29 @@ def scheduler_states(record: dict) -> dict[int, records.Seen]:
         ended = _ended(result)  # the task's own word on how it ended is better than squeue's state word
         if seen is not None and ended.state == "not in the queue":
             ended = records.Seen(f"ended: {seen.state}")
+        elif ended.state == "not in the queue" and index < len(tasks):
+            ended = _controller_state(tasks[index])
         states[index] = ended
     return states
+
+
+def _controller_state(task: str) -> records.Seen:
+    """A task squeue did not list and that wrote no result, asked of the controller directly: under load a task in
+    the middle of a requeue was missing from squeue's listings for seconds while the controller still held it."""
+    try:
+        out = subprocess.run(["scontrol", "show", "job", "-o", task], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return UNANSWERED
+    if out.returncode != 0:
+        return records.Seen("not in the queue") if "invalid job id" in out.stderr.lower() else UNANSWERED
+    fields = job_fields(out.stdout)
+    state = fields.get("JobState", "").lower()
+    if not state:
+        return UNANSWERED
+    if state in LIVE or state.startswith("requeue"):
+        reason = fields.get("Reason", "None")
+        return records.Seen(f"{state}" + (f" ({reason})" if reason not in ("None", "") else ""), live=True)
+    return records.Seen(f"ended: {state}")
 
 
 def _ended(result: str) -> records.Seen:
@@ -444,7 +467,7 @@ def _ended(result: str) -> records.Seen:
 def wait(record: dict, options: Options, *, echo=print) -> bool:
     """Until no task of the array is pending or running (looking every `options.poll` seconds); says how many are in
     each state whenever that changes. True: how each item ended is MLflow's to say (the status table)."""
-    said, settled = "", False
+    said, settled, looks = "", None, 0
     while True:
         states = scheduler_states(record)
         counts: dict[str, int] = {}
@@ -455,13 +478,16 @@ def wait(record: dict, options: Options, *, echo=print) -> bool:
         if line != said:
             echo(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
             said = line
-        # a task in the middle of a requeue can be missing from one listing: the array is over when two agree
+        # a task in the middle of a requeue can be missing from a listing: the array is over when two listings
+        # agree, and a task that vanished without a word of its own stays missing for SETTLE_S first
         if not any(seen.live for seen in states.values()):
-            if settled:
+            settled = settled if settled is not None else time.monotonic()
+            vanished = any(seen.state == "not in the queue" for seen in states.values())
+            if time.monotonic() - settled >= (SETTLE_S if vanished else 0) and looks > 0:
                 return True
-            settled = True
+            looks += 1
         else:
-            settled = False
+            settled, looks = None, 0
         time.sleep(options.poll)
 
 

@@ -4,12 +4,14 @@
     python docs/ui_screenshots.py --store mlflow.db --out docs/screenshots
 
 Writes langdec's saved views (`langdec ui --no-serve`), starts `mlflow server` on the store (loopback only)
-behind a small same-origin proxy, and photographs four pages:
+behind a small same-origin proxy, and photographs these pages:
   1. runs.png       - the run list in the "langdec: every run" view (flat, by name, stage and cell columns);
   2. conditions.png - the "langdec: conditions at a glance" view (evaluation runs grouped by condition and
                       language, summary columns averaged per group);
   3. compare.png    - MLflow's compare page for the conditions' evaluation runs;
-  4. report.png     - the report page (report.html, plots inline; the same page is the report run's artifact).
+  4. report.png     - the report page (report.html, plots inline; the same page is the report run's artifact);
+  5. model_version.png - the registered model's version page of one promoted adapter (its aliases, tags, source);
+  6. logged_model.png  - that version's logged model (MLflow 3): its evaluation runs and template scores.
 The proxy serves one extra page that sets what a browser remembers between visits (the model-training
 view; the assistant panel, which MLflow opens on a browser's first visit, closed) and then opens the view.
 Needs Chromium (Debian: apt-get install chromium). Prints each file it wrote; exits 2 with a one-line reason
@@ -128,11 +130,30 @@ def _shoot(chromium: str, url: str, out: Path, size: str) -> None:
     print(out)
 
 
+def _shoot_model(chromium: str, upstream: str, prepared, out: Path, name: str) -> None:
+    """The version page of the newest promoted (else newest) version of `name`, and its logged model's page."""
+    found = _api(upstream, "model-versions/search", {"filter": f"name = '{name}'", "max_results": 200})
+    versions = sorted(found.get("model_versions", []), key=lambda v: int(v["version"]))
+    if not versions:
+        return
+    promoted = [v for v in versions if v.get("aliases")]
+    version = (promoted or versions)[-1]
+    _shoot(chromium, prepared(f"/models/{name}/versions/{version['version']}"), out / "model_version.png", "1600,1100")
+    source = version.get("source", "")
+    if source.startswith("models:/m-"):
+        model_id = source.removeprefix("models:/")
+        request = urllib.request.Request(f"{upstream}/api/2.0/mlflow/logged-models/{model_id}")
+        model = json.loads(urllib.request.urlopen(request, timeout=10).read())["model"]
+        experiment = model["info"]["experiment_id"]
+        _shoot(chromium, prepared(f"/experiments/{experiment}/models/{model_id}"), out / "logged_model.png", "1600,1400")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="mlflow.db", help="the SQLite tracking store the ladder wrote")
     parser.add_argument("--experiment", default="phase-3-smoke")
     parser.add_argument("--out", default="docs/screenshots")
+    parser.add_argument("--model", default="langdec-smoke-adapters", help="the registered model whose pages to shoot")
     parser.add_argument(
         "--report", default=".langdec/reports/phase-3-smoke/report.html", help="the report page the report stage wrote"
     )
@@ -198,6 +219,7 @@ def main() -> int:
             out / "compare.png",
             "1600,1400",
         )
+        _shoot_model(chromium, upstream, prepared, out, args.model)
         # the report artifact as a page (the server sends artifacts as downloads, so the file the report stage wrote)
         page = Path(args.report).resolve()
         if page.is_file():

@@ -311,8 +311,9 @@ def test_manifest_and_export_in_the_published_layout(ladder, tmp_path):
     os.umask(umask)
     exported = [p for p in dest.rglob("*") if p.is_file()]
     assert exported and {p.stat().st_mode & 0o777 for p in exported} == {0o666 & ~umask}
-    run = client.get_model_version("langdec-smoke-adapters", "1").run_id
-    assert items.local_artifact(run, "adapter/adapter_model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+    source = client.get_model_version("langdec-smoke-adapters", "1").source  # the version's logged model
+    stored = Path(client.get_logged_model(source.removeprefix("models:/")).artifact_location.removeprefix("file://"))
+    assert (stored / "adapter_model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     # every exported LoRA is one vLLM's loader takes, and SERVING.md names each as a LoRA module
     assert all(m["vllm"] == {"loads": True, "problems": []} for m in manifest.values())
     serve = (dest / "SERVING.md").read_text()

@@ -141,7 +141,17 @@ def _register_published_run(result, adapter, job, profile) -> str:
     if "adapter/adapter_config.json" not in {
         a.path for a in mlflow.MlflowClient().list_artifacts(result.run_id, "adapter")
     }:
-        mlflow.MlflowClient().log_artifacts(result.run_id, str(adapter.path), "adapter")
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        from langdec.models import mlflow_model
+
+        with tempfile.TemporaryDirectory(prefix="published-") as tmp:
+            # a copy: the user's folder is never written to; the stored copy is an MLflow Model like every version
+            folder = Path(shutil.copytree(adapter.path, Path(tmp) / "adapter"))
+            mlflow_model.describe(folder, profile)
+            mlflow.MlflowClient().log_artifacts(result.run_id, str(folder), "adapter")
     evaluated = run.data.tags.get("langdec.evaluated_benchmarks", "").split(",")
     return registry.register_published(
         profile.registered_model,

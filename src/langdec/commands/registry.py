@@ -62,7 +62,11 @@ def cmd_export(args) -> int:
 
     tracking.configure()
     profile = config.load_profile(args.profile)
-    manifest = registry.export(profile.registered_model, args.alias or None, Path(args.dest), replace=args.force)
+    from langdec.analysis.model_card import write_cards
+
+    manifest = registry.export(
+        profile.registered_model, args.alias or None, Path(args.dest), replace=args.force, extras=write_cards
+    )
     for path in sorted(manifest):
         print(f"{args.dest}/{path}")
     print(
@@ -71,7 +75,39 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_registry(args) -> int:
+    from langdec.core import config
+    from langdec.tracking import runs as tracking
+    from langdec.tracking.upgrade import upgrade
+
+    tracking.configure()
+    name = config.load_profile(args.profile).registered_model
+    result = upgrade(name, dry_run=args.dry_run)
+    verb = "would upgrade" if args.dry_run else "upgraded"
+    for number, where in result.upgraded.items():
+        print(
+            f"version {number}: {verb} (MLmodel {'to be ' if args.dry_run else ''}written beside the adapter, {where})"
+        )
+    for number, why in result.skipped.items():
+        print(f"version {number}: left as it is: {why}")
+    print(
+        f"{name}: {len(result.upgraded)} {verb}, {len(result.already)} already MLflow Models"
+        + (f", {len(result.skipped)} left as they are" if result.skipped else "")
+    )
+    return 0
+
+
 def register(command) -> None:
+    r = command("registry", help="the registered model's versions as MLflow Models (upgrade)")
+    sub = r.add_subparsers(dest="action", required=True)
+    s = sub.add_parser(
+        "upgrade",
+        help="write the MLmodel of every version registered as a bare adapter folder (idempotent; says which)",
+    )
+    s.add_argument("--profile", default="smoke")
+    s.add_argument("--dry-run", action="store_true", help="say which versions would change; change nothing")
+    s.set_defaults(func=cmd_registry)
+
     s = command("promote", help="set an alias (e.g. paper) on the versions that pass registry/<policy>.yaml")
     s.add_argument("--alias", default="paper")
     s.add_argument("--profile", default="smoke")

@@ -445,6 +445,18 @@ def summary_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in sorted(groups.items())}
 
 
+def template_scores(metrics: dict[str, float]) -> dict[str, float]:
+    """Per template, benchmark and extractor, the mean accuracy over data and instruction languages, e.g.
+    template1.xnli.refined: the two templates side by side, as a model's page in MLflow shows them."""
+    groups: dict[str, list[float]] = {}
+    for key, value in metrics.items():
+        parts = key.split(".")
+        if key.startswith("gen.") and key.endswith(".acc") and len(parts) == 7:
+            _, extractor, template, bench, _data, _instr, _ = parts
+            groups.setdefault(f"{template}.{bench}.{extractor}", []).append(value)
+    return {k: sum(v) / len(v) for k, v in sorted(groups.items())}
+
+
 def _code(
     scorer: backends.ScoringModel, ev, source: str, progress: bool
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:

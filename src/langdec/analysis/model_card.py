@@ -89,13 +89,14 @@ class _NoAliases(yaml.SafeDumper):
 def card(path: str, entry: dict[str, Any], conf: dict[str, Any]) -> str:
     """The README.md of the exported folder `path` (a manifest entry's key)."""
     base = entry.get("base_model") or "unknown"
+    hub = conf.get("hub_ids", {}).get(base, base)  # the base model's Hugging Face id where langdec names it otherwise
     eval_run, metrics = evaluation_metrics(entry.get("run_id"))
     scores = template_scores(metrics)
     corpus = entry.get("corpus") or ""
     name = path.rstrip("/").split("/")[-1]
     tags = [*conf.get("tags", []), f"condition-{entry.get('condition')}", str(entry.get("phase")), str(entry["tier"])]
     front: dict[str, Any] = {
-        "base_model": base,
+        "base_model": hub,
         "library_name": "peft",
         "license": conf.get("licenses", {}).get(base, conf.get("default_license", "other")),
         "pipeline_tag": "text-generation",
@@ -114,10 +115,20 @@ def card(path: str, entry: dict[str, Any], conf: dict[str, Any]) -> str:
         f"version {entry.get('version')} of `{entry.get('registered_model')}`; trained by MLflow run "
         f"`{entry.get('run_id')}` on data digest `{entry['digests'].get('data')}`.",
         "",
+        *(
+            [
+                f"It was trained on `{base}`, which langdec converts from a file into a transformers folder; "
+                f"`{hub}` is the model that file was made from, not the same weights. Load the base as langdec "
+                "does (`langdec.models.loading.load_base_model`) for the numbers below.",
+                "",
+            ]
+            if hub != base
+            else []
+        ),
         "```python",
         "from peft import PeftModel",
         "from transformers import AutoModelForCausalLM",
-        f"base = AutoModelForCausalLM.from_pretrained({base!r})",
+        f"base = AutoModelForCausalLM.from_pretrained({hub!r})",
         f"model = PeftModel.from_pretrained(base, {name!r})",
         "```",
         "",

@@ -14,7 +14,6 @@ MLmodel names this module and carries the settings as data (the `langdec` flavor
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -228,13 +227,6 @@ def _prompts(model_input) -> list[str]:
 
 
 def _load_pyfunc(path: str, model_config: dict[str, Any] | None = None) -> AdapterPredictor:
-    """MLflow's entry into this flavor (`loader_module` in the MLmodel): `path` is the version's folder."""
-    folder = Path(path)
-    if folder.is_file():  # older MLflow passes the data path; the adapter is the folder around it
-        folder = folder.parent
-    return AdapterPredictor(folder)
-
-
-def base_summary(config: dict[str, Any]) -> str:
-    base = config.get("base", {})
-    return json.dumps({k: base.get(k) for k in ("id", "revision", "kind", "sha256", "commit") if base.get(k)})
+    """MLflow's entry into this flavor (`loader_module` in the MLmodel): `path` is the version's folder (the MLmodel
+    names no `data` path, so MLflow passes the model's own folder)."""
+    return AdapterPredictor(Path(path))

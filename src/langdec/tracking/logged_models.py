@@ -88,9 +88,9 @@ def link_scores(model_id: str, eval_run_id: str, metrics: dict[str, float]) -> i
     return len(batch)
 
 
-def link_version(model_id: str, name: str, version: str) -> None:
+def link_version(model_id: str, name: str, version: str, *, linked: bool = True) -> None:
     """Name the registered version on its logged model, as `mlflow.register_model` does (the model's page links
-    to the version through this tag)."""
+    to the version through this tag); `linked=False` takes the name away (a version removed again)."""
     import json
 
     from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
@@ -98,5 +98,7 @@ def link_version(model_id: str, name: str, version: str) -> None:
     client = _client()
     listed = json.loads(client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
     entry = {"name": name, "version": str(version)}
-    if entry not in listed:
-        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*listed, entry])})
+    kept = [e for e in listed if e != entry]
+    wanted = [*kept, entry] if linked else kept
+    if wanted != listed:
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(wanted)})

@@ -215,10 +215,10 @@ def _converge(
     lower = sorted((v for v in live_versions(name, key) if int(v.version) < number), key=lambda v: int(v.version))
     same = [v for v in lower if run_key and v.tags.get("run_key") == run_key]
     if same:
-        client.delete_model_version(name, str(mine.version))
+        _delete(name, mine)
         return _duplicate_of(same[0], run_id)
     if lower and not supersede:
-        client.delete_model_version(name, str(mine.version))
+        _delete(name, mine)
         v = lower[0]
         raise LangdecError(
             f"{name} version {v.version} was registered for {phase} {job.run_name} (run {v.run_id}) while this "
@@ -231,6 +231,14 @@ def _converge(
         if withdrawn:
             client.set_model_version_tag(name, mine.version, "withdrawn_from_superseded", ",".join(withdrawn))
     return str(mine.version)
+
+
+def _delete(name: str, version) -> None:
+    """Remove a version this process created and found redundant, and its name from its logged model."""
+    _client().delete_model_version(name, str(version.version))
+    model_id = logged_models.model_id_in(version.source)
+    if model_id:
+        logged_models.link_version(model_id, name, str(version.version), linked=False)
 
 
 def _duplicate_of(version, run_id: str) -> str:

@@ -153,7 +153,9 @@ def test_the_logged_model_carries_its_evaluation_and_template_scores(version):
     assert {"template1.xnli.refined", "template2.xnli.refined", "summary.xnli.en.refined"} <= set(scores)
     assert scores["summary.xnli.en.refined"].value == evaluation.data.metrics["summary.xnli.en.refined"]
     assert json.loads(model.tags["mlflow.modelVersions"]) == [{"name": NAME, "version": str(v.version)}]
-    assert model.source_run_id == v.run_id and model.name == v.tags["run_name"]
+    assert model.source_run_id == v.run_id and model.tags["langdec.run_name"] == v.tags["run_name"]
+    # named as MLflow names a model after its artifact path: the runs:/<run>/adapter of every langdec release finds it
+    assert model.name == "adapter" and mlflow.artifacts.list_artifacts(f"runs:/{v.run_id}/adapter")
 
 
 def _bare_version(v, tmp_path, tags: dict[str, str]) -> str:

@@ -1,6 +1,6 @@
-"""MLflow 3 logged models: each trained adapter is one (its folder an MLflow Model, `models.mlflow_model`), made by
-its training run, registered as a version whose source is `models:/<model_id>`, and carrying the template scores of
-every evaluation that scored it, so the model's page lists its evaluation runs beside its metrics.
+"""MLflow 3 logged models: each trained adapter is one (its folder an MLflow Model, `models.mlflow_model`), named
+`adapter` and made by its training run, registered as a version whose source is `models:/<model_id>`, and carrying
+the template scores of every evaluation that scored it, so the model's page lists its evaluation runs beside them.
 
 Older runs kept the adapter as the run's `adapter` artifact; `adapter_uri` finds whichever the run has."""
 
@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-ADAPTER = "adapter"  # the artifact path older runs used, and the model type of the logged models
+# the logged model's name, as MLflow names a model after its artifact path: `runs:/<run>/adapter`, the adapter of
+# a training run since langdec began, resolves to it
+ADAPTER = "adapter"
 MODEL_TYPE = "peft-adapter"
 
 

@@ -41,7 +41,7 @@ def save_adapter(trainer, tokenizer, run_id: str, job: Job, profile: Profile, da
             training = profile.training
             model_id = logged_models.begin(
                 run_id,
-                name=job.run_name,
+                name=logged_models.ADAPTER,  # MLflow resolves runs:/<run>/adapter to it, as before
                 params={
                     "condition": job.condition,
                     "lang": job.lang or "en",
@@ -52,7 +52,14 @@ def save_adapter(trainer, tokenizer, run_id: str, job: Job, profile: Profile, da
                     "lora_alpha": str(training.lora_alpha),
                     "quantization": training.quantization,
                 },
-                tags={"langdec.profile": profile.name, "langdec.data_digest": data_digest},
+                tags={
+                    "langdec.run_name": job.run_name,
+                    "langdec.profile": profile.name,
+                    "langdec.data_digest": data_digest,
+                    # the description on the model's page, where MLflow keeps a run's too
+                    "mlflow.note.content": f"{job.run_name}: the LoRA adapter of condition {job.condition}, "
+                    f"{job.lang or 'en'}, tier {job.tier}, seed {job.seed}, on {profile.model.id} (profile {profile.name})",
+                },
             )
             mlflow_model.describe(folder, profile, commit=commit, model_id=model_id)
         except OSError as exc:

@@ -355,7 +355,7 @@ def cell(store):
             tags={**key, "run_name": job.run_name, "run_key": run_key},
         )
         return types.SimpleNamespace(
-            version=str(made.version), run_id=made.run_id
+            version=str(made.version), run_id=made.run_id, source=made.source
         )  # versions as the REST store gives them
 
     return client, job, key, version

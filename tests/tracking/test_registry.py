@@ -134,3 +134,28 @@ def test_promotion_waits_for_the_registered_models_lock(module_store, tmp_path):
         assert proc.poll() is None and any("promoting langdec-smoke-adapters to paper" in line for line in lines)
     out = proc.stdout.read()
     assert proc.wait(timeout=120) == 0 and json.loads(out)["registered_model"] == "langdec-smoke-adapters"
+
+
+def test_a_version_removed_again_leaves_its_logged_models_version_list(store, tmp_path):
+    """_converge removes a redundant version it created; the logged model stops naming it (the model's page would
+    otherwise link a version that is gone)."""
+    from mlflow.tracking import MlflowClient
+
+    from langdec.tracking import logged_models
+
+    client = MlflowClient()
+    run = client.create_run(client.create_experiment("linked"))
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    model_id = logged_models.begin(run.info.run_id, name="adapter", params={}, tags={})
+    logged_models.finish(model_id, tmp_path / "adapter")
+    client.create_registered_model("linked")
+    kept, removed = (client.create_model_version("linked", f"models:/{model_id}", run.info.run_id) for _ in range(2))
+    for v in (kept, removed):
+        logged_models.link_version(model_id, "linked", v.version)
+    registry._delete("linked", removed)
+    listed = json.loads(client.get_logged_model(model_id).tags["mlflow.modelVersions"])
+    assert listed == [{"name": "linked", "version": str(kept.version)}]
+    assert [v.version for v in client.search_model_versions("name = 'linked'")] == [kept.version]
+    assert logged_models.model_of_run(run.info.run_id) == model_id
+    assert logged_models.adapter_uri(run.info.run_id) == f"models:/{model_id}"

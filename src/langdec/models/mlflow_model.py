@@ -163,10 +163,6 @@ def write(folder: Path, config: dict[str, Any], *, model_id: str | None = None) 
     written.save(str(folder / MLMODEL))
 
 
-def is_mlflow_model(folder: Path) -> bool:
-    return (folder / MLMODEL).is_file()
-
-
 def read_config(folder: Path) -> dict[str, Any]:
     from mlflow.models import Model
 

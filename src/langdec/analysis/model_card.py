@@ -12,7 +12,7 @@ import yaml
 from langdec.core.errors import LangdecError
 from langdec.core.paths import project_root
 from langdec.core.schema import read_yaml
-from langdec.evaluation.stage import template_scores
+from langdec.evaluation.stage import EVAL_STAGE, template_scores
 
 SETTINGS = "registry/model_card/card.yaml"  # beside the promotion policies, not one of them
 
@@ -30,11 +30,11 @@ def evaluation_metrics(run_id: str | None) -> tuple[str | None, dict[str, float]
         return None, {}
     client = MlflowClient()
     run = client.get_run(run_id)
-    if run.data.tags.get("langdec.stage") == "evaluate":
+    if run.data.tags.get("langdec.stage") == EVAL_STAGE:
         return run_id, run.data.metrics
-    found = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()],
-        f"tags.adapter_run = '{run_id}' and tags.`langdec.stage` = 'evaluate' and attributes.status = 'FINISHED'",
+    found = client.search_runs(  # an adapter is evaluated in its training run's experiment
+        [run.info.experiment_id],
+        f"tags.adapter_run = '{run_id}' and tags.`langdec.stage` = '{EVAL_STAGE}' and attributes.status = 'FINISHED'",
         order_by=["attributes.end_time DESC"],
         max_results=1,
     )

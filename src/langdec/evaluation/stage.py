@@ -435,13 +435,24 @@ def summary_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """The few columns a researcher sorts runs by: per benchmark and data language, the mean accuracy under
     each extractor (over templates and instruction languages) and by log-likelihood, e.g. summary.sib200.ur.refined."""
     groups: dict[str, list[float]] = {}
+    for (extractor, _template, bench, data, _instr), value in _generated_accuracies(metrics):
+        groups.setdefault(f"summary.{bench}.{data.removeprefix('data:')}.{extractor}", []).append(value)
+    for key, value in metrics.items():
+        parts = key.split(".")
+        if key.startswith("ll.") and key.endswith(".acc") and len(parts) == 4:
+            groups.setdefault(f"summary.{parts[1]}.{parts[2].removeprefix('data:')}.ll", []).append(value)
+    return _means(groups)
+
+
+def _generated_accuracies(metrics: dict[str, float]):
+    """(extractor, template, benchmark, data:<lang>, instr:<lang>), accuracy of every `gen.*.acc` cell metric."""
     for key, value in metrics.items():
         parts = key.split(".")
         if key.startswith("gen.") and key.endswith(".acc") and len(parts) == 7:
-            _, extractor, _template, bench, data, _instr, _ = parts
-            groups.setdefault(f"summary.{bench}.{data.removeprefix('data:')}.{extractor}", []).append(value)
-        elif key.startswith("ll.") and key.endswith(".acc") and len(parts) == 4:
-            groups.setdefault(f"summary.{parts[1]}.{parts[2].removeprefix('data:')}.ll", []).append(value)
+            yield tuple(parts[1:6]), value
+
+
+def _means(groups: dict[str, list[float]]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in sorted(groups.items())}
 
 
@@ -449,12 +460,9 @@ def template_scores(metrics: dict[str, float]) -> dict[str, float]:
     """Per template, benchmark and extractor, the mean accuracy over data and instruction languages, e.g.
     template1.xnli.refined: the two templates side by side, as a model's page in MLflow shows them."""
     groups: dict[str, list[float]] = {}
-    for key, value in metrics.items():
-        parts = key.split(".")
-        if key.startswith("gen.") and key.endswith(".acc") and len(parts) == 7:
-            _, extractor, template, bench, _data, _instr, _ = parts
-            groups.setdefault(f"{template}.{bench}.{extractor}", []).append(value)
-    return {k: sum(v) / len(v) for k, v in sorted(groups.items())}
+    for (extractor, template, bench, _data, _instr), value in _generated_accuracies(metrics):
+        groups.setdefault(f"{template}.{bench}.{extractor}", []).append(value)
+    return _means(groups)
 
 
 def _code(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from langdec.core.atomic import atomic_dir, user_modes
+from langdec.core.digests import file_sha256
 from langdec.core.errors import LangdecError
 from langdec.core.paths import project_root, work_dir
 
@@ -150,22 +151,6 @@ def _package_file(model_id: str) -> Path:
     )
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def _sha256(path: Path) -> str:
-    """The file's sha256, computed once per process for a file of this size and time (every load asks for it)."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _DIGESTS[key] = digest.hexdigest()
-    return _DIGESTS[key]
-
-
 def gguf_source(spec: ModelConfig) -> GgufSource | None:
     """The GGUF file the profile's model names, or None for a hub id, a model folder or the smoke model.
     A `model.revision` given for a GGUF file pins its sha256 (a prefix of 12 or more hex digits)."""
@@ -177,7 +162,7 @@ def gguf_source(spec: ModelConfig) -> GgufSource | None:
         path = Path(spec.id[len(GGUF_PREFIX) :] if spec.id.startswith(GGUF_PREFIX) else spec.id).expanduser()
         if not path.is_file():
             raise LangdecError(f"model.id {spec.id!r}: no GGUF file at {path.absolute()}; name an existing .gguf file")
-    digest = _sha256(path)
+    digest = file_sha256(path)
     pinned = (spec.revision or "").lower()
     if pinned and (len(pinned) < 12 or not digest.startswith(pinned)):
         raise LangdecError(

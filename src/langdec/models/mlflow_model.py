@@ -13,13 +13,13 @@ MLmodel names this module and carries the settings as data (the `langdec` flavor
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langdec.core.digests import files_sha256
 from langdec.core.errors import LangdecError
 
 if TYPE_CHECKING:
@@ -35,17 +35,11 @@ EXAMPLE_PROMPT = "Question: What is 2 + 3?\nAnswer:"
 
 
 def _weights_digest(folder: Path) -> str:
-    """sha256 over a local model folder's weight files (names and bytes, in name order)."""
-    digest = hashlib.sha256()
+    """sha256 over a local model folder's weight files (as a published adapter's folder is named)."""
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
     if not files:
         raise LangdecError(f"{folder}: no weight files (*.safetensors, *.bin) to identify the base model by")
-    for path in files:
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
+    return files_sha256(folder, files)
 
 
 def base_reference(spec: ModelConfig, *, commit: str | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ only what is missing. The pipeline, not training or evaluation, registers the ad
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from langdec.core.config import DATA_LANGUAGES, Condition, Job, Profile
@@ -51,7 +52,7 @@ class Adapter:
     run_id: str | None
     version: str | None = None
 
-    @property
+    @cached_property  # a lookup in the store, asked by the evaluation and again by each probe
     def uri(self) -> str | None:
         from langdec.tracking.logged_models import adapter_uri
 

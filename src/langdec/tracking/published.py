@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langdec.core.config import condition as get_condition
+from langdec.core.digests import files_sha256
 from langdec.core.errors import LangdecError
 
 if TYPE_CHECKING:
@@ -730,11 +731,7 @@ def _check_adapter_folder(path: Path) -> None:
 
 
 def _digest(folder: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(path.relative_to(folder).as_posix().encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
+    return files_sha256(folder, (p for p in folder.rglob("*") if p.is_file()))
 
 
 def resolve_adapter(spec: str) -> PublishedAdapter:

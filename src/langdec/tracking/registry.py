@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from langdec.core.config import Job, Profile, condition
+from langdec.core.digests import file_sha256
 from langdec.core.errors import LangdecError
 from langdec.core.paths import project_root
 from langdec.data import kinds
@@ -174,20 +175,16 @@ def _register(
     all_tags.update(kinds.get(condition(job.condition).data).registry_tags(profile))
     client = _client()
     # the run's logged model (an MLflow Model); a run from before logged models registers its `adapter` artifact
-    if not logged_models.model_id_in(source):
-        source = logged_models.adapter_uri(run_id)
-    if not logged_models.model_id_in(source):
+    model_id = logged_models.model_id_in(source) or logged_models.model_of_run(run_id)
+    if model_id:
+        source = f"models:/{model_id}"
+    else:
         source = mlflow.get_run(run_id).info.artifact_uri.rstrip("/") + "/adapter"
     version = client.create_model_version(
-        name,
-        source=source,
-        run_id=run_id,
-        tags=all_tags,
-        description=f"{phase} {job.run_name}",
-        model_id=logged_models.model_id_in(source),
+        name, source=source, run_id=run_id, tags=all_tags, description=f"{phase} {job.run_name}", model_id=model_id
     )
-    if logged_models.model_id_in(source):
-        logged_models.link_version(logged_models.model_id_in(source), name, str(version.version))
+    if model_id:
+        logged_models.link_version(model_id, name, str(version.version))
     return _converge(name, key, version, run_id, run_key, supersede=supersede, aliases=aliases, job=job, phase=phase)
 
 
@@ -556,16 +553,6 @@ def selected_versions(name: str, alias: str | None):
     return sorted(live, key=lambda v: int(v.version))
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_manifest(name: str, alias: str | None, adapters: dict[str, Path]) -> dict[str, Any]:
     """path -> phase, corpus, condition, version and digests, generated from the registry only."""
     out: dict[str, Any] = {}
@@ -594,7 +581,7 @@ def build_manifest(name: str, alias: str | None, adapters: dict[str, Path]) -> d
             "digests": {
                 "data": v.tags.get("data_digest"),
                 "transpiler": v.tags.get("transpiler_version"),
-                "adapter_sha256": _sha256(weights) if weights and weights.exists() else None,
+                "adapter_sha256": file_sha256(weights) if weights and weights.exists() else None,
             },
             "evaluation": {
                 "status": v.tags.get("evaluation_status"),

@@ -79,6 +79,8 @@ def quiet_libraries() -> None:
     import logging
 
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    # saving each adapter's MLmodel says it validated the input example, once per training run
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)
     # bitsandbytes looks for an optional CPU kernel package on import and warns on every command
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     # ... through the `kernels` package, which says offline that it skipped a trust check it never needed

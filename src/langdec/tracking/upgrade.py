@@ -57,7 +57,10 @@ def _upgrade_one(version) -> str:
             raise LangdecError(f"{version.source} holds no adapter_config.json: not a PEFT adapter folder")
         mlflow_model.describe(folder, profile)
         repo = get_artifact_repository(version.source)
-        for name in (*mlflow_model.WRITTEN, *mlflow_model.WRITTEN_OPTIONAL):
+        # the MLmodel last: its presence is what marks a version done, so an interrupted upgrade is finished by the
+        # next run instead of leaving a version without its environment files
+        written = (*mlflow_model.WRITTEN, *mlflow_model.WRITTEN_OPTIONAL)
+        for name in sorted(written, key=lambda name: name == mlflow_model.MLMODEL):
             if (folder / name).is_file():
                 repo.log_artifact(str(folder / name))
     return version.source

@@ -73,7 +73,7 @@ def test_a_version_is_an_mlflow_model_that_answers_as_langdec_evaluate(version, 
     assert v.source == f"models:/{logged_models.model_id_in(v.source)}"  # an MLflow 3 logged model
     folder = Path(mlflow.artifacts.download_artifacts(v.source, dst_path=str(tmp_path)))
     mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
-    assert mlmodel["flavors"]["python_function"]["loader_module"] == "langdec.models.mlflow_model"
+    assert mlmodel["flavors"]["python_function"]["loader_module"] == "langdec.evaluation.pyfunc"
     flavor = mlmodel["flavors"]["langdec"]
     assert flavor["base"]["kind"] == "smoke" and len(flavor["base"]["sha256"]) == 64
     assert not any(folder.glob("model.safetensors"))  # the base is referenced, never copied

@@ -5,10 +5,10 @@ registered version.
 Why a pyfunc with a loader module rather than the transformers flavor's PEFT support: the transformers flavor names
 the base model only by hub repository and commit, which the smoke model and a model converted from a GGUF file do
 not have, and it would generate with its own pipeline defaults, not with the prompt cut, batching and greedy decoding
-that `langdec evaluate` scores with. The loader module (this file) loads the base as the profile's model section
-names it, checks it is the base the adapter was trained on, puts the adapter on top and answers with
-`evaluation.inference.generate`: the same text as the hf backend for the same prompt. No pickle is involved: the
-MLmodel names this module and carries the settings as data (the `langdec` flavor).
+that `langdec evaluate` scores with. The loader module (`evaluation.pyfunc`) loads the base as the profile's model
+section names it, checks it is the base the adapter was trained on (`check_base`, `check_commit` here), puts the
+adapter on top and answers with `evaluation.inference.generate`: the same text as the hf backend for the same prompt.
+No pickle is involved: the MLmodel names that module and carries the settings as data (the `langdec` flavor).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from langdec.core.config import ModelConfig, Profile
 
 FLAVOR = "langdec"
-LOADER = "langdec.models.mlflow_model"
+LOADER = "langdec.evaluation.pyfunc"  # named, not imported: loading generates, which is evaluation's
 MLMODEL = "MLmodel"
 # what save_model writes beside the adapter's own files
 WRITTEN = (MLMODEL, "conda.yaml", "python_env.yaml", "requirements.txt", "input_example.json")
@@ -164,59 +164,3 @@ def read_config(folder: Path) -> dict[str, Any]:
     if FLAVOR not in flavors:
         raise LangdecError(f"{folder / MLMODEL}: no {FLAVOR!r} flavor; run `langdec registry upgrade`")
     return flavors[FLAVOR]
-
-
-def _model_config(config: dict[str, Any]) -> ModelConfig:
-    from langdec.core.config import ModelConfig
-
-    return ModelConfig(**config["model"])
-
-
-class AdapterPredictor:
-    """What `mlflow.pyfunc.load_model` returns the `predict` of: base + adapter, generating as `langdec evaluate`
-    does. Input: a DataFrame with a `prompt` column, a list of prompts, or one prompt; output: one text each."""
-
-    def __init__(self, folder: Path) -> None:
-        from langdec.evaluation.loading import load_local
-
-        self.config = read_config(folder)
-        spec = _model_config(self.config)
-        check_base(self.config["base"], spec)
-        self.model, self.tokenizer = load_local(
-            spec, str(folder), quantization=self.config["quantization"], allow_cpu=self.config["allow_cpu"]
-        )
-        check_commit(self.config["base"], getattr(self.model, "get_base_model", lambda: self.model)())
-
-    def predict(self, model_input, params: dict[str, Any] | None = None) -> list[str]:
-        from langdec.evaluation import inference
-
-        prompts = _prompts(model_input)
-        gen = {**self.config["generation"], **{k: v for k, v in (params or {}).items() if k == "max_new_tokens"}}
-        return inference.generate(
-            self.model,
-            self.tokenizer,
-            prompts,
-            max_new_tokens=int(gen["max_new_tokens"]),
-            batch_size=int(gen["batch_size"]),
-            max_prompt_tokens=int(gen["max_prompt_tokens"]),
-            truncation_side=gen["truncation_side"],
-        )
-
-
-def _prompts(model_input) -> list[str]:
-    if isinstance(model_input, str):
-        return [model_input]
-    if isinstance(model_input, dict):
-        model_input = model_input.get("prompt", next(iter(model_input.values()), []))
-        return [model_input] if isinstance(model_input, str) else [str(p) for p in model_input]
-    columns = getattr(model_input, "columns", None)
-    if columns is not None:
-        column = "prompt" if "prompt" in columns else columns[0]
-        return [str(p) for p in model_input[column].tolist()]
-    return [str(p) for p in model_input]
-
-
-def _load_pyfunc(path: str, model_config: dict[str, Any] | None = None) -> AdapterPredictor:
-    """MLflow's entry into this flavor (`loader_module` in the MLmodel): `path` is the version's folder (the MLmodel
-    names no `data` path, so MLflow passes the model's own folder)."""
-    return AdapterPredictor(Path(path))
